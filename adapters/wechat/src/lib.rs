@@ -1,0 +1,233 @@
+//! The WeChat Official Account adapter: verifies, decrypts and decodes webhook requests, and renders passive replies.
+//!
+//! Pure: bytes and strings in, data out. No I/O, no clock, no randomness of its own (the caller
+//! passes `now` and the 16 random bytes of an encrypted reply), so every path is testable and
+//! fuzzable. Protocol: `shared/reference/inbound.md` §2 (modes, messages, replies) and §1 (crypto).
+//!
+//! # Layout
+//!
+//! - `lib.rs`: [`WechatAccount`], the three entry points (`verify_url`, `decode`, `render_reply`).
+//! - `query.rs`: the signature parameters of the callback URL.
+//! - `wire.rs`: the XML envelope and message fields ([`wire::parse_envelope`], [`wire::parse_message`]).
+//! - `inbound.rs`: WeChat messages and events mapped to [`InboundMessage`], [`MessageKind`].
+//! - `reply.rs`: the passive text reply XML ([`render_text_reply`]).
+//! - `render.rs`, `split.rs`: markdown flattened to plain text, and long text split into messages.
+//!
+//! # Freshness
+//!
+//! No timestamp window is enforced: Tencent documents none, and retries of one message span about
+//! 15 s with (unverified) reuse of the original timestamp. Replays are absorbed by the core's dedup
+//! on [`InboundMessage::message_id`].
+
+use std::fmt;
+
+use botgate_contract::{AdapterError, InboundMessage};
+use botgate_wxcrypt::{signature_matches, CryptError, EncodingAesKey, WxCrypt};
+
+mod inbound;
+mod query;
+pub mod render;
+pub mod reply;
+mod split;
+pub mod wire;
+
+pub use inbound::MessageKind;
+pub use query::MAX_QUERY_BYTES;
+pub use render::{markdown_to_text, split_utf8};
+pub use reply::{render_text_reply, MAX_TEXT_REPLY_BYTES};
+pub use wire::MAX_BODY_BYTES;
+
+use query::{required, CallbackQuery, Mode};
+
+/// The body that acknowledges a message without replying: WeChat neither retries nor shows
+/// anything, and it needs no encryption even in safe mode (inbound.md §2.6).
+pub const ACKNOWLEDGE: &str = "success";
+
+/// One Official Account's callback settings, as configured in its console.
+#[derive(Clone)]
+pub struct WechatAccount {
+    token: String,
+    crypt: Option<WxCrypt>,
+    app_id: String,
+    require_encryption: bool,
+}
+
+/// A verified and decoded POST.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub message: InboundMessage,
+    /// What a passive reply to this request needs.
+    pub reply: ReplyContext,
+    pub kind: MessageKind,
+}
+
+/// Addressing and protection of the passive reply to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyContext {
+    /// The user's OpenID (the request's `FromUserName`): the reply's `ToUserName`.
+    pub user: String,
+    /// The account's original id (the request's `ToUserName`): the reply's `FromUserName`.
+    pub account: String,
+    /// Whether the request was encrypted, and so the reply must be.
+    pub encrypted: bool,
+    /// The request's `nonce`, echoed in an encrypted reply's envelope.
+    pub nonce: String,
+}
+
+impl WechatAccount {
+    /// `token`, the optional EncodingAESKey (`None` = a plaintext-only account), and `app_id`
+    /// (the receive id encrypted messages must be addressed to).
+    pub fn new(token: &str, key: Option<EncodingAesKey>, app_id: &str) -> Self {
+        Self {
+            token: token.to_owned(),
+            crypt: key.map(|key| WxCrypt::new(token, key, app_id)),
+            app_id: app_id.to_owned(),
+            require_encryption: false,
+        }
+    }
+
+    /// Refuses plaintext POSTs. Plaintext mode signs only token, timestamp and nonce, never the
+    /// body, and safe-mode URLs carry that same `signature`: anyone who saw one request URL could
+    /// replay it with a body of their choosing. Accounts running in safe mode should opt in.
+    pub fn require_encryption(mut self) -> Self {
+        self.require_encryption = true;
+        self
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    /// GET URL verification: `signature`, `timestamp`, `nonce`, `echostr` (URL-encoded). Returns
+    /// `echostr`, URL-decoded and otherwise byte for byte, when the 3-field signature matches.
+    pub fn verify_url(&self, query: &str) -> Result<String, AdapterError> {
+        let query = CallbackQuery::parse(query)?;
+        let signature = required(&query.signature, "signature")?;
+        let timestamp = required(&query.timestamp, "timestamp")?;
+        let nonce = required(&query.nonce, "nonce")?;
+        let echostr = required(&query.echostr, "echostr")?;
+        self.check_plain_signature(signature, timestamp, nonce)?;
+        Ok(echostr.to_owned())
+    }
+
+    /// POST: the mode is chosen per request from `encrypt_type`. Absent (or `raw`): plaintext,
+    /// `signature` is checked and the body parsed. `aes` (safe or compatible mode): only
+    /// `msg_signature` over `Encrypt` is checked (never `signature`, which covers no body), the
+    /// message is decrypted, and compatible mode's plaintext copies in the body are ignored.
+    pub fn decode(&self, query: &str, body: &[u8]) -> Result<Decoded, AdapterError> {
+        let query = CallbackQuery::parse(query)?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(AdapterError::TooLarge);
+        }
+        let (plaintext, encrypted) = match query.mode()? {
+            Mode::Plaintext => {
+                if self.require_encryption {
+                    return Err(AdapterError::Malformed(
+                        "plaintext request to an account that requires encryption".to_owned(),
+                    ));
+                }
+                let signature = required(&query.signature, "signature")?;
+                let timestamp = required(&query.timestamp, "timestamp")?;
+                let nonce = required(&query.nonce, "nonce")?;
+                self.check_plain_signature(signature, timestamp, nonce)?;
+                (wire::parse_message(body)?, false)
+            }
+            Mode::Aes => {
+                let crypt = self
+                    .crypt
+                    .as_ref()
+                    .ok_or(AdapterError::EncryptionNotConfigured)?;
+                let msg_signature = required(&query.msg_signature, "msg_signature")?;
+                let timestamp = required(&query.timestamp, "timestamp")?;
+                let nonce = required(&query.nonce, "nonce")?;
+                let encrypt = wire::parse_envelope(body)?.encrypt.ok_or_else(|| {
+                    AdapterError::Malformed("encrypted request without Encrypt".to_owned())
+                })?;
+                let decrypted = crypt
+                    .verify_and_decrypt(msg_signature, timestamp, nonce, &encrypt)
+                    .map_err(crypt_error)?;
+                (wire::parse_message(&decrypted)?, true)
+            }
+        };
+        let mapped = inbound::map_message(plaintext)?;
+        Ok(Decoded {
+            reply: ReplyContext {
+                user: mapped.message.sender.clone(),
+                account: mapped.account,
+                encrypted,
+                nonce: query.nonce.unwrap_or_default(),
+            },
+            message: mapped.message,
+            kind: mapped.kind,
+        })
+    }
+
+    /// A passive text reply for a decoded request: the plaintext XML in plaintext mode; in aes
+    /// modes the encrypted envelope with `TimeStamp` = `now_secs`, `Nonce` = the request's nonce
+    /// and the given 16 random bytes. Keep `text` within [`MAX_TEXT_REPLY_BYTES`].
+    pub fn render_reply(
+        &self,
+        context: &ReplyContext,
+        text: &str,
+        now_secs: u64,
+        random: &[u8; 16],
+    ) -> String {
+        let xml = render_text_reply(&context.user, &context.account, now_secs, text);
+        if !context.encrypted {
+            return xml;
+        }
+        match &self.crypt {
+            Some(crypt) => crypt.encrypt_reply_xml(
+                xml.as_bytes(),
+                &now_secs.to_string(),
+                &context.nonce,
+                random,
+            ),
+            // Only a context built by hand gets here (this account never decodes an encrypted
+            // request without a key). Never downgrade to plaintext: acknowledge without a reply.
+            None => ACKNOWLEDGE.to_owned(),
+        }
+    }
+
+    fn check_plain_signature(
+        &self,
+        signature: &str,
+        timestamp: &str,
+        nonce: &str,
+    ) -> Result<(), AdapterError> {
+        if signature_matches(signature, &[&self.token, timestamp, nonce]) {
+            Ok(())
+        } else {
+            Err(AdapterError::BadSignature)
+        }
+    }
+}
+
+impl fmt::Debug for WechatAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WechatAccount")
+            .field("token", &"<redacted>")
+            .field(
+                "key",
+                &if self.crypt.is_some() {
+                    "<redacted>"
+                } else {
+                    "none"
+                },
+            )
+            .field("app_id", &self.app_id)
+            .field("require_encryption", &self.require_encryption)
+            .finish()
+    }
+}
+
+fn crypt_error(error: CryptError) -> AdapterError {
+    match error {
+        CryptError::BadSignature => AdapterError::BadSignature,
+        CryptError::WrongReceiver => AdapterError::WrongReceiver,
+        CryptError::Base64
+        | CryptError::BadLength
+        | CryptError::BadPadding
+        | CryptError::BadFrame => AdapterError::Decrypt(error.to_string()),
+    }
+}

@@ -1,0 +1,319 @@
+//! The conversation core: one inbound message in, at most one reply out, for any platform.
+//!
+//! Policy lives here (commands, farewell, memory, ordering, what to say when the LLM fails);
+//! platforms live in the adapters, and the core never sees their wire formats.
+
+mod bot;
+pub mod commands;
+mod locks;
+
+pub use bot::Bot;
+pub use locks::KeyedLocks;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use botgate_contract::{Content, InboundMessage};
+
+use crate::llm::{Completion, CompletionRequest, DeltaSink, LlmError};
+use crate::store::{Store, StoreError, Turn};
+use commands::Command;
+
+/// Why a reply says what it says; platforms and metrics use it, users only see the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    Answer,
+    Rule,
+    Command,
+    Farewell,
+    Welcome,
+    Refusal,
+    Fallback,
+    /// A fixed notice, e.g. "please type" for voice without recognition.
+    Notice,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    pub kind: ReplyKind,
+}
+
+impl Reply {
+    fn new(text: impl Into<String>, kind: ReplyKind) -> Self {
+        Reply {
+            text: text.into(),
+            kind,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("no bot named `{0}`")]
+    UnknownBot(String),
+    #[error("conversation store unavailable: {0}")]
+    Store(#[from] StoreError),
+}
+
+pub struct Conversations {
+    store: Store,
+    bots: HashMap<String, Bot>,
+    locks: KeyedLocks,
+    key_prefix: String,
+    max_turns: usize,
+    session_ttl: Duration,
+}
+
+/// Bailian forgets a `session_id` after an hour; remember it a little less long.
+const BAILIAN_SESSION_TTL_CAP: Duration = Duration::from_secs(3500);
+
+impl Conversations {
+    pub fn new(
+        store: Store,
+        bots: HashMap<String, Bot>,
+        key_prefix: String,
+        max_turns: usize,
+        session_ttl: Duration,
+    ) -> Self {
+        Conversations {
+            store,
+            bots,
+            locks: KeyedLocks::default(),
+            key_prefix,
+            max_turns,
+            session_ttl,
+        }
+    }
+
+    pub fn bot(&self, name: &str) -> Option<&Bot> {
+        self.bots.get(name)
+    }
+
+    pub fn bots(&self) -> impl Iterator<Item = &Bot> {
+        self.bots.values()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// The storage key of a conversation; everything about it hangs off this.
+    pub fn conversation_key(&self, bot: &str, message: &InboundMessage) -> String {
+        format!(
+            "{}:{bot}:{}:{}",
+            self.key_prefix, message.platform, message.conversation
+        )
+    }
+
+    /// Handles one message. `on_delta` sees the LLM answer as it streams. Returns `None` when
+    /// the message needs no reply (unsubscribe, ignored events, empty text).
+    #[tracing::instrument(skip_all, fields(bot = bot_name, platform = %message.platform, message_id = %message.message_id))]
+    pub async fn handle(
+        &self,
+        bot_name: &str,
+        message: &InboundMessage,
+        on_delta: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> Result<Option<Reply>, CoreError> {
+        let bot = self
+            .bots
+            .get(bot_name)
+            .ok_or_else(|| CoreError::UnknownBot(bot_name.to_owned()))?;
+        let key = self.conversation_key(bot_name, message);
+        let _turn = self.locks.lock(&key).await;
+        let settings = &bot.settings;
+        let text = match &message.content {
+            Content::Text(text) => text.trim(),
+            Content::Voice {
+                recognition: Some(text),
+            } if !text.trim().is_empty() => text.trim(),
+            Content::Voice { .. } => {
+                return Ok(Some(Reply::new(
+                    &settings.voice_unrecognized,
+                    ReplyKind::Notice,
+                )))
+            }
+            Content::Image { url } => {
+                if !settings.images {
+                    return Ok(Some(Reply::new(
+                        &settings.image_unsupported,
+                        ReplyKind::Notice,
+                    )));
+                }
+                let images = [url.clone()];
+                return self
+                    .ask(bot, &key, "请描述这张图片。", &images, on_delta)
+                    .await
+                    .map(Some);
+            }
+            Content::FirstContact => {
+                return Ok(Some(Reply::new(&settings.welcome, ReplyKind::Welcome)))
+            }
+            Content::Left => {
+                self.forget(&key).await?;
+                return Ok(None);
+            }
+            Content::Ignored { .. } => return Ok(None),
+        };
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match commands::command(text) {
+            Some(Command::Reset) => {
+                self.forget(&key).await?;
+                return Ok(Some(Reply::new(
+                    commands::RESET_CONFIRMATION,
+                    ReplyKind::Command,
+                )));
+            }
+            Some(Command::Help) => {
+                return Ok(Some(Reply::new(commands::HELP_TEXT, ReplyKind::Command)))
+            }
+            None => {}
+        }
+        if commands::is_farewell(text, &settings.farewell_phrases) {
+            self.forget(&key).await?;
+            return Ok(Some(Reply::new(&settings.farewell, ReplyKind::Farewell)));
+        }
+        if let Some(answer) = bot.front_rules().and_then(|rules| rules.find(text)) {
+            let answer = answer.to_owned();
+            self.remember(&key, text, &answer).await;
+            return Ok(Some(Reply::new(answer, ReplyKind::Rule)));
+        }
+        self.ask(bot, &key, text, &[], on_delta).await.map(Some)
+    }
+
+    async fn ask(
+        &self,
+        bot: &Bot,
+        key: &str,
+        text: &str,
+        images: &[String],
+        on_delta: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> Result<Reply, CoreError> {
+        let session_key = format!("{key}:bailian_session");
+        let (history, session_id) = if bot.uses_bailian_session() {
+            (Vec::new(), self.store.get(&session_key).await?)
+        } else {
+            (self.store.history(&format!("{key}:history")).await?, None)
+        };
+        let request = CompletionRequest {
+            history: &history,
+            user: text,
+            images,
+            session_id: session_id.as_deref(),
+        };
+        let mut sink = DeltaSink::new(on_delta);
+        let started = std::time::Instant::now();
+        match bot.llm.complete(&request, &mut sink).await {
+            Ok(completion) => {
+                tracing::info!(
+                    provider = bot.llm.kind(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    answer_bytes = completion.text.len(),
+                    request_id = completion.request_id.as_deref().unwrap_or(""),
+                    "answered"
+                );
+                if completion.text.trim().is_empty() {
+                    tracing::warn!(
+                        request_id = completion.request_id.as_deref().unwrap_or(""),
+                        "llm returned an empty answer"
+                    );
+                    return Ok(Reply::new(&bot.settings.fallback, ReplyKind::Fallback));
+                }
+                if let Some(session_id) = &completion.session_id {
+                    if bot.uses_bailian_session() {
+                        let ttl = self.session_ttl.min(BAILIAN_SESSION_TTL_CAP);
+                        if let Err(error) = self.store.set(&session_key, session_id, ttl).await {
+                            tracing::error!(%error, "could not remember the bailian session id");
+                        }
+                    }
+                }
+                let text = render_answer(bot, &completion);
+                if !bot.uses_bailian_session() {
+                    self.remember(key, request.user, &completion.text).await;
+                }
+                let kind = if matches!(*bot.llm, crate::llm::Llm::Rules(_)) {
+                    ReplyKind::Rule
+                } else {
+                    ReplyKind::Answer
+                };
+                Ok(Reply::new(text, kind))
+            }
+            Err(error) => Ok(self.failure_reply(bot, &error)),
+        }
+    }
+
+    fn failure_reply(&self, bot: &Bot, error: &LlmError) -> Reply {
+        let request_id = error.request_id().unwrap_or("");
+        match error {
+            LlmError::ContentRejected { .. } => {
+                tracing::warn!(request_id, "content moderation rejected the exchange");
+                Reply::new(&bot.settings.refusal, ReplyKind::Refusal)
+            }
+            LlmError::Unauthorized { .. } | LlmError::BadRequest { .. } => {
+                // An operator must act (bad key, unpublished app, wrong workspace, arrears):
+                // loud, with Bailian's request id for the support ticket.
+                tracing::error!(provider = bot.llm.kind(), request_id, %error, "llm rejected the call; check the bot's [llm] settings");
+                Reply::new(&bot.settings.fallback, ReplyKind::Fallback)
+            }
+            _ => {
+                tracing::warn!(provider = bot.llm.kind(), request_id, %error, "llm call failed");
+                Reply::new(&bot.settings.fallback, ReplyKind::Fallback)
+            }
+        }
+    }
+
+    /// A failure to remember must not cost the user their answer: log and go on.
+    async fn remember(&self, key: &str, user: &str, assistant: &str) {
+        let turn = Turn {
+            user: user.to_owned(),
+            assistant: assistant.to_owned(),
+        };
+        if let Err(error) = self
+            .store
+            .append_turn(
+                &format!("{key}:history"),
+                &turn,
+                self.max_turns,
+                self.session_ttl,
+            )
+            .await
+        {
+            tracing::error!(%error, "could not append the turn to the conversation memory");
+        }
+    }
+
+    async fn forget(&self, key: &str) -> Result<(), StoreError> {
+        let history = format!("{key}:history");
+        let session = format!("{key}:bailian_session");
+        self.store.delete(&[&history, &session]).await
+    }
+}
+
+/// The answer as the user should see it: the LLM's text, plus its sources when the bot wants them.
+fn render_answer(bot: &Bot, completion: &Completion) -> String {
+    if !bot.settings.show_sources || completion.references.is_empty() {
+        return completion.text.clone();
+    }
+    let mut text = completion.text.trim_end().to_owned();
+    text.push_str("\n\n来源：");
+    let mut seen = Vec::new();
+    for reference in &completion.references {
+        let name = if reference.doc_name.is_empty() {
+            &reference.title
+        } else {
+            &reference.doc_name
+        };
+        if name.is_empty() || seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        text.push_str(&format!("\n{}. {name}", seen.len()));
+    }
+    text
+}

@@ -1,0 +1,36 @@
+//! botgate: one gateway from chat platforms to an Alibaba Cloud Bailian application.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed settings from TOML + environment, validated at load.
+//! - [`store`]: shared state (conversation memory, claims, TTL values) in Redis or in process.
+//! - [`llm`]: providers (Bailian application API, OpenAI-compatible, rules) and the retry loop.
+//! - [`core`]: the platform-agnostic conversation core (commands, farewell, memory, ordering).
+//! - [`routes`]: the HTTP surface (health, readiness, platform webhooks).
+//! - [`startup`]: wiring it all into an [`startup::Application`] that tests run on port 0.
+//! - [`cli`], [`chat`]: the command line and the console conversation.
+//!
+//! Platform adapters live in their own crates under `adapters/` and are pure.
+
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod llm;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+
+/// Spawns a task that keeps the caller's tracing span, so its logs carry the request id.
+pub fn spawn_traced<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    use tracing::Instrument;
+    #[allow(clippy::disallowed_methods)]
+    tokio::spawn(future.in_current_span())
+}

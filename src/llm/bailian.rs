@@ -1,0 +1,299 @@
+//! The Bailian (百炼) application completion API: `POST {base}/api/v1/apps/{app_id}/completion`.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::sse::{SseEvent, SseParser};
+use super::{next_chunk, Completion, CompletionRequest, DeltaSink, LlmError, Reference};
+use crate::config::{BailianSettings, CallLimits};
+
+pub struct Bailian {
+    http: reqwest::Client,
+    url: String,
+    api_key: SecretString,
+    workspace: Option<String>,
+    stream: bool,
+    biz_params: Option<Value>,
+    limits: CallLimits,
+}
+
+#[derive(Deserialize, Default)]
+struct Body {
+    #[serde(default)]
+    output: Option<Output>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    msg: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Output {
+    #[serde(default)]
+    text: Option<String>,
+    /// The string "null" until the last frame, then "stop"; never JSON null in practice, but tolerated.
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    doc_references: Option<Vec<DocReference>>,
+}
+
+#[derive(Deserialize)]
+struct DocReference {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    doc_name: Option<String>,
+}
+
+impl Body {
+    fn error(&self, status: u16) -> Option<LlmError> {
+        let code = self.code.as_deref().filter(|code| !code.is_empty())?;
+        let message = self
+            .message
+            .as_deref()
+            .or(self.msg.as_deref())
+            .unwrap_or_default();
+        Some(LlmError::classify(
+            status,
+            code,
+            message,
+            self.request_id.clone(),
+        ))
+    }
+}
+
+impl Bailian {
+    pub fn new(settings: &BailianSettings, http: reqwest::Client) -> Self {
+        let base = settings.base_url.trim_end_matches('/');
+        Bailian {
+            http,
+            url: format!("{base}/api/v1/apps/{}/completion", settings.app_id),
+            api_key: settings.api_key.clone(),
+            workspace: settings.workspace.clone(),
+            stream: settings.stream,
+            biz_params: settings
+                .biz_params
+                .as_ref()
+                .and_then(|table| serde_json::to_value(table).ok()),
+            limits: settings.limits.clone(),
+        }
+    }
+
+    pub fn limits(&self) -> &CallLimits {
+        &self.limits
+    }
+
+    fn body(&self, request: &CompletionRequest<'_>) -> Value {
+        let mut input = serde_json::Map::new();
+        match request.session_id {
+            // Bailian keeps the history: send only the new turn. `messages` would override
+            // `session_id` (outbound.md §1.3), so never send both.
+            Some(session_id) => {
+                input.insert("prompt".into(), json!(request.user));
+                input.insert("session_id".into(), json!(session_id));
+            }
+            None => {
+                let mut messages = Vec::with_capacity(request.history.len() * 2 + 1);
+                for turn in request.history {
+                    messages.push(json!({"role": "user", "content": turn.user}));
+                    messages.push(json!({"role": "assistant", "content": turn.assistant}));
+                }
+                messages.push(json!({"role": "user", "content": request.user}));
+                input.insert("messages".into(), Value::Array(messages));
+            }
+        }
+        if !request.images.is_empty() {
+            input.insert("image_list".into(), json!(request.images));
+        }
+        if let Some(biz_params) = &self.biz_params {
+            input.insert("biz_params".into(), biz_params.clone());
+        }
+        let parameters = if self.stream {
+            json!({"incremental_output": true})
+        } else {
+            json!({})
+        };
+        json!({"input": input, "parameters": parameters, "debug": {}})
+    }
+
+    pub(super) async fn attempt(
+        &self,
+        request: &CompletionRequest<'_>,
+        sink: &mut DeltaSink<'_>,
+        remaining: Duration,
+    ) -> Result<Completion, LlmError> {
+        let mut builder = self
+            .http
+            .post(&self.url)
+            .bearer_auth(self.api_key.expose_secret())
+            .json(&self.body(request));
+        if let Some(workspace) = &self.workspace {
+            builder = builder.header("X-DashScope-WorkSpace", workspace);
+        }
+        if self.stream {
+            builder = builder
+                .header("X-DashScope-SSE", "enable")
+                .header("Accept", "text/event-stream");
+        } else {
+            builder = builder.timeout(remaining);
+        }
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|error| LlmError::transport(&error))?;
+        let status = response.status().as_u16();
+        let is_sse = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("text/event-stream"));
+        let idle = Duration::from_secs(self.limits.idle_timeout_secs);
+        if is_sse {
+            return self.read_stream(&mut response, status, sink, idle).await;
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| LlmError::transport(&error))?;
+        let body: Body = serde_json::from_slice(&bytes).map_err(|_| {
+            if status == 200 {
+                LlmError::Protocol("response body is not JSON".into())
+            } else {
+                LlmError::classify(status, "", "non-JSON error body", None)
+            }
+        })?;
+        if let Some(error) = body.error(status) {
+            return Err(error);
+        }
+        if status != 200 {
+            return Err(LlmError::classify(
+                status,
+                "",
+                "error without a code",
+                body.request_id,
+            ));
+        }
+        let output = body
+            .output
+            .ok_or_else(|| LlmError::Protocol("no `output` in response".into()))?;
+        let text = output.text.unwrap_or_default();
+        sink.emit(&text);
+        Ok(Completion {
+            text,
+            session_id: output.session_id,
+            references: references(output.doc_references),
+            request_id: body.request_id,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        response: &mut reqwest::Response,
+        status: u16,
+        sink: &mut DeltaSink<'_>,
+        idle: Duration,
+    ) -> Result<Completion, LlmError> {
+        let mut parser = SseParser::default();
+        let mut events = Vec::new();
+        let mut completion = Completion::default();
+        let mut finished = false;
+        loop {
+            let chunk = next_chunk(response, idle).await?;
+            match &chunk {
+                Some(chunk) => parser
+                    .push(chunk, &mut events)
+                    .map_err(|error| LlmError::Protocol(error.to_string()))?,
+                None => parser.finish(&mut events),
+            }
+            for event in events.drain(..) {
+                if self.apply(event, status, sink, &mut completion)? {
+                    finished = true;
+                }
+            }
+            if chunk.is_none() || finished {
+                break;
+            }
+        }
+        if !finished {
+            // A stream cut before its "stop" frame may hold half an answer; treat as transient.
+            return Err(LlmError::Transport(
+                "stream ended before finish_reason \"stop\"".into(),
+            ));
+        }
+        Ok(completion)
+    }
+
+    /// Applies one frame; true when it was the last one.
+    fn apply(
+        &self,
+        event: SseEvent,
+        http_status: u16,
+        sink: &mut DeltaSink<'_>,
+        completion: &mut Completion,
+    ) -> Result<bool, LlmError> {
+        if event.data.is_empty() {
+            return Ok(false);
+        }
+        let status = event.status.unwrap_or(http_status);
+        let body: Body = serde_json::from_str(&event.data)
+            .map_err(|_| LlmError::Protocol("stream frame is not JSON".into()))?;
+        if completion.request_id.is_none() {
+            completion.request_id = body.request_id.clone();
+        }
+        let is_error_frame = event.event.as_deref() == Some("error");
+        if let Some(error) = body.error(status) {
+            return Err(error);
+        }
+        if is_error_frame || status >= 400 {
+            return Err(LlmError::classify(
+                status,
+                "",
+                "error frame without a code",
+                body.request_id,
+            ));
+        }
+        let Some(output) = body.output else {
+            return Ok(false);
+        };
+        if let Some(text) = output.text.as_deref() {
+            // We always ask for incremental output, so each frame's text is a delta.
+            sink.emit(text);
+            completion.text.push_str(text);
+        }
+        if output.session_id.is_some() {
+            completion.session_id = output.session_id;
+        }
+        if output
+            .doc_references
+            .as_ref()
+            .is_some_and(|refs| !refs.is_empty())
+        {
+            completion.references = references(output.doc_references);
+        }
+        Ok(output
+            .finish_reason
+            .as_deref()
+            .is_some_and(|reason| reason != "null"))
+    }
+}
+
+fn references(references: Option<Vec<DocReference>>) -> Vec<Reference> {
+    references
+        .unwrap_or_default()
+        .into_iter()
+        .map(|reference| Reference {
+            title: reference.title.unwrap_or_default(),
+            doc_name: reference.doc_name.unwrap_or_default(),
+        })
+        .collect()
+}

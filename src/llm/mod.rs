@@ -1,0 +1,191 @@
+//! LLM providers behind one closed enum, and the one retry loop they all share.
+
+mod bailian;
+mod error;
+mod openai;
+mod rules;
+pub mod sse;
+
+pub use bailian::Bailian;
+pub use error::LlmError;
+pub use openai::OpenAi;
+pub use rules::Rules;
+
+use std::time::{Duration, Instant};
+
+use crate::config::CallLimits;
+use crate::store::Turn;
+
+/// Everything a provider needs for one answer.
+pub struct CompletionRequest<'a> {
+    pub history: &'a [Turn],
+    pub user: &'a str,
+    /// Image URLs for vision applications.
+    pub images: &'a [String],
+    /// Bailian's own session, when the bot keeps history there instead of in `history`.
+    pub session_id: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub title: String,
+    pub doc_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Completion {
+    pub text: String,
+    pub session_id: Option<String>,
+    pub references: Vec<Reference>,
+    pub request_id: Option<String>,
+}
+
+/// Receives the answer as it streams; remembers whether anything went out, because a retry
+/// after partial output would show the user the beginning twice.
+pub struct DeltaSink<'a> {
+    callback: Option<&'a mut (dyn FnMut(&str) + Send)>,
+    emitted: bool,
+}
+
+impl<'a> DeltaSink<'a> {
+    pub fn new(callback: Option<&'a mut (dyn FnMut(&str) + Send)>) -> Self {
+        DeltaSink {
+            callback,
+            emitted: false,
+        }
+    }
+
+    pub fn none() -> Self {
+        DeltaSink {
+            callback: None,
+            emitted: false,
+        }
+    }
+
+    pub fn emit(&mut self, delta: &str) {
+        if delta.is_empty() {
+            return;
+        }
+        self.emitted = true;
+        if let Some(callback) = self.callback.as_mut() {
+            callback(delta);
+        }
+    }
+
+    pub fn emitted(&self) -> bool {
+        self.emitted
+    }
+}
+
+pub enum Llm {
+    Bailian(Bailian),
+    OpenAi(OpenAi),
+    Rules(Rules),
+}
+
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(4);
+
+impl Llm {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Llm::Bailian(_) => "bailian",
+            Llm::OpenAi(_) => "openai",
+            Llm::Rules(_) => "rules",
+        }
+    }
+
+    fn limits(&self) -> Option<&CallLimits> {
+        match self {
+            Llm::Bailian(provider) => Some(provider.limits()),
+            Llm::OpenAi(provider) => Some(provider.limits()),
+            Llm::Rules(_) => None,
+        }
+    }
+
+    /// One answer, with transient failures (throttling, 5xx, timeouts, broken connections)
+    /// retried with exponential backoff and jitter, all inside the provider's total deadline.
+    pub async fn complete(
+        &self,
+        request: &CompletionRequest<'_>,
+        sink: &mut DeltaSink<'_>,
+    ) -> Result<Completion, LlmError> {
+        let Some(limits) = self.limits() else {
+            let Llm::Rules(rules) = self else {
+                unreachable_provider()
+            };
+            let text = rules.answer(request.user).to_owned();
+            sink.emit(&text);
+            return Ok(Completion {
+                text,
+                ..Completion::default()
+            });
+        };
+        let deadline = Instant::now() + Duration::from_secs(limits.timeout_secs);
+        let mut attempt = 0u32;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let result =
+                match tokio::time::timeout(remaining, self.attempt(request, sink, remaining)).await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(LlmError::Timeout),
+                };
+            let error = match result {
+                Ok(completion) => return Ok(completion),
+                Err(error) => error,
+            };
+            let backoff = backoff(attempt);
+            let retry = error.is_retryable()
+                && attempt < limits.retries
+                && !sink.emitted()
+                && Instant::now() + backoff < deadline;
+            if !retry {
+                return Err(error);
+            }
+            tracing::warn!(provider = self.kind(), attempt, error = %error, "llm call failed, retrying");
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        request: &CompletionRequest<'_>,
+        sink: &mut DeltaSink<'_>,
+        remaining: Duration,
+    ) -> Result<Completion, LlmError> {
+        match self {
+            Llm::Bailian(provider) => provider.attempt(request, sink, remaining).await,
+            Llm::OpenAi(provider) => provider.attempt(request, sink, remaining).await,
+            Llm::Rules(_) => unreachable_provider(),
+        }
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_provider() -> ! {
+    // Rules never reach the network path: `limits()` is None for them and only for them.
+    panic!("rules provider on the network path")
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let exponential = BACKOFF_BASE
+        .saturating_mul(1u32 << attempt.min(6))
+        .min(BACKOFF_MAX);
+    // Full jitter in [50%, 100%): replicas throttled together don't retry together.
+    let jitter = getrandom::u32().unwrap_or(0) % 1000;
+    exponential.mul_f64(0.5 + f64::from(jitter) / 2000.0)
+}
+
+/// Reads a streaming body chunk by chunk, failing when the provider goes silent too long.
+pub(crate) async fn next_chunk(
+    response: &mut reqwest::Response,
+    idle: Duration,
+) -> Result<Option<bytes::Bytes>, LlmError> {
+    match tokio::time::timeout(idle, response.chunk()).await {
+        Ok(Ok(chunk)) => Ok(chunk),
+        Ok(Err(error)) => Err(LlmError::transport(&error)),
+        Err(_) => Err(LlmError::Timeout),
+    }
+}

@@ -1,0 +1,157 @@
+//! A server-sent-events frame parser for both Bailian's and OpenAI's streams.
+//!
+//! Hand-written because it is small and must accept Bailian's dialect exactly: no space after
+//! the colon (`data:{..}`), `:HTTP_STATUS/200` comment lines, `id:`/`event:` fields, and a
+//! possibly unterminated last frame. Bytes are buffered until a full line, so a UTF-8 character
+//! or a JSON document split across TCP chunks is never seen half.
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, when present (`result`, `error`).
+    pub event: Option<String>,
+    /// `data:` lines joined with `\n`.
+    pub data: String,
+    /// The status from a `:HTTP_STATUS/NNN` comment line, when present.
+    pub status: Option<u16>,
+}
+
+#[derive(Default)]
+pub struct SseParser {
+    buffer: Vec<u8>,
+    current: SseEvent,
+    has_field: bool,
+}
+
+/// A stream whose single line grows past this is not a stream we can use.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("stream line longer than {MAX_LINE_BYTES} bytes")]
+pub struct LineTooLong;
+
+impl SseParser {
+    /// Feeds a chunk, appending every completed event to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
+        self.buffer.extend_from_slice(chunk);
+        let mut start = 0;
+        while let Some(offset) = self.buffer[start..].iter().position(|&b| b == b'\n') {
+            let end = start + offset;
+            let mut line = &self.buffer[start..end];
+            if let Some(stripped) = line.strip_suffix(b"\r") {
+                line = stripped;
+            }
+            let line = String::from_utf8_lossy(line).into_owned();
+            self.line(&line, out);
+            start = end + 1;
+        }
+        self.buffer.drain(..start);
+        if self.buffer.len() > MAX_LINE_BYTES {
+            return Err(LineTooLong);
+        }
+        Ok(())
+    }
+
+    /// End of stream: a last frame without its blank line still counts.
+    pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
+        if !self.buffer.is_empty() {
+            let line = String::from_utf8_lossy(&std::mem::take(&mut self.buffer)).into_owned();
+            self.line(line.trim_end_matches('\r'), out);
+        }
+        self.dispatch(out);
+    }
+
+    fn line(&mut self, line: &str, out: &mut Vec<SseEvent>) {
+        if line.is_empty() {
+            self.dispatch(out);
+            return;
+        }
+        if let Some(comment) = line.strip_prefix(':') {
+            if let Some(code) = comment.strip_prefix("HTTP_STATUS/") {
+                self.current.status = code.trim().parse().ok();
+                self.has_field = true;
+            }
+            return;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => {
+                if !self.current.data.is_empty() {
+                    self.current.data.push('\n');
+                }
+                self.current.data.push_str(value);
+                self.has_field = true;
+            }
+            "event" => {
+                self.current.event = Some(value.to_owned());
+                self.has_field = true;
+            }
+            // `id`, `retry` and unknown fields carry nothing we act on.
+            _ => {}
+        }
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+        if self.has_field {
+            out.push(std::mem::take(&mut self.current));
+        }
+        self.current = SseEvent::default();
+        self.has_field = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut parser = SseParser::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            parser.push(chunk, &mut out).unwrap();
+        }
+        parser.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn bailian_frame_with_status_comment() {
+        let events = parse_all(&[b"id:1\nevent:result\n:HTTP_STATUS/200\ndata:{\"a\":1}\n\n"]);
+        assert_eq!(
+            events,
+            vec![SseEvent {
+                event: Some("result".into()),
+                data: "{\"a\":1}".into(),
+                status: Some(200)
+            }]
+        );
+    }
+
+    #[test]
+    fn split_anywhere_including_inside_a_utf8_character() {
+        let whole = "id:1\nevent:result\ndata:{\"text\":\"你好\"}\r\n\r\nid:2\nevent:error\n:HTTP_STATUS/400\ndata:{}\n\n";
+        let bytes = whole.as_bytes();
+        for cut in 1..bytes.len() {
+            let events = parse_all(&[&bytes[..cut], &bytes[cut..]]);
+            assert_eq!(events.len(), 2, "cut at {cut}");
+            assert_eq!(events[0].data, "{\"text\":\"你好\"}");
+            assert_eq!(events[1].event.as_deref(), Some("error"));
+            assert_eq!(events[1].status, Some(400));
+        }
+    }
+
+    #[test]
+    fn openai_style_with_space_and_unterminated_last_frame() {
+        let events = parse_all(&[b"data: {\"x\":1}\n\ndata: [DONE]"]);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].data, "{\"x\":1}");
+        assert_eq!(events[1].data, "[DONE]");
+    }
+
+    #[test]
+    fn comments_alone_make_no_event() {
+        assert!(parse_all(&[b": keep-alive\n\n"]).is_empty());
+    }
+}

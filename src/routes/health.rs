@@ -1,0 +1,30 @@
+//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: it can serve messages).
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::startup::AppState;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Ready when the configuration is loaded (it is, or we would not be running) and, with Redis
+/// configured, Redis answers a PING right now. Load balancers stop sending traffic while not.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let store = state.conversations.store();
+    let kind = if store.is_shared() {
+        "redis"
+    } else {
+        "embedded"
+    };
+    match store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "store": kind})),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check: store unavailable");
+            HttpResponse::ServiceUnavailable().json(
+                json!({"status": "unavailable", "store": kind, "reason": "store unreachable"}),
+            )
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The HTTP surface: one module per concern, all mounted by [`configure`].
+
+mod health;
+
+use actix_web::web;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz));
+}

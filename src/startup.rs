@@ -1,0 +1,169 @@
+//! Wiring: settings in, a running [`Application`] out (tests start it on port 0).
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tracing_actix_web::TracingLogger;
+
+use crate::config::{LlmSettings, Settings};
+use crate::core::{Bot, Conversations};
+use crate::llm::{Bailian, Llm, OpenAi, Rules};
+use crate::store::{MemoryStore, RedisStore, Store};
+
+/// What every request handler shares.
+pub struct AppState {
+    pub conversations: Conversations,
+}
+
+/// Name of the provider a bot gets when no `[llm]` is configured at all.
+const EMBEDDED_RULES: &str = "embedded-rules";
+
+/// Keep-alive connections to the LLM are reused across answers; the pool holds idle ones this long.
+const HTTP_POOL_IDLE: Duration = Duration::from_secs(90);
+const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One client for every outbound call: one connection pool, one TLS setup.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(HTTP_CONNECT_TIMEOUT)
+        .pool_idle_timeout(HTTP_POOL_IDLE)
+        .tcp_nodelay(true)
+        .user_agent(concat!("botgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("build the HTTP client")
+}
+
+pub async fn build_store(settings: &Settings) -> anyhow::Result<Store> {
+    match &settings.store.redis_url {
+        None => Ok(Store::Memory(MemoryStore::new())),
+        Some(url) => {
+            let store = RedisStore::connect(url.expose_secret())
+                .await
+                .context("connect to Redis (store.redis_url)")?;
+            Ok(Store::Redis(store))
+        }
+    }
+}
+
+/// Builds providers once and the bots that share them.
+pub fn build_bots(
+    settings: &Settings,
+    http: &reqwest::Client,
+) -> anyhow::Result<HashMap<String, Bot>> {
+    let mut providers: HashMap<String, Arc<Llm>> = HashMap::new();
+    for (name, llm) in &settings.llm {
+        let provider = match llm {
+            LlmSettings::Bailian(bailian) => Llm::Bailian(Bailian::new(bailian, http.clone())),
+            LlmSettings::Openai(openai) => Llm::OpenAi(OpenAi::new(openai, http.clone())),
+            LlmSettings::Rules(rules) => {
+                Llm::Rules(Rules::new(rules).with_context(|| format!("llm.{name}: compile rules"))?)
+            }
+        };
+        providers.insert(name.clone(), Arc::new(provider));
+    }
+    let embedded = Arc::new(Llm::Rules(Rules::empty(
+        crate::config::default_rules_answer(),
+    )));
+    let mut bots = HashMap::new();
+    for (name, bot_settings) in &settings.bots {
+        let llm_name = bot_settings
+            .llm
+            .clone()
+            .or_else(|| settings.llm.keys().next().cloned())
+            .unwrap_or_else(|| EMBEDDED_RULES.to_owned());
+        let llm = providers
+            .get(&llm_name)
+            .cloned()
+            .unwrap_or_else(|| embedded.clone());
+        let rules = bot_settings
+            .rules
+            .as_ref()
+            .and_then(|rules| providers.get(rules).cloned());
+        let settings = bot_settings.clone();
+        bots.insert(
+            name.clone(),
+            Bot {
+                name: name.clone(),
+                llm,
+                rules,
+                settings,
+            },
+        );
+    }
+    Ok(bots)
+}
+
+pub async fn build_conversations(
+    settings: &Settings,
+    http: &reqwest::Client,
+) -> anyhow::Result<Conversations> {
+    let store = build_store(settings).await?;
+    let bots = build_bots(settings, http)?;
+    Ok(Conversations::new(
+        store,
+        bots,
+        settings.store.key_prefix.clone(),
+        settings.store.max_turns,
+        Duration::from_secs(settings.store.session_ttl_secs),
+    ))
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&settings.server.listen)
+            .with_context(|| format!("bind {}", settings.server.listen))?;
+        Self::build_with_listener(settings, listener).await
+    }
+
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        let port = listener
+            .local_addr()
+            .context("read the bound address")?
+            .port();
+        let http = http_client()?;
+        let conversations = build_conversations(&settings, &http).await?;
+        let state = web::Data::new(AppState { conversations });
+        let max_body = settings.server.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .configure(crate::routes::configure)
+        })
+        .listen(listener)
+        .context("listen")?
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until SIGTERM/SIGINT, then lets answers in flight finish (bounded by
+    /// `server.shutdown_timeout_secs`) before returning.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

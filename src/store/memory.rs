@@ -1,0 +1,153 @@
+//! The embedded store: everything in one process, for a single instance and for trying botgate out.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::Turn;
+
+enum Value {
+    Text(String),
+    History(VecDeque<Turn>),
+}
+
+struct Entry {
+    value: Value,
+    expires_at: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    writes_since_sweep: usize,
+}
+
+/// Expired entries are dropped when read, and swept every few thousand writes so a long-running
+/// instance with many one-off conversations doesn't grow without bound.
+const SWEEP_EVERY_WRITES: usize = 4096;
+
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock can only come from a bug in this file; the map is
+        // still structurally valid, so keep serving rather than poisoning every later call.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn live<'a>(inner: &'a mut Inner, key: &str, now: Instant) -> Option<&'a mut Entry> {
+        if inner
+            .entries
+            .get(key)
+            .is_some_and(|entry| entry.expires_at <= now)
+        {
+            inner.entries.remove(key);
+        }
+        inner.entries.get_mut(key)
+    }
+
+    fn wrote(inner: &mut Inner, now: Instant) {
+        inner.writes_since_sweep += 1;
+        if inner.writes_since_sweep >= SWEEP_EVERY_WRITES {
+            inner.writes_since_sweep = 0;
+            inner.entries.retain(|_, entry| entry.expires_at > now);
+        }
+    }
+
+    pub fn history(&self, key: &str) -> Vec<Turn> {
+        let mut inner = self.lock();
+        match Self::live(&mut inner, key, Instant::now()) {
+            Some(Entry {
+                value: Value::History(turns),
+                ..
+            }) => turns.iter().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn append_turn(&self, key: &str, turn: Turn, max_turns: usize, ttl: Duration) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let expires_at = now + ttl;
+        match Self::live(&mut inner, key, now) {
+            Some(Entry {
+                value: Value::History(turns),
+                expires_at: at,
+            }) => {
+                turns.push_back(turn);
+                while turns.len() > max_turns {
+                    turns.pop_front();
+                }
+                *at = expires_at;
+            }
+            _ => {
+                let turns = VecDeque::from([turn]);
+                inner.entries.insert(
+                    key.to_owned(),
+                    Entry {
+                        value: Value::History(turns),
+                        expires_at,
+                    },
+                );
+            }
+        }
+        Self::wrote(&mut inner, now);
+    }
+
+    pub fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> bool {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if Self::live(&mut inner, key, now).is_some() {
+            return false;
+        }
+        inner.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: Value::Text(value.to_owned()),
+                expires_at: now + ttl,
+            },
+        );
+        Self::wrote(&mut inner, now);
+        true
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        let mut inner = self.lock();
+        match Self::live(&mut inner, key, Instant::now()) {
+            Some(Entry {
+                value: Value::Text(text),
+                ..
+            }) => Some(text.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn set(&self, key: &str, value: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: Value::Text(value.to_owned()),
+                expires_at: now + ttl,
+            },
+        );
+        Self::wrote(&mut inner, now);
+    }
+
+    pub fn delete(&self, keys: &[&str]) {
+        let mut inner = self.lock();
+        for key in keys {
+            inner.entries.remove(*key);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Shared state: conversation memory, claims, small values with a TTL. Redis or in-process.
+//!
+//! A closed set of two, so an enum, not a trait object. Both implementations give the same
+//! observable behaviour (TTL expiry, bounded history, atomic claims); the tests run the same
+//! scenarios against both.
+
+mod memory;
+mod redis;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One user+assistant exchange in a conversation's memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Turn {
+    pub user: String,
+    pub assistant: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("stored value under {key} is not valid: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+#[derive(Clone)]
+pub enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+impl Store {
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Redis(_))
+    }
+
+    /// The conversation's turns, oldest first.
+    pub async fn history(&self, key: &str) -> Result<Vec<Turn>, StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.history(key)),
+            Store::Redis(store) => store.history(key).await,
+        }
+    }
+
+    /// Appends a turn, keeps only the last `max_turns`, and restarts the idle TTL.
+    pub async fn append_turn(
+        &self,
+        key: &str,
+        turn: &Turn,
+        max_turns: usize,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(store) => {
+                store.append_turn(key, turn.clone(), max_turns, ttl);
+                Ok(())
+            }
+            Store::Redis(store) => store.append_turn(key, turn, max_turns, ttl).await,
+        }
+    }
+
+    /// Sets `key` only when absent; true when this caller now holds it.
+    pub async fn claim(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.set_nx(key, value, ttl)),
+            Store::Redis(store) => store.set_nx(key, value, ttl).await,
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.get(key)),
+            Store::Redis(store) => store.get(key).await,
+        }
+    }
+
+    pub async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(store) => {
+                store.set(key, value, ttl);
+                Ok(())
+            }
+            Store::Redis(store) => store.set(key, value, ttl).await,
+        }
+    }
+
+    pub async fn delete(&self, keys: &[&str]) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(store) => {
+                store.delete(keys);
+                Ok(())
+            }
+            Store::Redis(store) => store.delete(keys).await,
+        }
+    }
+
+    /// Readiness: can the store answer right now?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(store) => store.ping().await,
+        }
+    }
+}

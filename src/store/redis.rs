@@ -1,0 +1,118 @@
+//! The Redis store: state shared by every replica, over one multiplexed, self-reconnecting connection.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+
+use super::{StoreError, Turn};
+
+/// Bounds on how long a call waits for Redis, so an outage turns into errors (and a failing
+/// `/readyz`) rather than requests that hang until the platform gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+}
+
+impl RedisStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_with_config(client, config).await?;
+        Ok(RedisStore { connection })
+    }
+
+    /// The underlying connection, for the subsystems that speak Redis directly (queues, locks).
+    pub fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
+    pub async fn history(&self, key: &str) -> Result<Vec<Turn>, StoreError> {
+        let mut connection = self.connection.clone();
+        let items: Vec<String> = connection.lrange(key, 0, -1).await?;
+        items
+            .iter()
+            .map(|item| {
+                serde_json::from_str(item).map_err(|error| StoreError::Corrupt {
+                    key: key.to_owned(),
+                    reason: error.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn append_turn(
+        &self,
+        key: &str,
+        turn: &Turn,
+        max_turns: usize,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let item = serde_json::to_string(turn).map_err(|error| StoreError::Corrupt {
+            key: key.to_owned(),
+            reason: error.to_string(),
+        })?;
+        let keep = i64::try_from(max_turns).unwrap_or(i64::MAX);
+        // One round trip, applied atomically: a reader never sees the list over its bound.
+        let mut connection = self.connection.clone();
+        redis::pipe()
+            .atomic()
+            .rpush(key, item)
+            .ignore()
+            .ltrim(key, (-keep) as isize, -1)
+            .ignore()
+            .expire(key, ttl.as_secs().max(1) as i64)
+            .ignore()
+            .query_async::<()>(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let reply: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut connection)
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let mut connection = self.connection.clone();
+        Ok(connection.get(key).await?)
+    }
+
+    pub async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: () = connection
+            .pset_ex(key, value, ttl.as_millis().max(1) as u64)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, keys: &[&str]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        let _: () = connection.del(keys).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: String = redis::cmd("PING").query_async(&mut connection).await?;
+        Ok(())
+    }
+}

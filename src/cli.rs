@@ -36,6 +36,38 @@ pub enum Command {
     },
     /// Load and validate the configuration, print a summary, and exit (non-zero when invalid).
     CheckConfig,
+    /// Send a message to a running gateway exactly as a platform would, and print the reply.
+    Simulate {
+        #[command(subcommand)]
+        platform: SimulatePlatform,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SimulatePlatform {
+    /// A WeChat Official Account message: signed, encrypted per the account, retried like WeChat.
+    Wechat {
+        #[arg(long)]
+        bot: String,
+        /// The text to send (or, with --event, the event key).
+        #[arg(long, default_value = "")]
+        text: String,
+        /// Send an event instead of a text message: subscribe, unsubscribe, CLICK, …
+        #[arg(long)]
+        event: Option<String>,
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The user's OpenID.
+        #[arg(long, default_value = "o-simulated-user")]
+        user: String,
+        /// plaintext | compatible | safe (default: safe when the account has a key).
+        #[arg(long)]
+        mode: Option<String>,
+        /// How long one delivery waits for the reply, as WeChat does (5000).
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -43,7 +75,7 @@ pub fn main() -> ExitCode {
     let default_level = match cli.command {
         Command::Serve => "info",
         // Logs would interleave with the conversation; only problems are worth showing there.
-        Command::Chat { .. } | Command::CheckConfig => "warn",
+        Command::Chat { .. } | Command::CheckConfig | Command::Simulate { .. } => "warn",
     };
     crate::telemetry::init(default_level);
     let (settings, source) = match config::load(cli.config.as_deref()) {
@@ -72,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Chat { bot, conversation } => {
             runtime.block_on(crate::chat::run(settings, bot, conversation))
         }
+        Command::Simulate { platform } => runtime.block_on(simulate(settings, platform)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,6 +136,62 @@ async fn serve(settings: config::Settings, source: config::Source) -> anyhow::Re
     );
     application.run_until_stopped().await?;
     tracing::info!("botgate stopped");
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn simulate(settings: config::Settings, platform: SimulatePlatform) -> anyhow::Result<()> {
+    use botgate_wechat::{CallbackMode, SimulatedMessage};
+    let SimulatePlatform::Wechat {
+        bot,
+        text,
+        event,
+        url,
+        user,
+        mode,
+        timeout_ms,
+    } = platform;
+    let wechat = settings
+        .bots
+        .get(&bot)
+        .and_then(|bot| bot.wechat.as_ref())
+        .ok_or_else(|| anyhow::anyhow!("no [bots.{bot}.wechat] in the configuration"))?;
+    let mode = match mode.as_deref() {
+        None => None,
+        Some("plaintext") => Some(CallbackMode::Plaintext),
+        Some("compatible") => Some(CallbackMode::Compatible),
+        Some("safe") => Some(CallbackMode::Safe),
+        Some(other) => anyhow::bail!("unknown mode `{other}` (plaintext, compatible, safe)"),
+    };
+    let simulator = crate::simulate::WechatSimulator::new(&url, &bot, wechat, mode)?
+        .with_timeout(std::time::Duration::from_millis(timeout_ms));
+    let message = match event {
+        Some(event) => SimulatedMessage::Event {
+            event,
+            event_key: text,
+        },
+        None => {
+            let mut id = [0u8; 8];
+            getrandom::fill(&mut id)?;
+            // Real MsgIds exceed 2^53; keep that property so JSON-number bugs would show.
+            let msg_id = u64::from_le_bytes(id) | (1 << 62);
+            SimulatedMessage::Text {
+                msg_id,
+                content: text,
+            }
+        }
+    };
+    let delivery = simulator.send(&user, &message).await?;
+    match (&delivery.reply, delivery.answered) {
+        (Some(reply), _) => println!("{reply}"),
+        (None, true) => println!("(acknowledged with success, no reply)"),
+        (None, false) => println!("(no answer within {} deliveries)", delivery.attempts),
+    }
+    eprintln!(
+        "deliveries: {}, elapsed: {} ms",
+        delivery.attempts,
+        delivery.elapsed.as_millis()
+    );
     Ok(())
 }
 

@@ -6,18 +6,22 @@
 //! - [`store`]: shared state (conversation memory, claims, TTL values) in Redis or in process.
 //! - [`llm`]: providers (Bailian application API, OpenAI-compatible, rules) and the retry loop.
 //! - [`core`]: the platform-agnostic conversation core (commands, farewell, memory, ordering).
+//! - [`channels`]: per-platform glue between adapters and the core (WeChat passive mode).
 //! - [`routes`]: the HTTP surface (health, readiness, platform webhooks).
 //! - [`startup`]: wiring it all into an [`startup::Application`] that tests run on port 0.
+//! - [`simulate`]: WeChat's side of the webhook, for operators' checks, tests and benchmarks.
 //! - [`cli`], [`chat`]: the command line and the console conversation.
 //!
 //! Platform adapters live in their own crates under `adapters/` and are pure.
 
+pub mod channels;
 pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod core;
 pub mod llm;
 pub mod routes;
+pub mod simulate;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -11,6 +11,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
+use crate::channels::wechat::{self, Outbox, Passive, WechatChannel};
 use crate::config::{LlmSettings, Settings};
 use crate::core::{Bot, Conversations};
 use crate::llm::{Bailian, Llm, OpenAi, Rules};
@@ -18,7 +19,9 @@ use crate::store::{MemoryStore, RedisStore, Store};
 
 /// What every request handler shares.
 pub struct AppState {
-    pub conversations: Conversations,
+    pub conversations: Arc<Conversations>,
+    pub wechat: HashMap<String, WechatChannel>,
+    pub passive: Passive,
 }
 
 /// Name of the provider a bot gets when no `[llm]` is configured at all.
@@ -135,8 +138,19 @@ impl Application {
             .context("read the bound address")?
             .port();
         let http = http_client()?;
-        let conversations = build_conversations(&settings, &http).await?;
-        let state = web::Data::new(AppState { conversations });
+        let conversations = Arc::new(build_conversations(&settings, &http).await?);
+        let outbox = match conversations.store() {
+            Store::Memory(_) => Outbox::memory(),
+            Store::Redis(redis) => Outbox::redis(
+                redis.connection(),
+                &format!("{}:wechat", settings.store.key_prefix),
+            ),
+        };
+        let state = web::Data::new(AppState {
+            wechat: wechat::build(&settings)?,
+            passive: Passive::new(outbox),
+            conversations,
+        });
         let max_body = settings.server.max_body_bytes;
         let mut server = HttpServer::new(move || {
             App::new()

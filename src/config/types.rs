@@ -286,6 +286,18 @@ pub struct WechatSettings {
     pub placeholder: String,
     #[serde(default = "default_wechat_api_base")]
     pub api_base: String,
+    /// Refuse plaintext requests. Plaintext mode signs no body, and safe-mode URLs carry a valid
+    /// plaintext `signature`, so a leaked URL could be replayed with any body: turn this on once
+    /// the console is in safe mode.
+    #[serde(default)]
+    pub require_encryption: bool,
+    /// Passive mode: how long one WeChat request waits for the answer. WeChat hangs up at 5 s.
+    #[serde(default = "default_passive_wait_ms")]
+    pub passive_wait_ms: u64,
+}
+
+fn default_passive_wait_ms() -> u64 {
+    4500
 }
 
 fn default_placeholder() -> String {

@@ -1,11 +1,14 @@
 //! The HTTP surface: one module per concern, all mounted by [`configure`].
 
 mod health;
+pub mod wechat;
 
 use actix_web::web;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz));
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/wechat/{bot}", web::get().to(wechat::verify))
+        .route("/wechat/{bot}", web::post().to(wechat::receive));
 }

@@ -11,6 +11,7 @@
 //! - `wire.rs`: the XML envelope and message fields ([`wire::parse_envelope`], [`wire::parse_message`]).
 //! - `inbound.rs`: WeChat messages and events mapped to [`InboundMessage`], [`MessageKind`].
 //! - `reply.rs`: the passive text reply XML ([`render_text_reply`]).
+//! - `client.rs`: WeChat's side (signed requests, reading replies) for the simulator and tests.
 //! - `render.rs`, `split.rs`: markdown flattened to plain text, and long text split into messages.
 //!
 //! # Freshness
@@ -24,6 +25,7 @@ use std::fmt;
 use botgate_contract::{AdapterError, InboundMessage};
 use botgate_wxcrypt::{signature_matches, CryptError, EncodingAesKey, WxCrypt};
 
+pub mod client;
 mod inbound;
 mod query;
 pub mod render;
@@ -31,6 +33,7 @@ pub mod reply;
 mod split;
 pub mod wire;
 
+pub use client::{CallbackMode, SignedRequest, SimulatedMessage};
 pub use inbound::MessageKind;
 pub use query::MAX_QUERY_BYTES;
 pub use render::{markdown_to_text, split_utf8};

@@ -62,6 +62,27 @@ pub fn parse_envelope(body: &[u8]) -> Result<Envelope, AdapterError> {
     })
 }
 
+/// The encrypted passive reply envelope (inbound.md §1.5), as a client (the simulator) reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplyEnvelope {
+    pub encrypt: Option<String>,
+    pub msg_signature: Option<String>,
+    pub timestamp: Option<String>,
+    pub nonce: Option<String>,
+}
+
+/// Reads an encrypted reply envelope: `Encrypt`, `MsgSignature`, `TimeStamp`, `Nonce`.
+pub fn parse_reply_envelope(body: &[u8]) -> Result<ReplyEnvelope, AdapterError> {
+    let [encrypt, msg_signature, timestamp, nonce] =
+        read_fields(body, ["Encrypt", "MsgSignature", "TimeStamp", "Nonce"])?;
+    Ok(ReplyEnvelope {
+        encrypt,
+        msg_signature,
+        timestamp: timestamp.map(|value| value.trim().to_owned()),
+        nonce,
+    })
+}
+
 /// Reads a message document. Strings are kept exactly (no trimming); numbers may be padded or
 /// CDATA-wrapped and are trimmed before parsing.
 pub fn parse_message(xml: &[u8]) -> Result<WireMessage, AdapterError> {

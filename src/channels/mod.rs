@@ -1,0 +1,6 @@
+//! Platform channels: the glue between an adapter (pure, in `adapters/`) and the core.
+
+mod signals;
+pub mod wechat;
+
+pub use signals::Signals;

@@ -1,0 +1,49 @@
+//! The WeChat Official Account channel: accounts built from settings, and the reply modes.
+
+mod outbox;
+mod passive;
+mod render;
+
+pub use outbox::Outbox;
+pub use passive::Passive;
+pub use render::answer_parts;
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use botgate_wechat::WechatAccount;
+use botgate_wxcrypt::EncodingAesKey;
+use secrecy::ExposeSecret;
+
+use crate::config::{Settings, WechatSettings};
+
+pub struct WechatChannel {
+    pub account: WechatAccount,
+    pub settings: WechatSettings,
+}
+
+/// One channel per bot with a `[bots.NAME.wechat]` table.
+pub fn build(settings: &Settings) -> anyhow::Result<HashMap<String, WechatChannel>> {
+    let mut channels = HashMap::new();
+    for (name, bot) in &settings.bots {
+        let Some(wechat) = &bot.wechat else { continue };
+        let key = wechat
+            .encoding_aes_key
+            .as_ref()
+            .map(|key| EncodingAesKey::parse(key.expose_secret()))
+            .transpose()
+            .with_context(|| format!("bots.{name}.wechat.encoding_aes_key"))?;
+        let mut account = WechatAccount::new(wechat.token.expose_secret(), key, &wechat.app_id);
+        if wechat.require_encryption {
+            account = account.require_encryption();
+        }
+        channels.insert(
+            name.clone(),
+            WechatChannel {
+                account,
+                settings: wechat.clone(),
+            },
+        );
+    }
+    Ok(channels)
+}

@@ -1,0 +1,307 @@
+//! The per-user outbox behind WeChat's passive mode: what a user is owed, in order, and which
+//! request carried which part. Redis (Lua scripts, atomic across replicas) or in process.
+//!
+//! Entries are strings: `A<message id>` = the answer to that message, not generated yet or not
+//! yet taken; `P<text>` = a ready part. `reply:<message id>` remembers what a request was
+//! answered with, so every retry of it gets the same bytes (WeChat shows at most one of them).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use crate::store::StoreError;
+
+/// How long attempt counters, claims and bound replies live: longer than WeChat's retry span
+/// (15 s), short enough to keep Redis small.
+pub const REQUEST_STATE_TTL: Duration = Duration::from_secs(600);
+/// How long undelivered content waits for the user's next message.
+pub const OUTBOX_TTL: Duration = Duration::from_secs(48 * 3600);
+
+/// What the first look at a request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// 1 for the first delivery of this message id, 2 and 3 for WeChat's retries.
+    pub attempt: u64,
+    /// This request must generate the answer (exactly one request per message id is told so).
+    pub generate: bool,
+}
+
+#[derive(Clone)]
+pub enum Outbox {
+    Memory(Arc<Mutex<MemoryOutbox>>),
+    Redis {
+        connection: ConnectionManager,
+        prefix: String,
+    },
+}
+
+#[derive(Default)]
+pub struct MemoryOutbox {
+    attempts: HashMap<String, (u64, Instant)>,
+    claims: HashMap<String, Instant>,
+    replies: HashMap<String, (String, Instant)>,
+    answers: HashMap<String, (Vec<String>, Instant)>,
+    queues: HashMap<String, (VecDeque<String>, Instant)>,
+    operations: usize,
+}
+
+const ARRIVE: &str = r#"
+local attempt = redis.call('INCR', KEYS[1])
+if attempt == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if redis.call('GET', KEYS[4]) then return {attempt, 0} end
+local claimed = redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1])
+if not claimed then return {attempt, 0} end
+local generate = 0
+if redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('RPUSH', KEYS[3], 'A' .. ARGV[3])
+  generate = 1
+end
+redis.call('EXPIRE', KEYS[3], ARGV[2])
+return {attempt, generate}
+"#;
+
+// Takes the front of the outbox for this request, once: a second call returns the same text.
+const TAKE: &str = r#"
+local bound = redis.call('GET', KEYS[1])
+if bound then return bound end
+local front = redis.call('LINDEX', KEYS[2], 0)
+if not front then return false end
+local text
+if string.sub(front, 1, 1) == 'P' then
+  text = string.sub(front, 2)
+  redis.call('LPOP', KEYS[2])
+else
+  local answer_key = ARGV[3] .. string.sub(front, 2)
+  local parts = redis.call('LRANGE', answer_key, 0, -1)
+  if #parts == 0 then return false end
+  redis.call('LPOP', KEYS[2])
+  for i = #parts, 2, -1 do redis.call('LPUSH', KEYS[2], 'P' .. parts[i]) end
+  redis.call('DEL', answer_key)
+  text = parts[1]
+end
+redis.call('SET', KEYS[1], text, 'EX', ARGV[1])
+if redis.call('LLEN', KEYS[2]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+return text
+"#;
+
+impl Outbox {
+    pub fn memory() -> Self {
+        Outbox::Memory(Arc::new(Mutex::new(MemoryOutbox::default())))
+    }
+
+    pub fn redis(connection: ConnectionManager, prefix: &str) -> Self {
+        Outbox::Redis {
+            connection,
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn key(prefix: &str, kind: &str, id: &str) -> String {
+        format!("{prefix}:{kind}:{id}")
+    }
+
+    /// Records one delivery of `message_id` for `user` (a key unique per bot and user). The
+    /// first delivery claims the message; if the user owes nothing it queues the answer-to-be
+    /// and is told to generate it, otherwise this message is a pull for what is queued.
+    pub async fn arrive(&self, user: &str, message_id: &str) -> Result<Arrival, StoreError> {
+        match self {
+            Outbox::Memory(memory) => Ok(lock(memory).arrive(user, message_id, Instant::now())),
+            Outbox::Redis { connection, prefix } => {
+                let mut connection = connection.clone();
+                let (attempt, generate): (u64, u8) = Script::new(ARRIVE)
+                    .key(Self::key(prefix, "attempts", message_id))
+                    .key(Self::key(prefix, "claim", message_id))
+                    .key(Self::key(prefix, "outbox", user))
+                    .key(Self::key(prefix, "reply", message_id))
+                    .arg(REQUEST_STATE_TTL.as_secs())
+                    .arg(OUTBOX_TTL.as_secs())
+                    .arg(message_id)
+                    .invoke_async(&mut connection)
+                    .await?;
+                Ok(Arrival {
+                    attempt,
+                    generate: generate == 1,
+                })
+            }
+        }
+    }
+
+    /// Stores the generated answer to `message_id` as its parts, in order.
+    pub async fn complete(&self, message_id: &str, parts: &[String]) -> Result<(), StoreError> {
+        match self {
+            Outbox::Memory(memory) => {
+                let mut memory = lock(memory);
+                let expires = Instant::now() + OUTBOX_TTL;
+                memory
+                    .answers
+                    .insert(message_id.to_owned(), (parts.to_vec(), expires));
+                Ok(())
+            }
+            Outbox::Redis { connection, prefix } => {
+                let key = Self::key(prefix, "answer", message_id);
+                let mut connection = connection.clone();
+                redis::pipe()
+                    .atomic()
+                    .del(&key)
+                    .ignore()
+                    .rpush(&key, parts)
+                    .ignore()
+                    .expire(&key, OUTBOX_TTL.as_secs() as i64)
+                    .ignore()
+                    .query_async::<()>(&mut connection)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// What this request answers with, if anything is ready: the text bound to it earlier, or
+    /// the ready front of the user's outbox, now bound to it. `None`: nothing ready yet.
+    pub async fn take(&self, user: &str, message_id: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Outbox::Memory(memory) => Ok(lock(memory).take(user, message_id, Instant::now())),
+            Outbox::Redis { connection, prefix } => {
+                let mut connection = connection.clone();
+                let text: Option<String> = Script::new(TAKE)
+                    .key(Self::key(prefix, "reply", message_id))
+                    .key(Self::key(prefix, "outbox", user))
+                    .arg(REQUEST_STATE_TTL.as_secs())
+                    .arg(OUTBOX_TTL.as_secs())
+                    .arg(format!("{prefix}:answer:"))
+                    .invoke_async(&mut connection)
+                    .await?;
+                Ok(text)
+            }
+        }
+    }
+
+    /// Forgets what a user is owed (unsubscribe).
+    pub async fn clear(&self, user: &str) -> Result<(), StoreError> {
+        match self {
+            Outbox::Memory(memory) => {
+                lock(memory).queues.remove(user);
+                Ok(())
+            }
+            Outbox::Redis { connection, prefix } => {
+                let mut connection = connection.clone();
+                redis::cmd("DEL")
+                    .arg(Self::key(prefix, "outbox", user))
+                    .query_async::<()>(&mut connection)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn lock(memory: &Mutex<MemoryOutbox>) -> std::sync::MutexGuard<'_, MemoryOutbox> {
+    memory
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sweeps expired entries every so many operations, so the map tracks live traffic only.
+const SWEEP_EVERY: usize = 4096;
+
+impl MemoryOutbox {
+    fn sweep(&mut self, now: Instant) {
+        self.operations += 1;
+        if self.operations % SWEEP_EVERY != 0 {
+            return;
+        }
+        self.attempts.retain(|_, (_, expires)| *expires > now);
+        self.claims.retain(|_, expires| *expires > now);
+        self.replies.retain(|_, (_, expires)| *expires > now);
+        self.answers.retain(|_, (_, expires)| *expires > now);
+        self.queues
+            .retain(|_, (queue, expires)| *expires > now && !queue.is_empty());
+    }
+
+    fn arrive(&mut self, user: &str, message_id: &str, now: Instant) -> Arrival {
+        self.sweep(now);
+        let state_expires = now + REQUEST_STATE_TTL;
+        let attempt = {
+            let entry = self
+                .attempts
+                .entry(message_id.to_owned())
+                .or_insert((0, state_expires));
+            if entry.1 <= now {
+                *entry = (0, state_expires);
+            }
+            entry.0 += 1;
+            entry.0
+        };
+        let bound = self
+            .replies
+            .get(message_id)
+            .is_some_and(|(_, expires)| *expires > now);
+        let claimed = self
+            .claims
+            .get(message_id)
+            .is_some_and(|expires| *expires > now);
+        if bound || claimed {
+            return Arrival {
+                attempt,
+                generate: false,
+            };
+        }
+        self.claims.insert(message_id.to_owned(), state_expires);
+        let queue = self.queue(user, now);
+        let generate = queue.is_empty();
+        if generate {
+            queue.push_back(format!("A{message_id}"));
+        }
+        Arrival { attempt, generate }
+    }
+
+    fn queue(&mut self, user: &str, now: Instant) -> &mut VecDeque<String> {
+        let entry = self
+            .queues
+            .entry(user.to_owned())
+            .or_insert_with(|| (VecDeque::new(), now + OUTBOX_TTL));
+        if entry.1 <= now {
+            entry.0.clear();
+        }
+        entry.1 = now + OUTBOX_TTL;
+        &mut entry.0
+    }
+
+    fn take(&mut self, user: &str, message_id: &str, now: Instant) -> Option<String> {
+        if let Some((text, expires)) = self.replies.get(message_id) {
+            if *expires > now {
+                return Some(text.clone());
+            }
+        }
+        let front = self
+            .queues
+            .get(user)
+            .filter(|(_, expires)| *expires > now)?
+            .0
+            .front()?
+            .clone();
+        let text = if let Some(text) = front.strip_prefix('P') {
+            self.queue(user, now).pop_front();
+            text.to_owned()
+        } else {
+            let awaited = front.strip_prefix('A').unwrap_or_default();
+            let (parts, _) = self
+                .answers
+                .remove(awaited)
+                .filter(|(parts, _)| !parts.is_empty())?;
+            let queue = self.queue(user, now);
+            queue.pop_front();
+            for part in parts[1..].iter().rev() {
+                queue.push_front(format!("P{part}"));
+            }
+            parts[0].clone()
+        };
+        self.replies.insert(
+            message_id.to_owned(),
+            (text.clone(), now + REQUEST_STATE_TTL),
+        );
+        Some(text)
+    }
+}

@@ -1,0 +1,172 @@
+//! Passive mode: the answer travels inside WeChat's own HTTP request, within its 5-second limit.
+//!
+//! WeChat delivers a message up to three times, 5 s apart, until one response arrives in time.
+//! The first delivery claims the message and starts the answer; every delivery (on any replica)
+//! waits up to `passive_wait_ms` for it. Content is bound to a request only when that request
+//! is answered in time, so nothing is shown twice and nothing is lost: on the last delivery the
+//! user gets the placeholder and the answer waits in their outbox for their next message.
+//! Long answers go out one part per message, each asking the user to reply for more.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use botgate_contract::{Content, InboundMessage};
+use botgate_wechat::{Decoded, ACKNOWLEDGE};
+
+use super::outbox::Outbox;
+use super::{answer_parts, WechatChannel};
+use crate::channels::Signals;
+use crate::core::{Conversations, CoreError};
+use crate::store::StoreError;
+
+/// WeChat's last delivery of a message is its third.
+const LAST_ATTEMPT: u64 = 3;
+/// Between two readiness checks when the answer is produced on another replica.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// After the wait, earlier deliveries keep the connection open past WeChat's 5 s, so that
+/// WeChat retries instead of taking an empty answer as final.
+const HOLD_PAST_WAIT: Duration = Duration::from_millis(1000);
+
+#[derive(Clone)]
+pub struct Passive {
+    outbox: Outbox,
+    signals: Signals,
+}
+
+impl Passive {
+    pub fn new(outbox: Outbox) -> Self {
+        Passive {
+            outbox,
+            signals: Signals::default(),
+        }
+    }
+
+    /// The response body for one delivery: a passive reply, or `success`.
+    #[tracing::instrument(skip_all, fields(bot = bot, message_id = %decoded.message.message_id))]
+    pub async fn respond(
+        &self,
+        conversations: &Arc<Conversations>,
+        bot: &str,
+        channel: &WechatChannel,
+        decoded: &Decoded,
+        received: Instant,
+    ) -> Result<String, CoreError> {
+        let message = &decoded.message;
+        let user = format!("{bot}:{}", message.sender);
+        match &message.content {
+            Content::Ignored { .. } => return Ok(ACKNOWLEDGE.to_owned()),
+            Content::Left => {
+                self.outbox.clear(&user).await?;
+                conversations.handle(bot, message, None).await?;
+                return Ok(ACKNOWLEDGE.to_owned());
+            }
+            _ => {}
+        }
+        let arrival = self.outbox.arrive(&user, &message.message_id).await?;
+        tracing::debug!(
+            attempt = arrival.attempt,
+            generate = arrival.generate,
+            "wechat delivery"
+        );
+        if arrival.generate {
+            self.start_answer(
+                conversations.clone(),
+                bot.to_owned(),
+                user.clone(),
+                message.clone(),
+            );
+        }
+        let wait = Duration::from_millis(channel.settings.passive_wait_ms);
+        let deadline = received + wait;
+        if let Some(text) = self
+            .wait_for_content(&user, &message.message_id, deadline)
+            .await?
+        {
+            return Ok(render(channel, decoded, &text));
+        }
+        if arrival.attempt >= LAST_ATTEMPT {
+            tracing::info!(attempt = arrival.attempt, "answer not ready on the last delivery; placeholder sent, answer kept for the next message");
+            return Ok(render(channel, decoded, &channel.settings.placeholder));
+        }
+        tokio::time::sleep_until((deadline + HOLD_PAST_WAIT).into()).await;
+        Ok(ACKNOWLEDGE.to_owned())
+    }
+
+    /// Generates the answer in its own task: it must finish even when WeChat hangs up.
+    fn start_answer(
+        &self,
+        conversations: Arc<Conversations>,
+        bot: String,
+        user: String,
+        message: InboundMessage,
+    ) {
+        let outbox = self.outbox.clone();
+        let signals = self.signals.clone();
+        crate::spawn_traced(async move {
+            let parts = match conversations.handle(&bot, &message, None).await {
+                Ok(Some(reply)) => answer_parts(&reply.text),
+                // Nothing to say (e.g. an empty message): bind an empty acknowledgement.
+                Ok(None) => vec![String::new()],
+                Err(error) => {
+                    tracing::error!(%error, "conversation failed; answering with the fallback");
+                    let fallback = conversations
+                        .bot(&bot)
+                        .map(|bot| bot.settings.fallback.clone())
+                        .unwrap_or_default();
+                    vec![fallback]
+                }
+            };
+            if let Err(error) = outbox.complete(&message.message_id, &parts).await {
+                tracing::error!(%error, "could not store the answer for passive delivery");
+            }
+            signals.wake(&user);
+        });
+    }
+
+    async fn wait_for_content(
+        &self,
+        user: &str,
+        message_id: &str,
+        deadline: Instant,
+    ) -> Result<Option<String>, StoreError> {
+        let notify = self.signals.get(user);
+        let result = loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.outbox.take(user, message_id).await {
+                Ok(Some(text)) => break Ok(Some(text)),
+                Ok(None) => {}
+                Err(error) => break Err(error),
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Ok(None);
+            }
+            let next_poll = (now + POLL_INTERVAL).min(deadline);
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(next_poll.into()) => {}
+            }
+        };
+        self.signals.release(user, notify);
+        result
+    }
+}
+
+fn render(channel: &WechatChannel, decoded: &Decoded, text: &str) -> String {
+    if text.is_empty() {
+        return ACKNOWLEDGE.to_owned();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default();
+    let mut random = [0u8; 16];
+    // Only the reply's first 16 bytes are random filler; a failing RNG leaves zeros, which the
+    // receiver accepts as well (the protocol does not rely on their secrecy).
+    let _ = getrandom::fill(&mut random);
+    channel
+        .account
+        .render_reply(&decoded.reply, text, now, &random)
+}

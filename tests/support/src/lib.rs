@@ -1,0 +1,25 @@
+//! Test doubles for botgate's integration tests and benchmarks: real servers on loopback ports.
+//!
+//! # Layout
+//!
+//! - [`redis`]: [`RedisServer`], a private `redis-server` child process on a free port.
+//! - [`bailian`]: [`FakeBailian`], an HTTP server speaking the Bailian application API
+//!   (`/api/v1/apps/{app_id}/completion`, JSON and the quirky SSE) and the OpenAI-compatible
+//!   `/compatible-mode/v1/chat/completions`, with scripted answers and failures.
+//! - [`platform`]: [`FakePlatform`], a recorder standing in for the WeChat, WeCom and DingTalk
+//!   send APIs.
+//!
+//! Every HTTP fake runs its own actix-web system on a thread of its own and binds
+//! `127.0.0.1:0`, so it works under any test runtime and stops when the value is dropped.
+
+// A test-only crate: a failed setup step should stop the test right there.
+#![allow(clippy::unwrap_used)]
+
+pub mod bailian;
+pub mod platform;
+pub mod redis;
+mod server;
+
+pub use bailian::{Answer, Failure, FakeBailian, RecordedRequest};
+pub use platform::{FakePlatform, Received};
+pub use redis::RedisServer;

@@ -1,0 +1,173 @@
+//! Passive mode: answers inside WeChat's request, retries joining one answer, placeholder and
+//! pull on the next message, long answers in parts.
+
+use std::time::Duration;
+
+use botgate_testkit::{Answer, FakeBailian, RedisServer};
+use botgate_wechat::CallbackMode;
+
+use crate::harness::{msg_id, settings, text, Gateway};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mode_answers_in_time_with_one_llm_call() {
+    let fake = FakeBailian::start().await;
+    let gateway = Gateway::start(settings(&fake, None, "")).await;
+    for (n, mode) in [
+        CallbackMode::Plaintext,
+        CallbackMode::Compatible,
+        CallbackMode::Safe,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let user = format!("o-user-{n}");
+
+        let delivery = gateway
+            .wechat(mode)
+            .send(&user, &text(msg_id(n as u64), "你好"))
+            .await
+            .unwrap();
+
+        assert_eq!(delivery.attempts, 1, "{mode:?}");
+        assert_eq!(
+            delivery.reply.as_deref(),
+            Some("echo: 你好 (history: 0)"),
+            "{mode:?}"
+        );
+    }
+    assert_eq!(fake.calls(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answer_gets_placeholder_then_arrives_with_the_next_message() {
+    let fake = FakeBailian::start().await;
+    let redis = RedisServer::start().await;
+    fake.set_delay(Duration::from_millis(3500));
+    let gateway = Gateway::start(settings(&fake, Some(&redis), "")).await;
+    let wechat = gateway.wechat(CallbackMode::Safe);
+
+    let first = wechat
+        .send("o-slow", &text(msg_id(1), "讲个长故事"))
+        .await
+        .unwrap();
+    let second = wechat
+        .send("o-slow", &text(msg_id(2), "好了吗"))
+        .await
+        .unwrap();
+
+    assert_eq!(first.attempts, 3, "all three deliveries were used");
+    assert_eq!(
+        first.reply.as_deref(),
+        Some("正在思考中，回复任意文字获取回答")
+    );
+    assert_eq!(
+        second.reply.as_deref(),
+        Some("echo: 讲个长故事 (history: 0)")
+    );
+    assert_eq!(
+        fake.calls(),
+        1,
+        "retries and the pull never cause a second LLM call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_ready_during_a_retry_is_delivered_by_that_retry() {
+    let fake = FakeBailian::start().await;
+    fake.set_delay(Duration::from_millis(1200));
+    let gateway = Gateway::start(settings(&fake, None, "")).await;
+
+    let delivery = gateway
+        .wechat(CallbackMode::Safe)
+        .send("o-retry", &text(msg_id(3), "问题"))
+        .await
+        .unwrap();
+
+    assert_eq!(delivery.attempts, 2);
+    assert_eq!(delivery.reply.as_deref(), Some("echo: 问题 (history: 0)"));
+    assert_eq!(fake.calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_answer_goes_out_in_parts_one_per_message() {
+    let fake = FakeBailian::start().await;
+    let paragraph = "这是一个很长的回答。".repeat(60);
+    let answer = format!("{paragraph}\n\n{paragraph}\n\n{paragraph}");
+    fake.set_answer(Answer::Fixed(answer.clone()));
+    let redis = RedisServer::start().await;
+    let gateway = Gateway::start(settings(&fake, Some(&redis), "")).await;
+    let wechat = gateway.wechat(CallbackMode::Safe);
+
+    let mut parts = Vec::new();
+    let first = wechat
+        .send("o-long", &text(msg_id(10), "详细说说"))
+        .await
+        .unwrap();
+    parts.push(first.reply.unwrap());
+    for n in 11..20 {
+        let last = parts.last().unwrap();
+        if !last.contains("回复任意文字继续") {
+            break;
+        }
+        let next = wechat
+            .send("o-long", &text(msg_id(n), "继续"))
+            .await
+            .unwrap();
+        parts.push(next.reply.unwrap());
+    }
+
+    assert!(parts.len() >= 2, "split into parts: {}", parts.len());
+    assert!(
+        parts.iter().all(|part| part.len() <= 2048),
+        "each part fits one passive reply"
+    );
+    let joined: String = parts
+        .iter()
+        .map(|part| part.replace("\n\n（未完待续，回复任意文字继续）", ""))
+        .collect::<Vec<_>>()
+        .join("");
+    let strip = |text: &str| {
+        text.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+    };
+    assert_eq!(
+        strip(&joined),
+        strip(&answer),
+        "nothing lost, nothing repeated"
+    );
+    assert_eq!(fake.calls(), 1, "pulling the next part costs no LLM call");
+
+    let after = wechat
+        .send("o-long", &text(msg_id(30), "新问题"))
+        .await
+        .unwrap();
+    assert_eq!(
+        after.reply.as_deref(),
+        Some(parts[0].as_str()),
+        "a fresh answer starts at its first part"
+    );
+    assert_eq!(
+        fake.calls(),
+        2,
+        "once the outbox is empty a message is a question again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_memory_carries_across_wechat_messages() {
+    let fake = FakeBailian::start().await;
+    let gateway = Gateway::start(settings(&fake, None, "")).await;
+    let wechat = gateway.wechat(CallbackMode::Plaintext);
+
+    wechat
+        .send("o-mem", &text(msg_id(40), "第一句"))
+        .await
+        .unwrap();
+    let second = wechat
+        .send("o-mem", &text(msg_id(41), "第二句"))
+        .await
+        .unwrap();
+
+    assert_eq!(second.reply.as_deref(), Some("echo: 第二句 (history: 2)"));
+}

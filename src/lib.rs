@@ -7,6 +7,7 @@
 //! - [`llm`]: providers (Bailian application API, OpenAI-compatible, rules) and the retry loop.
 //! - [`core`]: the platform-agnostic conversation core (commands, farewell, memory, ordering).
 //! - [`channels`]: per-platform glue between adapters and the core (WeChat passive mode).
+//! - [`metrics`]: Prometheus counters and histograms, served at `/metrics`.
 //! - [`routes`]: the HTTP surface (health, readiness, platform webhooks).
 //! - [`startup`]: wiring it all into an [`startup::Application`] that tests run on port 0.
 //! - [`simulate`]: WeChat's side of the webhook, for operators' checks, tests and benchmarks.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod llm;
+pub mod metrics;
 pub mod routes;
 pub mod simulate;
 pub mod startup;

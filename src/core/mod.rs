@@ -11,11 +11,13 @@ pub use bot::Bot;
 pub use locks::KeyedLocks;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use botgate_contract::{Content, InboundMessage};
 
 use crate::llm::{Completion, CompletionRequest, DeltaSink, LlmError};
+use crate::metrics::{Metrics, ProviderLabels};
 use crate::store::{Store, StoreError, Turn};
 use commands::Command;
 
@@ -63,6 +65,7 @@ pub struct Conversations {
     key_prefix: String,
     max_turns: usize,
     session_ttl: Duration,
+    metrics: Arc<Metrics>,
 }
 
 /// Bailian forgets a `session_id` after an hour; remember it a little less long.
@@ -83,7 +86,12 @@ impl Conversations {
             key_prefix,
             max_turns,
             session_ttl,
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn bot(&self, name: &str) -> Option<&Bot> {
@@ -209,7 +217,25 @@ impl Conversations {
         };
         let mut sink = DeltaSink::new(on_delta);
         let started = std::time::Instant::now();
-        match bot.llm.complete(&request, &mut sink).await {
+        let result = bot.llm.complete(&request, &mut sink).await;
+        let provider = bot.llm.kind();
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(LlmError::ContentRejected { .. }) => "refused",
+            Err(_) => "failed",
+        };
+        let labels = ProviderLabels { provider, outcome };
+        self.metrics
+            .llm_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if let Some(first) = sink.first_at() {
+            self.metrics
+                .llm_first_token
+                .get_or_create(&labels)
+                .observe((first - started).as_secs_f64());
+        }
+        match result {
             Ok(completion) => {
                 tracing::info!(
                     provider = bot.llm.kind(),

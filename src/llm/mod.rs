@@ -45,6 +45,7 @@ pub struct Completion {
 pub struct DeltaSink<'a> {
     callback: Option<&'a mut (dyn FnMut(&str) + Send)>,
     emitted: bool,
+    first_at: Option<Instant>,
 }
 
 impl<'a> DeltaSink<'a> {
@@ -52,6 +53,7 @@ impl<'a> DeltaSink<'a> {
         DeltaSink {
             callback,
             emitted: false,
+            first_at: None,
         }
     }
 
@@ -59,7 +61,13 @@ impl<'a> DeltaSink<'a> {
         DeltaSink {
             callback: None,
             emitted: false,
+            first_at: None,
         }
+    }
+
+    /// When the first non-empty piece of the answer arrived (time to first token).
+    pub fn first_at(&self) -> Option<Instant> {
+        self.first_at
     }
 
     pub fn emit(&mut self, delta: &str) {
@@ -67,6 +75,7 @@ impl<'a> DeltaSink<'a> {
             return;
         }
         self.emitted = true;
+        self.first_at.get_or_insert_with(Instant::now);
         if let Some(callback) = self.callback.as_mut() {
             callback(delta);
         }

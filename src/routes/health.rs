@@ -11,6 +11,12 @@ pub async fn healthz() -> HttpResponse {
 
 /// Ready when the configuration is loaded (it is, or we would not be running) and, with Redis
 /// configured, Redis answers a PING right now. Load balancers stop sending traffic while not.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.conversations.metrics().encode())
+}
+
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = state.conversations.store();
     let kind = if store.is_shared() {

@@ -9,6 +9,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/wechat/{bot}", web::get().to(wechat::verify))
         .route("/wechat/{bot}", web::post().to(wechat::receive));
 }

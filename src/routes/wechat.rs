@@ -73,7 +73,15 @@ pub async fn receive(
         .wechat
         .get(bot.as_str())
         .ok_or_else(|| WebhookError::UnknownBot(bot.clone()))?;
-    let decoded = channel.account.decode(request.query_string(), &body)?;
+    let metrics = state.conversations.metrics();
+    let decoded = match channel.account.decode(request.query_string(), &body) {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            metrics.inbound("wechat", "rejected");
+            return Err(error.into());
+        }
+    };
+    metrics.inbound("wechat", "accepted");
     tracing::debug!(bot = %bot, kind = decoded.kind.as_str(), message_id = %decoded.message.message_id, "wechat message");
     let reply = match channel.settings.reply_mode {
         ReplyMode::Passive | ReplyMode::Active => {

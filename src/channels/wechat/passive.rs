@@ -17,6 +17,7 @@ use super::outbox::Outbox;
 use super::{answer_parts, WechatChannel};
 use crate::channels::Signals;
 use crate::core::{Conversations, CoreError};
+use crate::metrics::{PassiveLabels, PlatformLabels};
 use crate::store::StoreError;
 
 /// WeChat's last delivery of a message is its third.
@@ -78,16 +79,37 @@ impl Passive {
         }
         let wait = Duration::from_millis(channel.settings.passive_wait_ms);
         let deadline = received + wait;
+        let metrics = conversations.metrics();
+        if !arrival.generate && arrival.attempt > 1 {
+            metrics
+                .duplicates
+                .get_or_create(&PlatformLabels { platform: "wechat" })
+                .inc();
+        }
         if let Some(text) = self
             .wait_for_content(&user, &message.message_id, deadline)
             .await?
         {
+            metrics
+                .passive
+                .get_or_create(&PassiveLabels { outcome: "in_time" })
+                .inc();
             return Ok(render(channel, decoded, &text));
         }
         if arrival.attempt >= LAST_ATTEMPT {
+            metrics
+                .passive
+                .get_or_create(&PassiveLabels {
+                    outcome: "placeholder",
+                })
+                .inc();
             tracing::info!(attempt = arrival.attempt, "answer not ready on the last delivery; placeholder sent, answer kept for the next message");
             return Ok(render(channel, decoded, &channel.settings.placeholder));
         }
+        metrics
+            .passive
+            .get_or_create(&PassiveLabels { outcome: "hold" })
+            .inc();
         tokio::time::sleep_until((deadline + HOLD_PAST_WAIT).into()).await;
         Ok(ACKNOWLEDGE.to_owned())
     }

@@ -7,6 +7,7 @@
 //! - [`llm`]: providers (Bailian application API, OpenAI-compatible, rules) and the retry loop.
 //! - [`core`]: the platform-agnostic conversation core (commands, farewell, memory, ordering).
 //! - [`channels`]: per-platform glue between adapters and the core (WeChat passive mode).
+//! - [`delivery`]: the durable job queue, shared platform tokens and limits across replicas.
 //! - [`metrics`]: Prometheus counters and histograms, served at `/metrics`.
 //! - [`routes`]: the HTTP surface (health, readiness, platform webhooks).
 //! - [`startup`]: wiring it all into an [`startup::Application`] that tests run on port 0.
@@ -20,6 +21,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod delivery;
 pub mod llm;
 pub mod metrics;
 pub mod routes;

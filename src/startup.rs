@@ -11,17 +11,52 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
+use crate::channels::wechat::active::WechatActive;
+use crate::channels::wechat::api::WechatApi;
 use crate::channels::wechat::{self, Outbox, Passive, WechatChannel};
-use crate::config::{LlmSettings, Settings};
+use crate::config::ReplyMode;
+use crate::config::{LlmSettings, Settings, WebhookSettings};
 use crate::core::{Bot, Conversations};
+use crate::delivery::{Acceptor, Engine, Limits, Queue, TokenCache};
 use crate::llm::{Bailian, Llm, OpenAi, Rules};
+use crate::store::StoreError;
 use crate::store::{MemoryStore, RedisStore, Store};
+use botgate_contract::InboundMessage;
+use tokio::sync::watch;
 
 /// What every request handler shares.
 pub struct AppState {
     pub conversations: Arc<Conversations>,
     pub wechat: HashMap<String, WechatChannel>,
     pub passive: Passive,
+    pub webhooks: HashMap<String, WebhookSettings>,
+    pub key_prefix: String,
+    pub acceptor: Acceptor,
+    pub limits: Limits,
+}
+
+impl AppState {
+    /// The bot's polite notice when this sender is over its message rate (then no LLM call is
+    /// made); `None` when within the rate or no limit is configured. Shared by all replicas.
+    pub async fn rate_limit_notice(
+        &self,
+        bot: &str,
+        message: &InboundMessage,
+    ) -> Result<Option<String>, StoreError> {
+        let Some(rate) = self
+            .conversations
+            .bot(bot)
+            .and_then(|bot| bot.settings.rate_limit.as_ref())
+        else {
+            return Ok(None);
+        };
+        let key = format!("rate:{bot}:{}:{}", message.platform, message.sender);
+        let allowed = self
+            .limits
+            .allow(&key, rate.messages, Duration::from_secs(rate.per_secs))
+            .await?;
+        Ok((!allowed).then(|| rate.reply.clone()))
+    }
 }
 
 /// Name of the provider a bot gets when no `[llm]` is configured at all.
@@ -120,6 +155,8 @@ pub async fn build_conversations(
 pub struct Application {
     port: u16,
     server: Server,
+    engine: Arc<Engine>,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -146,10 +183,78 @@ impl Application {
                 &format!("{}:wechat", settings.store.key_prefix),
             ),
         };
+        let visibility = Duration::from_secs(settings.delivery.visibility_timeout_secs);
+        let prefix = &settings.store.key_prefix;
+        let (queue, limits, tokens) = match conversations.store() {
+            Store::Memory(_) => (
+                Queue::memory(visibility),
+                Limits::memory(),
+                TokenCache::memory(),
+            ),
+            Store::Redis(redis) => (
+                Queue::redis(redis.connection(), redis.client(), prefix, visibility),
+                Limits::redis(redis.connection(), prefix),
+                TokenCache::redis(redis.connection(), prefix),
+            ),
+        };
+        let mut active = HashMap::new();
+        for (name, bot) in &settings.bots {
+            let Some(wechat) = bot
+                .wechat
+                .as_ref()
+                .filter(|wechat| wechat.reply_mode == ReplyMode::Active)
+            else {
+                continue;
+            };
+            let secret = wechat
+                .app_secret
+                .clone()
+                .context("active mode needs app_secret")?;
+            let api = WechatApi::new(
+                http.clone(),
+                &wechat.api_base,
+                &wechat.app_id,
+                secret,
+                tokens.clone(),
+            );
+            let channel = WechatActive::new(
+                api,
+                outbox.clone(),
+                conversations.store().clone(),
+                name,
+                prefix,
+            );
+            active.insert(name.clone(), Arc::new(channel));
+        }
+        let webhooks: HashMap<String, WebhookSettings> = settings
+            .bots
+            .iter()
+            .filter_map(|(name, bot)| Some((name.clone(), bot.webhook.clone()?)))
+            .collect();
+        let dedup_ttl = Duration::from_secs(settings.delivery.dedup_ttl_secs);
+        let acceptor = Acceptor::new(
+            conversations.store().clone(),
+            queue.clone(),
+            prefix,
+            dedup_ttl,
+        );
+        let engine = Arc::new(Engine::new(
+            queue,
+            conversations.clone(),
+            http.clone(),
+            webhooks.clone(),
+            active,
+            settings.delivery.clone(),
+            prefix,
+        ));
         let state = web::Data::new(AppState {
             wechat: wechat::build(&settings)?,
             passive: Passive::new(outbox),
             conversations,
+            key_prefix: prefix.clone(),
+            webhooks,
+            acceptor,
+            limits,
         });
         let max_body = settings.server.max_body_bytes;
         let mut server = HttpServer::new(move || {
@@ -161,6 +266,8 @@ impl Application {
         })
         .listen(listener)
         .context("listen")?
+        // Our own signal handling stops the delivery workers first; see run_until_stopped.
+        .disable_signals()
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
@@ -168,6 +275,8 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            engine,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         })
     }
 
@@ -175,9 +284,52 @@ impl Application {
         self.port
     }
 
-    /// Runs until SIGTERM/SIGINT, then lets answers in flight finish (bounded by
-    /// `server.shutdown_timeout_secs`) before returning.
+    /// Runs until SIGTERM/SIGINT. Then the delivery workers stop taking jobs, the HTTP server
+    /// stops accepting connections, and answers in flight get `server.shutdown_timeout_secs` to
+    /// finish; a job not finished by then stays un-acknowledged and another replica takes it
+    /// over after the visibility timeout.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let (stop_workers, stopped) = watch::channel(false);
+        let workers = self.engine.start(stopped);
+        let handle = self.server.handle();
+        crate::spawn_traced(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested: draining");
+            let _ = stop_workers.send(true);
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        let drained = tokio::time::timeout(
+            self.shutdown_timeout,
+            futures_util::future::join_all(workers),
+        )
+        .await;
+        if drained.is_err() {
+            tracing::warn!("delivery workers still busy at the shutdown timeout; their jobs will be taken over");
+        }
+        served
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops botgate");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

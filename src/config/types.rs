@@ -13,6 +13,8 @@ pub struct Settings {
     #[serde(default)]
     pub store: StoreSettings,
     #[serde(default)]
+    pub delivery: DeliverySettings,
+    #[serde(default)]
     pub llm: BTreeMap<String, LlmSettings>,
     #[serde(default)]
     pub bots: BTreeMap<String, BotSettings>,
@@ -37,6 +39,34 @@ impl Default for ServerSettings {
             max_body_bytes: 256 * 1024,
             shutdown_timeout_secs: 30,
             workers: 0,
+        }
+    }
+}
+
+/// The asynchronous delivery engine: a durable queue and the workers that drain it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// Jobs one replica works on at once (each mostly waits on the LLM, so this can be large).
+    pub workers: usize,
+    /// A job whose worker has been silent this long is taken over by another replica.
+    pub visibility_timeout_secs: u64,
+    /// Attempts of one send before the job is dead-lettered.
+    pub send_attempts: u32,
+    /// Deliveries of one job (first + reclaims) before it is dead-lettered.
+    pub max_deliveries: u64,
+    /// How long a platform message id is remembered for deduplication.
+    pub dedup_ttl_secs: u64,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            workers: 64,
+            visibility_timeout_secs: 30,
+            send_attempts: 5,
+            max_deliveries: 5,
+            dedup_ttl_secs: 24 * 3600,
         }
     }
 }
@@ -217,6 +247,47 @@ pub struct BotSettings {
     pub voice_unrecognized: String,
     #[serde(default)]
     pub wechat: Option<WechatSettings>,
+    #[serde(default)]
+    pub webhook: Option<WebhookSettings>,
+    /// Messages one user may send per `per_secs`; past it they get `reply` and no LLM call.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSettings>,
+    /// LLM calls this bot may have in flight at once, across all replicas.
+    #[serde(default)]
+    pub max_concurrent_llm_calls: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub messages: u32,
+    #[serde(default = "default_rate_window")]
+    pub per_secs: u64,
+    #[serde(default = "default_rate_reply")]
+    pub reply: String,
+}
+
+fn default_rate_window() -> u64 {
+    60
+}
+fn default_rate_reply() -> String {
+    "您发送得太快了，请稍后再试。".into()
+}
+
+/// The generic signed webhook channel: `POST /webhook/{bot}` in, `POST deliver_url` out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// HMAC-SHA256 key for `X-Botgate-Signature` on both directions.
+    pub secret: SecretString,
+    pub deliver_url: String,
+    /// Longest answer part per delivery, in UTF-8 bytes.
+    #[serde(default = "default_webhook_part_bytes")]
+    pub max_part_bytes: usize,
+}
+
+fn default_webhook_part_bytes() -> usize {
+    4000
 }
 
 pub fn default_farewell() -> String {

@@ -117,6 +117,23 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
         }
     }
 
+    let delivery = &settings.delivery;
+    if delivery.workers == 0 {
+        return Err(invalid("delivery.workers", "must be at least 1"));
+    }
+    if delivery.visibility_timeout_secs < 2 {
+        return Err(invalid(
+            "delivery.visibility_timeout_secs",
+            "must be at least 2",
+        ));
+    }
+    if delivery.send_attempts == 0 || delivery.max_deliveries == 0 {
+        return Err(invalid(
+            "delivery",
+            "send_attempts and max_deliveries must be at least 1",
+        ));
+    }
+
     if settings.bots.is_empty() {
         return Err(invalid("bots", "configure at least one [bots.NAME]"));
     }
@@ -172,6 +189,40 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
             if text.trim().is_empty() {
                 return Err(invalid(field(leaf), "must not be empty"));
             }
+        }
+        if let Some(webhook) = &bot.webhook {
+            if webhook.secret.expose_secret().len() < 16 {
+                return Err(invalid(
+                    format!("bots.{name}.webhook.secret"),
+                    "must be at least 16 characters",
+                ));
+            }
+            if !http_url(&webhook.deliver_url) {
+                return Err(invalid(
+                    format!("bots.{name}.webhook.deliver_url"),
+                    "expected an http:// or https:// URL",
+                ));
+            }
+            if webhook.max_part_bytes < 64 {
+                return Err(invalid(
+                    format!("bots.{name}.webhook.max_part_bytes"),
+                    "must be at least 64",
+                ));
+            }
+        }
+        if let Some(rate) = &bot.rate_limit {
+            if rate.messages == 0 || rate.per_secs == 0 {
+                return Err(invalid(
+                    format!("bots.{name}.rate_limit"),
+                    "messages and per_secs must be at least 1",
+                ));
+            }
+        }
+        if bot.max_concurrent_llm_calls == Some(0) {
+            return Err(invalid(
+                format!("bots.{name}.max_concurrent_llm_calls"),
+                "must be at least 1",
+            ));
         }
         if let Some(wechat) = &bot.wechat {
             let field = |leaf: &str| format!("bots.{name}.wechat.{leaf}");

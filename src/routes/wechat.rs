@@ -2,49 +2,15 @@
 
 use std::time::Instant;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use botgate_contract::AdapterError;
+use actix_web::{web, HttpRequest, HttpResponse};
 
+use botgate_wechat::ACKNOWLEDGE;
+
+use super::error::WebhookError;
 use crate::config::ReplyMode;
-use crate::core::CoreError;
+use crate::delivery::Accepted;
+use crate::metrics::PlatformLabels;
 use crate::startup::AppState;
-
-#[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
-    #[error("no WeChat channel for bot `{0}`")]
-    UnknownBot(String),
-    #[error(transparent)]
-    Adapter(#[from] AdapterError),
-    #[error(transparent)]
-    Core(#[from] CoreError),
-}
-
-impl ResponseError for WebhookError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            WebhookError::UnknownBot(_) => StatusCode::NOT_FOUND,
-            WebhookError::Adapter(AdapterError::BadSignature | AdapterError::StaleTimestamp) => {
-                StatusCode::UNAUTHORIZED
-            }
-            WebhookError::Adapter(AdapterError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
-            WebhookError::Adapter(_) => StatusCode::BAD_REQUEST,
-            // The platform retries a 5xx; the message was not accepted, so nothing is lost.
-            WebhookError::Core(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "webhook failed");
-            // Opaque: internal details stay in the log.
-            return HttpResponse::build(status).body("temporarily unavailable");
-        }
-        tracing::warn!(error = %self, status = status.as_u16(), "webhook refused");
-        HttpResponse::build(status).body(self.to_string())
-    }
-}
 
 pub async fn verify(
     bot: web::Path<String>,
@@ -54,7 +20,10 @@ pub async fn verify(
     let channel = state
         .wechat
         .get(bot.as_str())
-        .ok_or_else(|| WebhookError::UnknownBot(bot.clone()))?;
+        .ok_or_else(|| WebhookError::UnknownBot {
+            channel: "wechat",
+            bot: bot.to_string(),
+        })?;
     let echostr = channel.account.verify_url(request.query_string())?;
     tracing::info!(bot = %bot, "wechat URL verification answered");
     Ok(HttpResponse::Ok()
@@ -72,7 +41,10 @@ pub async fn receive(
     let channel = state
         .wechat
         .get(bot.as_str())
-        .ok_or_else(|| WebhookError::UnknownBot(bot.clone()))?;
+        .ok_or_else(|| WebhookError::UnknownBot {
+            channel: "wechat",
+            bot: bot.to_string(),
+        })?;
     let metrics = state.conversations.metrics();
     let decoded = match channel.account.decode(request.query_string(), &body) {
         Ok(decoded) => decoded,
@@ -83,15 +55,50 @@ pub async fn receive(
     };
     metrics.inbound("wechat", "accepted");
     tracing::debug!(bot = %bot, kind = decoded.kind.as_str(), message_id = %decoded.message.message_id, "wechat message");
-    let reply = match channel.settings.reply_mode {
-        ReplyMode::Passive | ReplyMode::Active => {
-            state
-                .passive
-                .respond(&state.conversations, &bot, channel, &decoded, received)
-                .await?
+    if let Some(notice) = state.rate_limit_notice(&bot, &decoded.message).await? {
+        let reply = channel
+            .account
+            .render_reply(&decoded.reply, &notice, unix_now(), &random16());
+        return Ok(xml(reply));
+    }
+    if channel.settings.reply_mode == ReplyMode::Active && !passive_fallback(&state, &bot).await? {
+        // Acknowledged only once durably queued; a retry of an accepted message is a duplicate.
+        if state.acceptor.accept(&bot, &decoded.message, None).await? == Accepted::Duplicate {
+            metrics
+                .duplicates
+                .get_or_create(&PlatformLabels { platform: "wechat" })
+                .inc();
         }
-    };
-    Ok(HttpResponse::Ok()
+        return Ok(xml(ACKNOWLEDGE.to_owned()));
+    }
+    let reply = state
+        .passive
+        .respond(&state.conversations, &bot, channel, &decoded, received)
+        .await?;
+    Ok(xml(reply))
+}
+
+fn xml(body: String) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("application/xml; charset=utf-8")
-        .body(reply))
+        .body(body)
+}
+
+/// True while the bot answers passively because WeChat refused active sends (48001).
+async fn passive_fallback(state: &AppState, bot: &str) -> Result<bool, WebhookError> {
+    let key = crate::channels::wechat::active::fallback_key(&state.key_prefix, bot);
+    Ok(state.conversations.store().get(&key).await?.is_some())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn random16() -> [u8; 16] {
+    let mut random = [0u8; 16];
+    let _ = getrandom::fill(&mut random);
+    random
 }

@@ -144,6 +144,49 @@ impl MemoryStore {
         Self::wrote(&mut inner, now);
     }
 
+    pub fn incr(&self, key: &str, ttl: Duration) -> u64 {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let current = match Self::live(&mut inner, key, now) {
+            Some(Entry {
+                value: Value::Text(text),
+                ..
+            }) => text.parse::<u64>().unwrap_or(0),
+            _ => 0,
+        };
+        let next = current + 1;
+        inner.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: Value::Text(next.to_string()),
+                expires_at: now + ttl,
+            },
+        );
+        Self::wrote(&mut inner, now);
+        next
+    }
+
+    pub fn advance(&self, key: &str, value: u64, ttl: Duration) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let current = match Self::live(&mut inner, key, now) {
+            Some(Entry {
+                value: Value::Text(text),
+                ..
+            }) => text.parse::<u64>().unwrap_or(0),
+            _ => 0,
+        };
+        let value = value.max(current);
+        inner.entries.insert(
+            key.to_owned(),
+            Entry {
+                value: Value::Text(value.to_string()),
+                expires_at: now + ttl,
+            },
+        );
+        Self::wrote(&mut inner, now);
+    }
+
     pub fn delete(&self, keys: &[&str]) {
         let mut inner = self.lock();
         for key in keys {

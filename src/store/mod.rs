@@ -100,6 +100,25 @@ impl Store {
         }
     }
 
+    /// Increments a counter (created at 1) and restarts its TTL; returns the new value.
+    pub async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.incr(key, ttl)),
+            Store::Redis(store) => store.incr(key, ttl).await,
+        }
+    }
+
+    /// Sets a counter to `value` unless it already holds a larger one (a high-water mark).
+    pub async fn advance(&self, key: &str, value: u64, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(store) => {
+                store.advance(key, value, ttl);
+                Ok(())
+            }
+            Store::Redis(store) => store.advance(key, value, ttl).await,
+        }
+    }
+
     /// Readiness: can the store answer right now?
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

@@ -15,6 +15,7 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
+    client: redis::Client,
 }
 
 impl RedisStore {
@@ -25,8 +26,13 @@ impl RedisStore {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client, config).await?;
-        Ok(RedisStore { connection })
+        let connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+        Ok(RedisStore { connection, client })
+    }
+
+    /// A client for subsystems that need connections of their own (blocking queue reads).
+    pub fn client(&self) -> redis::Client {
+        self.client.clone()
     }
 
     /// The underlying connection, for the subsystems that speak Redis directly (queues, locks).
@@ -97,6 +103,35 @@ impl RedisStore {
         let mut connection = self.connection.clone();
         let _: () = connection
             .pset_ex(key, value, ttl.as_millis().max(1) as u64)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError> {
+        let mut connection = self.connection.clone();
+        let (value,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(key, 1)
+            .pexpire(key, ttl.as_millis().max(1) as i64)
+            .ignore()
+            .query_async(&mut connection)
+            .await?;
+        Ok(value)
+    }
+
+    pub async fn advance(&self, key: &str, value: u64, ttl: Duration) -> Result<(), StoreError> {
+        const ADVANCE: &str = r#"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+        let mut connection = self.connection.clone();
+        redis::Script::new(ADVANCE)
+            .key(key)
+            .arg(value)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async::<i64>(&mut connection)
             .await?;
         Ok(())
     }

@@ -14,8 +14,10 @@ pub enum Platform {
     Wecom,
     Dingtalk,
     Web,
-    /// The built-in test channel that delivers by HTTP POST (used by the delivery tests).
+    /// Used by tests that drive the core directly.
     Test,
+    /// The generic signed webhook channel (custom integrations; acknowledge, then deliver by POST).
+    Webhook,
 }
 
 impl Platform {
@@ -27,6 +29,7 @@ impl Platform {
             Platform::Dingtalk => "dingtalk",
             Platform::Web => "web",
             Platform::Test => "test",
+            Platform::Webhook => "webhook",
         }
     }
 
@@ -38,6 +41,7 @@ impl Platform {
             "dingtalk" => Platform::Dingtalk,
             "web" => Platform::Web,
             "test" => Platform::Test,
+            "webhook" => Platform::Webhook,
             _ => return None,
         })
     }

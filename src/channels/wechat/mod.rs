@@ -1,12 +1,14 @@
 //! The WeChat Official Account channel: accounts built from settings, and the reply modes.
 
+pub mod active;
+pub mod api;
 mod outbox;
 mod passive;
 mod render;
 
 pub use outbox::Outbox;
 pub use passive::Passive;
-pub use render::answer_parts;
+pub use render::{active_parts, answer_parts};
 
 use std::collections::HashMap;
 

@@ -178,6 +178,32 @@ impl Outbox {
         }
     }
 
+    /// Queues ready parts for a user's next messages (an active-mode answer falling back).
+    pub async fn push_parts(&self, user: &str, parts: &[String]) -> Result<(), StoreError> {
+        let entries: Vec<String> = parts.iter().map(|part| format!("P{part}")).collect();
+        match self {
+            Outbox::Memory(memory) => {
+                let mut memory = lock(memory);
+                let queue = memory.queue(user, Instant::now());
+                queue.extend(entries);
+                Ok(())
+            }
+            Outbox::Redis { connection, prefix } => {
+                let key = Self::key(prefix, "outbox", user);
+                let mut connection = connection.clone();
+                redis::pipe()
+                    .atomic()
+                    .rpush(&key, entries)
+                    .ignore()
+                    .expire(&key, OUTBOX_TTL.as_secs() as i64)
+                    .ignore()
+                    .query_async::<()>(&mut connection)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
     /// Forgets what a user is owed (unsubscribe).
     pub async fn clear(&self, user: &str) -> Result<(), StoreError> {
         match self {

@@ -21,9 +21,46 @@ pub fn answer_parts(answer: &str) -> Vec<String> {
     parts
 }
 
+/// The customer-service API takes ~2048 bytes per text; stay clear of the edge.
+pub const ACTIVE_PART_BYTES: usize = 2000;
+/// WeChat allows 5 customer-service messages per user message (45047 beyond).
+pub const ACTIVE_MAX_PARTS: usize = 5;
+pub const TRUNCATED_HINT: &str = "……（回答较长，其余部分已省略）";
+
+/// Plain text in at most five parts of at most 2000 bytes, cut on paragraph and sentence
+/// boundaries; an answer longer than that ends with a note that the rest was left out.
+pub fn active_parts(answer: &str) -> Vec<String> {
+    let text = markdown_to_text(answer);
+    let mut parts = split_utf8(&text, ACTIVE_PART_BYTES);
+    if parts.len() > ACTIVE_MAX_PARTS {
+        parts.truncate(ACTIVE_MAX_PARTS);
+        let last = &mut parts[ACTIVE_MAX_PARTS - 1];
+        let budget = ACTIVE_PART_BYTES - TRUNCATED_HINT.len();
+        if last.len() > budget {
+            let mut cut = budget;
+            while !last.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            last.truncate(cut);
+        }
+        last.push_str(TRUNCATED_HINT);
+    }
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_answers_are_at_most_five_parts_of_2000_bytes() {
+        let long = "很长的句子。".repeat(2000);
+        let parts = active_parts(&long);
+        assert_eq!(parts.len(), ACTIVE_MAX_PARTS);
+        assert!(parts.iter().all(|part| part.len() <= ACTIVE_PART_BYTES));
+        assert!(parts[ACTIVE_MAX_PARTS - 1].ends_with(TRUNCATED_HINT));
+        assert_eq!(active_parts("短回答"), vec!["短回答".to_owned()]);
+    }
 
     #[test]
     fn long_answers_are_parts_with_hints_within_the_byte_limit() {

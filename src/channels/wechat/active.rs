@@ -1,0 +1,119 @@
+//! Active mode: acknowledge at once, answer through the customer-service API (verified accounts).
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::api::{ApiError, WechatApi};
+use super::outbox::Outbox;
+use crate::delivery::send::SendError;
+use crate::store::Store;
+
+/// The typing indicator lasts 15 s and cannot be renewed while active (45081), so refresh just
+/// after it lapses.
+const TYPING_REFRESH: Duration = Duration::from_secs(15);
+/// How long a bot whose account lacks the customer-service permission answers passively
+/// before active mode is tried again.
+const PASSIVE_FALLBACK_TTL: Duration = Duration::from_secs(3600);
+
+pub struct WechatActive {
+    pub api: WechatApi,
+    outbox: Outbox,
+    store: Store,
+    bot: String,
+    fallback_key: String,
+}
+
+impl WechatActive {
+    pub fn new(api: WechatApi, outbox: Outbox, store: Store, bot: &str, prefix: &str) -> Self {
+        WechatActive {
+            api,
+            outbox,
+            store,
+            bot: bot.to_owned(),
+            fallback_key: fallback_key(prefix, bot),
+        }
+    }
+
+    /// One part, with one token refresh when WeChat says the token is stale (the cached token
+    /// is invalidated only if it is still the one that failed, so replicas never fight).
+    pub async fn send_part(&self, openid: &str, part: &str) -> Result<(), SendError> {
+        let mut refreshed = false;
+        loop {
+            let token = self
+                .api
+                .token()
+                .await
+                .map_err(|error| SendError::Transient {
+                    code: "token".into(),
+                    message: error.to_string(),
+                })?;
+            match self.api.send_text(&token, openid, part).await {
+                Ok(()) => return Ok(()),
+                Err(ApiError::Token(code)) if !refreshed => {
+                    tracing::warn!(code, "wechat token rejected; refreshing once");
+                    self.api.invalidate(&token).await;
+                    refreshed = true;
+                }
+                Err(ApiError::Token(code)) => {
+                    return Err(SendError::Transient {
+                        code: code.to_string(),
+                        message: "token rejected twice".into(),
+                    })
+                }
+                Err(ApiError::NoPermission) => {
+                    return Err(SendError::Fallback {
+                        code: "48001".into(),
+                        message: "the account has no customer-service API permission".into(),
+                    })
+                }
+                Err(ApiError::Send(kind)) => return Err(kind.into()),
+            }
+        }
+    }
+
+    /// 48001: this account cannot send actively. The answer waits in the user's passive outbox
+    /// (their next message receives it) and the bot answers passively for a while.
+    pub async fn fall_back(
+        &self,
+        openid: &str,
+        parts: &[String],
+    ) -> Result<(), crate::store::StoreError> {
+        tracing::error!(
+            bot = %self.bot,
+            "wechat active mode refused with 48001 (no customer-service permission): answering passively; set reply_mode = \"passive\" or grant the permission"
+        );
+        self.store
+            .set(&self.fallback_key, "48001", PASSIVE_FALLBACK_TTL)
+            .await?;
+        self.outbox
+            .push_parts(&format!("{}:{openid}", self.bot), parts)
+            .await
+    }
+
+    /// Shows "typing…" to the user until the returned sender is dropped.
+    pub fn typing(self: &std::sync::Arc<Self>, openid: &str) -> oneshot::Sender<()> {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let active = self.clone();
+        let openid = openid.to_owned();
+        crate::spawn_traced(async move {
+            loop {
+                if let Ok(token) = active.api.token().await {
+                    // Typing is a courtesy: 45080 (no recent interaction) and friends are ignored.
+                    if let Err(error) = active.api.typing(&token, &openid, true).await {
+                        tracing::debug!(?error, "typing indicator refused");
+                    }
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tokio::time::sleep(TYPING_REFRESH) => {}
+                }
+            }
+        });
+        stop
+    }
+}
+
+pub fn fallback_key(prefix: &str, bot: &str) -> String {
+    format!("{prefix}:wechat:{bot}:passive_fallback")
+}

@@ -1,0 +1,322 @@
+//! The embedded job queue: the Redis queue's semantics (visibility reclaim, dead letters) in one process.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::{sleep_until, Instant};
+
+use super::{DeadLetter, Job, QueueDepth, DEAD_LETTER_CAP};
+use crate::delivery::unix_ms;
+
+pub struct MemoryQueue {
+    state: Mutex<State>,
+    /// Wakes one consumer waiting in `next` as soon as a job arrives, instead of polling.
+    arrived: Notify,
+    visibility: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    sequence: u64,
+    ready: VecDeque<Entry>,
+    in_flight: HashMap<String, InFlight>,
+    dead: HashMap<String, DeadLetter>,
+    /// Dead-letter ids, oldest first.
+    dead_order: VecDeque<String>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    id: String,
+    /// Enqueue order, so reclaims go oldest first like `XAUTOCLAIM`.
+    sequence: u64,
+    payload: String,
+    enqueued_at_ms: u64,
+    deliveries: u64,
+}
+
+struct InFlight {
+    entry: Entry,
+    consumer: String,
+    /// When the job becomes reclaimable unless its consumer heartbeats or acks first.
+    deadline: Instant,
+}
+
+impl Entry {
+    fn job(&self) -> Job {
+        Job {
+            id: self.id.clone(),
+            payload: self.payload.clone(),
+            deliveries: self.deliveries,
+            enqueued_at_ms: self.enqueued_at_ms,
+        }
+    }
+}
+
+impl MemoryQueue {
+    pub fn new(visibility: Duration) -> Self {
+        MemoryQueue {
+            state: Mutex::new(State::default()),
+            arrived: Notify::new(),
+            visibility,
+        }
+    }
+
+    pub fn visibility(&self) -> Duration {
+        self.visibility
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing in this file panics while holding the lock with the state half-updated;
+        // keep serving rather than poisoning every later call.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn enqueue(&self, payload: &str) -> String {
+        let id = self.lock().push(payload.to_owned());
+        // A stored permit if nobody waits yet: the next `next` call then returns at once.
+        self.arrived.notify_one();
+        id
+    }
+
+    pub async fn next(&self, consumer: &str, block: Duration) -> Option<Job> {
+        let deadline = Instant::now() + block;
+        loop {
+            let notified = self.arrived.notified();
+            let wake_at = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                if let Some(job) = state.take(consumer, now, self.visibility) {
+                    return Some(job);
+                }
+                if now >= deadline {
+                    return None;
+                }
+                // Wake for a new job, or when an in-flight one becomes reclaimable.
+                state
+                    .in_flight
+                    .values()
+                    .map(|flight| flight.deadline)
+                    .min()
+                    .map_or(deadline, |reclaimable| reclaimable.min(deadline))
+            };
+            tokio::select! {
+                () = notified => {}
+                () = sleep_until(wake_at) => {}
+            }
+        }
+    }
+
+    pub fn heartbeat(&self, consumer: &str, job_id: &str) -> bool {
+        let mut state = self.lock();
+        match state.in_flight.get_mut(job_id) {
+            Some(flight) if flight.consumer == consumer => {
+                flight.deadline = Instant::now() + self.visibility;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn ack(&self, job_id: &str) {
+        self.lock().remove(job_id);
+    }
+
+    pub fn dead_letter(&self, job: &Job, reason: &str) {
+        let mut state = self.lock();
+        state.remove(&job.id);
+        state.dead.insert(
+            job.id.clone(),
+            DeadLetter {
+                id: job.id.clone(),
+                payload: job.payload.clone(),
+                reason: reason.to_owned(),
+                failed_at_ms: unix_ms(),
+                deliveries: job.deliveries,
+            },
+        );
+        state.dead_order.retain(|id| id != &job.id);
+        state.dead_order.push_back(job.id.clone());
+        while state.dead_order.len() > DEAD_LETTER_CAP {
+            if let Some(oldest) = state.dead_order.pop_front() {
+                state.dead.remove(&oldest);
+            }
+        }
+    }
+
+    pub fn dead_letters(&self, limit: usize) -> Vec<DeadLetter> {
+        let state = self.lock();
+        state
+            .dead_order
+            .iter()
+            .rev()
+            .filter_map(|id| state.dead.get(id).cloned())
+            .take(limit)
+            .collect()
+    }
+
+    pub fn dead_letter_by_id(&self, id: &str) -> Option<DeadLetter> {
+        self.lock().dead.get(id).cloned()
+    }
+
+    pub fn retry_dead_letter(&self, id: &str) -> Option<String> {
+        let new_id = {
+            let mut state = self.lock();
+            let dead = state.dead.remove(id)?;
+            state.dead_order.retain(|other| other != id);
+            state.push(dead.payload)
+        };
+        self.arrived.notify_one();
+        Some(new_id)
+    }
+
+    pub fn depth(&self) -> QueueDepth {
+        let state = self.lock();
+        let oldest = state
+            .ready
+            .iter()
+            .chain(state.in_flight.values().map(|flight| &flight.entry))
+            .map(|entry| entry.enqueued_at_ms)
+            .min();
+        QueueDepth {
+            pending: (state.ready.len() + state.in_flight.len()) as u64,
+            oldest_age: oldest.map(|at| Duration::from_millis(unix_ms().saturating_sub(at))),
+        }
+    }
+}
+
+impl State {
+    fn push(&mut self, payload: String) -> String {
+        self.sequence += 1;
+        let enqueued_at_ms = unix_ms();
+        // Shaped like a stream id, so logs and the operator CLI read the same in both modes.
+        let id = format!("{enqueued_at_ms}-{}", self.sequence);
+        self.ready.push_back(Entry {
+            id: id.clone(),
+            sequence: self.sequence,
+            payload,
+            enqueued_at_ms,
+            deliveries: 0,
+        });
+        id
+    }
+
+    /// Reclaims the oldest job whose consumer went silent, else takes the oldest new one.
+    fn take(&mut self, consumer: &str, now: Instant, visibility: Duration) -> Option<Job> {
+        let silent = self
+            .in_flight
+            .values_mut()
+            .filter(|flight| flight.deadline <= now)
+            .min_by_key(|flight| flight.entry.sequence);
+        if let Some(flight) = silent {
+            flight.consumer = consumer.to_owned();
+            flight.deadline = now + visibility;
+            flight.entry.deliveries += 1;
+            return Some(flight.entry.job());
+        }
+        let mut entry = self.ready.pop_front()?;
+        entry.deliveries = 1;
+        let job = entry.job();
+        self.in_flight.insert(
+            entry.id.clone(),
+            InFlight {
+                entry,
+                consumer: consumer.to_owned(),
+                deadline: now + visibility,
+            },
+        );
+        Some(job)
+    }
+
+    fn remove(&mut self, job_id: &str) {
+        if self.in_flight.remove(job_id).is_none() {
+            self.ready.retain(|entry| entry.id != job_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn a_job_goes_to_one_consumer_and_leaves_on_ack() {
+        let queue = MemoryQueue::new(LONG);
+        let id = queue.enqueue("{}");
+
+        let job = queue.next("a", Duration::ZERO).await.unwrap();
+        let other = queue.next("b", Duration::ZERO).await;
+        queue.ack(&id);
+
+        assert_eq!((job.id.as_str(), job.deliveries), (id.as_str(), 1));
+        assert!(other.is_none());
+        assert_eq!(queue.depth(), QueueDepth::default());
+    }
+
+    /// Short enough to keep the tests quick, long enough for a loaded CI machine.
+    const SHORT: Duration = Duration::from_millis(100);
+
+    #[tokio::test]
+    async fn a_silent_consumer_loses_its_job_after_the_visibility_timeout() {
+        let queue = MemoryQueue::new(SHORT);
+        queue.enqueue("{}");
+        let first = queue.next("a", Duration::ZERO).await.unwrap();
+
+        let too_early = queue.next("b", Duration::ZERO).await;
+        let reclaimed = queue.next("b", SHORT * 10).await.unwrap();
+
+        assert!(too_early.is_none());
+        assert_eq!(reclaimed.id, first.id);
+        assert_eq!(reclaimed.deliveries, 2);
+        assert!(!queue.heartbeat("a", &first.id), "a no longer owns it");
+        assert!(queue.heartbeat("b", &first.id));
+    }
+
+    #[tokio::test]
+    async fn heartbeats_keep_a_job_from_being_reclaimed() {
+        let queue = MemoryQueue::new(SHORT);
+        queue.enqueue("{}");
+        let job = queue.next("a", Duration::ZERO).await.unwrap();
+
+        for _ in 0..5 {
+            tokio::time::sleep(SHORT / 3).await;
+            assert!(queue.heartbeat("a", &job.id));
+            assert!(queue.next("b", Duration::ZERO).await.is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn dead_letters_list_newest_first_and_retry_once() {
+        let queue = MemoryQueue::new(LONG);
+        queue.enqueue("first");
+        queue.enqueue("second");
+        let first = queue.next("a", Duration::ZERO).await.unwrap();
+        let second = queue.next("a", Duration::ZERO).await.unwrap();
+        queue.dead_letter(&first, "one");
+        queue.dead_letter(&second, "two");
+
+        let listed: Vec<String> = queue
+            .dead_letters(10)
+            .into_iter()
+            .map(|dead| dead.reason)
+            .collect();
+        let retried = queue.retry_dead_letter(&first.id);
+        let again = queue.retry_dead_letter(&first.id);
+
+        assert_eq!(listed, ["two", "one"]);
+        assert!(retried.is_some_and(|id| id != first.id));
+        assert!(again.is_none());
+        assert_eq!(queue.depth().pending, 1);
+        let replayed = queue.next("a", Duration::ZERO).await.unwrap();
+        assert_eq!(
+            (replayed.payload.as_str(), replayed.deliveries),
+            ("first", 1)
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! The one mapping from webhook failures to HTTP: 4xx with the reason for bad input, an opaque
+//! 503 for our own trouble (the platform retries; nothing was accepted, so nothing is lost).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use botgate_contract::AdapterError;
+
+use crate::core::CoreError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("no {channel} channel for bot `{bot}`")]
+    UnknownBot { channel: &'static str, bot: String },
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("store unavailable: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ResponseError for WebhookError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            WebhookError::UnknownBot { .. } => StatusCode::NOT_FOUND,
+            WebhookError::Adapter(AdapterError::BadSignature | AdapterError::StaleTimestamp) => {
+                StatusCode::UNAUTHORIZED
+            }
+            WebhookError::Adapter(AdapterError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::Adapter(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Core(_) | WebhookError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "webhook failed");
+            return HttpResponse::build(status).body("temporarily unavailable");
+        }
+        tracing::warn!(error = %self, status = status.as_u16(), "webhook refused");
+        HttpResponse::build(status).body(self.to_string())
+    }
+}

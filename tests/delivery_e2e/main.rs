@@ -1,0 +1,9 @@
+//! The delivery engine with real processes: several `botgate serve` replicas sharing one real
+//! redis-server, the fake Bailian, and a fake platform receiving deliveries through the signed
+//! webhook channel. Replicas are OS processes so that `kill -9` is real.
+
+// Test code: a failed setup step should stop the test right there.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+mod scenarios;

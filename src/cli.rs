@@ -36,6 +36,11 @@ pub enum Command {
     },
     /// Load and validate the configuration, print a summary, and exit (non-zero when invalid).
     CheckConfig,
+    /// Inspect and replay what the delivery engine gave up on (needs Redis).
+    Jobs {
+        #[command(subcommand)]
+        command: crate::jobs::JobsCommand,
+    },
     /// Send a message to a running gateway exactly as a platform would, and print the reply.
     Simulate {
         #[command(subcommand)]
@@ -75,7 +80,10 @@ pub fn main() -> ExitCode {
     let default_level = match cli.command {
         Command::Serve => "info",
         // Logs would interleave with the conversation; only problems are worth showing there.
-        Command::Chat { .. } | Command::CheckConfig | Command::Simulate { .. } => "warn",
+        Command::Chat { .. }
+        | Command::CheckConfig
+        | Command::Simulate { .. }
+        | Command::Jobs { .. } => "warn",
     };
     crate::telemetry::init(default_level);
     let (settings, source) = match config::load(cli.config.as_deref()) {
@@ -105,6 +113,7 @@ pub fn main() -> ExitCode {
             runtime.block_on(crate::chat::run(settings, bot, conversation))
         }
         Command::Simulate { platform } => runtime.block_on(simulate(settings, platform)),
+        Command::Jobs { command } => runtime.block_on(crate::jobs::run(settings, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

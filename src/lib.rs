@@ -12,6 +12,7 @@
 //! - [`routes`]: the HTTP surface (health, readiness, platform webhooks).
 //! - [`startup`]: wiring it all into an [`startup::Application`] that tests run on port 0.
 //! - [`simulate`]: WeChat's side of the webhook, for operators' checks, tests and benchmarks.
+//! - [`jobs`]: the operator's view of dead letters (`botgate jobs …`).
 //! - [`cli`], [`chat`]: the command line and the console conversation.
 //!
 //! Platform adapters live in their own crates under `adapters/` and are pure.
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod delivery;
+pub mod jobs;
 pub mod llm;
 pub mod metrics;
 pub mod routes;

@@ -185,15 +185,11 @@ impl Application {
         };
         let visibility = Duration::from_secs(settings.delivery.visibility_timeout_secs);
         let prefix = &settings.store.key_prefix;
-        let (queue, limits, tokens) = match conversations.store() {
-            Store::Memory(_) => (
-                Queue::memory(visibility),
-                Limits::memory(),
-                TokenCache::memory(),
-            ),
+        let limits = conversations.limits().clone();
+        let (queue, tokens) = match conversations.store() {
+            Store::Memory(_) => (Queue::memory(visibility), TokenCache::memory()),
             Store::Redis(redis) => (
                 Queue::redis(redis.connection(), redis.client(), prefix, visibility),
-                Limits::redis(redis.connection(), prefix),
                 TokenCache::redis(redis.connection(), prefix),
             ),
         };

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use botgate_contract::{Content, InboundMessage};
 
+use crate::delivery::Limits;
+use crate::llm::Llm;
 use crate::llm::{Completion, CompletionRequest, DeltaSink, LlmError};
 use crate::metrics::{Metrics, ProviderLabels};
 use crate::store::{Store, StoreError, Turn};
@@ -66,7 +68,11 @@ pub struct Conversations {
     max_turns: usize,
     session_ttl: Duration,
     metrics: Arc<Metrics>,
+    limits: Limits,
 }
+
+/// How long a message waits for one of its bot's LLM slots before it gets the fallback.
+const LLM_SLOT_WAIT: Duration = Duration::from_secs(30);
 
 /// Bailian forgets a `session_id` after an hour; remember it a little less long.
 const BAILIAN_SESSION_TTL_CAP: Duration = Duration::from_secs(3500);
@@ -79,15 +85,25 @@ impl Conversations {
         max_turns: usize,
         session_ttl: Duration,
     ) -> Self {
+        let limits = match &store {
+            Store::Memory(_) => Limits::memory(),
+            Store::Redis(redis) => Limits::redis(redis.connection(), &key_prefix),
+        };
         Conversations {
-            store,
             bots,
             locks: KeyedLocks::default(),
             key_prefix,
             max_turns,
             session_ttl,
             metrics: Arc::new(Metrics::default()),
+            limits,
+            store,
         }
+    }
+
+    /// Limits shared by every replica (rates, concurrent LLM calls).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -209,6 +225,27 @@ impl Conversations {
         } else {
             (self.store.history(&format!("{key}:history")).await?, None)
         };
+        let slot = match (bot.settings.max_concurrent_llm_calls, &*bot.llm) {
+            (Some(max), Llm::Bailian(_) | Llm::OpenAi(_)) => {
+                let lease = bot.llm.call_deadline() + Duration::from_secs(10);
+                let deadline = tokio::time::Instant::now() + LLM_SLOT_WAIT;
+                match self
+                    .limits
+                    .acquire_wait(&format!("llm:{}", bot.name), max, lease, deadline)
+                    .await?
+                {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracing::warn!(
+                            max,
+                            "all of the bot's LLM slots stayed busy; answering with the fallback"
+                        );
+                        return Ok(Reply::new(&bot.settings.fallback, ReplyKind::Fallback));
+                    }
+                }
+            }
+            _ => None,
+        };
         let request = CompletionRequest {
             history: &history,
             user: text,
@@ -218,6 +255,11 @@ impl Conversations {
         let mut sink = DeltaSink::new(on_delta);
         let started = std::time::Instant::now();
         let result = bot.llm.complete(&request, &mut sink).await;
+        if let Some(slot) = slot {
+            if let Err(error) = slot.release().await {
+                tracing::warn!(%error, "could not release the LLM slot; it expires with its lease");
+            }
+        }
         let provider = bot.llm.kind();
         let outcome = match &result {
             Ok(_) => "ok",

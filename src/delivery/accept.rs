@@ -47,6 +47,10 @@ impl Acceptor {
         }
     }
 
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
     pub fn claim_key(&self, bot: &str, message: &InboundMessage) -> String {
         format!(
             "{}:claim:{bot}:{}:{}",

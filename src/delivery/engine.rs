@@ -26,6 +26,8 @@ use crate::store::Store;
 const MAX_YIELDS: u32 = 50;
 const ORDER_STALL: Duration = Duration::from_secs(120);
 const ORDER_POLL: Duration = Duration::from_millis(25);
+/// A predecessor not picked up by any worker within this long is taken to be queued behind.
+const YIELD_AFTER: Duration = Duration::from_millis(250);
 /// Between two attempts of a failed send, before jitter.
 const SEND_BACKOFF: Duration = Duration::from_millis(500);
 /// How long a worker sleeps after the queue itself failed (Redis down), so an outage is not a busy loop.
@@ -237,8 +239,10 @@ impl Engine {
         Ok(())
     }
 
-    /// True when it is this job's turn. Its predecessor in progress (started, not done) is
-    /// waited for; one still queued behind this job makes this job yield its place.
+    /// True when it is this job's turn. The job is marked started as soon as a worker holds
+    /// it, so its successor can tell "predecessor in progress (wait for it)" from "predecessor
+    /// still queued behind me" — then this job yields its place by going to the back of the
+    /// queue, so that even a single worker can never wait on a job that is waiting on it.
     async fn wait_turn(
         &self,
         job: &Job,
@@ -248,49 +252,57 @@ impl Engine {
         let started_key = format!("{order}:started:{}", payload.seq);
         let store_error =
             |error: crate::store::StoreError| Failure::Retry(format!("order: {error}"));
-        if payload.seq > 1 {
-            let previous_started = format!("{order}:started:{}", payload.seq - 1);
-            let waited = Instant::now();
-            loop {
-                let done = self
-                    .store
-                    .get(&format!("{order}:done"))
-                    .await
-                    .map_err(store_error)?;
-                let done: u64 = done.and_then(|value| value.parse().ok()).unwrap_or(0);
-                if done + 1 >= payload.seq {
-                    break;
-                }
-                if waited.elapsed() > ORDER_STALL {
-                    tracing::warn!(seq = payload.seq, done, "predecessor stalled; going ahead");
-                    break;
-                }
-                let predecessor_started = self
-                    .store
-                    .get(&previous_started)
-                    .await
-                    .map_err(store_error)?
-                    .is_some();
-                if !predecessor_started && done + 1 < payload.seq {
-                    let yields = self.yields(job);
-                    let age = Duration::from_millis(
-                        super::accept::now_ms().saturating_sub(payload.received_at_ms),
-                    );
-                    if yields < MAX_YIELDS && age < ORDER_STALL {
-                        self.requeue(job, payload, yields + 1).await?;
-                        return Ok(false);
-                    }
-                    tracing::warn!(seq = payload.seq, "predecessor never started; going ahead");
-                    break;
-                }
-                tokio::time::sleep(ORDER_POLL).await;
-            }
-        }
         self.store
             .set(&started_key, "1", ORDER_TTL)
             .await
             .map_err(store_error)?;
-        Ok(true)
+        if payload.seq <= 1 {
+            return Ok(true);
+        }
+        let previous_started = format!("{order}:started:{}", payload.seq - 1);
+        let waited = Instant::now();
+        loop {
+            let done = self
+                .store
+                .get(&format!("{order}:done"))
+                .await
+                .map_err(store_error)?;
+            let done: u64 = done.and_then(|value| value.parse().ok()).unwrap_or(0);
+            if done + 1 >= payload.seq {
+                return Ok(true);
+            }
+            if waited.elapsed() > ORDER_STALL {
+                tracing::warn!(seq = payload.seq, done, "predecessor stalled; going ahead");
+                return Ok(true);
+            }
+            let predecessor_started = self
+                .store
+                .get(&previous_started)
+                .await
+                .map_err(store_error)?
+                .is_some();
+            if !predecessor_started && waited.elapsed() >= YIELD_AFTER {
+                let yields = self.yields(job);
+                let age = Duration::from_millis(
+                    super::accept::now_ms().saturating_sub(payload.received_at_ms),
+                );
+                if yields >= MAX_YIELDS || age >= ORDER_STALL {
+                    tracing::warn!(
+                        seq = payload.seq,
+                        yields,
+                        "predecessor never started; going ahead"
+                    );
+                    return Ok(true);
+                }
+                self.store
+                    .delete(&[&started_key])
+                    .await
+                    .map_err(store_error)?;
+                self.requeue(job, payload, yields + 1).await?;
+                return Ok(false);
+            }
+            tokio::time::sleep(ORDER_POLL).await;
+        }
     }
 
     fn yields(&self, job: &Job) -> u32 {

@@ -10,16 +10,18 @@
 //! Redis: `{prefix}:token:{key}` is a hash `{token, expires_at_ms, refresh_at_ms}` that expires
 //! with the token; `{prefix}:token:{key}:lock` is the refresh lock.
 
+mod redis;
+
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::Script;
-use tokio::time::{sleep, timeout, Instant};
+use ::redis::aio::ConnectionManager;
+use tokio::time::timeout;
 
-use super::{jittered, millis, random_id, unix_ms};
+use self::redis::RedisTokens;
+use super::{millis, unix_ms};
 use crate::store::StoreError;
 
 /// Refresh this long before expiry: WeChat's stable token and DingTalk's SDK both roll over
@@ -32,8 +34,6 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long a caller with no valid token waits for another one's refresh; longer than the
 /// lock, so a holder that died is replaced before waiters give up.
 pub const WAIT_DEADLINE: Duration = Duration::from_secs(12);
-/// Pause between two looks while another replica refreshes.
-const POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -63,7 +63,7 @@ pub struct MemoryTokens {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Cached {
+pub(super) struct Cached {
     token: String,
     expires_at_ms: u64,
     refresh_at_ms: u64,
@@ -94,19 +94,6 @@ impl Cached {
     }
 }
 
-const RELEASE: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#;
-
-const INVALIDATE_IF: &str = r#"
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#;
-
-static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
-static INVALIDATE_IF_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(INVALIDATE_IF));
-
 impl TokenCache {
     pub fn memory() -> Self {
         TokenCache::Memory(Arc::new(MemoryTokens::default()))
@@ -124,7 +111,7 @@ impl TokenCache {
     /// Callers that lose the race keep the current token while it is valid, or wait up to
     /// [`WAIT_DEADLINE`] for the winner's. A failed refresh of a still-valid token returns the
     /// old token (the next call tries again).
-    #[tracing::instrument(skip_all, fields(key))]
+    #[tracing::instrument(skip_all, fields(key = %key))]
     pub async fn get<F, Fut>(&self, key: &str, fetch: F) -> Result<String, TokenError>
     where
         F: FnOnce() -> Fut,
@@ -144,21 +131,16 @@ impl TokenCache {
         match self {
             TokenCache::Memory(tokens) => Ok(tokens.invalidate_if(key, failed)),
             TokenCache::Redis { connection, prefix } => {
-                let tokens = RedisTokens::new(connection, prefix, key);
-                let mut connection = connection.clone();
-                let deleted: u8 = INVALIDATE_IF_SCRIPT
-                    .key(&tokens.key)
-                    .arg(failed)
-                    .invoke_async(&mut connection)
-                    .await?;
-                Ok(deleted == 1)
+                RedisTokens::new(connection, prefix, key)
+                    .invalidate_if(failed)
+                    .await
             }
         }
     }
 }
 
 /// What a refresh came to.
-enum Refreshed {
+pub(super) enum Refreshed {
     /// A new token, to be cached.
     New(Cached),
     /// The fetch failed, but the current token still works.
@@ -166,7 +148,10 @@ enum Refreshed {
 }
 
 /// Calls `fetch` within [`FETCH_TIMEOUT`]; on failure falls back to `current` while it is valid.
-async fn refresh<F, Fut>(current: Option<Cached>, fetch: F) -> Result<Refreshed, TokenError>
+pub(super) async fn refresh<F, Fut>(
+    current: Option<Cached>,
+    fetch: F,
+) -> Result<Refreshed, TokenError>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<(String, Duration), TokenError>>,
@@ -249,143 +234,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// One key's token and lock in Redis.
-struct RedisTokens {
-    connection: ConnectionManager,
-    key: String,
-    lock: String,
-}
-
-impl RedisTokens {
-    fn new(connection: &ConnectionManager, prefix: &str, key: &str) -> Self {
-        RedisTokens {
-            connection: connection.clone(),
-            key: format!("{prefix}:token:{key}"),
-            lock: format!("{prefix}:token:{key}:lock"),
-        }
-    }
-
-    async fn get<F, Fut>(&self, fetch: F) -> Result<String, TokenError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(String, Duration), TokenError>>,
-    {
-        let deadline = Instant::now() + WAIT_DEADLINE;
-        loop {
-            let current = self.read().await?;
-            if let Some(cached) = current.as_ref().filter(|cached| cached.fresh(unix_ms())) {
-                return Ok(cached.token.clone());
-            }
-            if let Some(owner) = self.try_lock().await? {
-                let result = self.refresh_locked(fetch).await;
-                self.release(&owner).await;
-                return result;
-            }
-            if let Some(cached) = current.filter(|cached| cached.valid(unix_ms())) {
-                return Ok(cached.token);
-            }
-            if Instant::now() >= deadline {
-                return Err(TokenError::Timeout);
-            }
-            sleep(jittered(POLL, POLL / 2)).await;
-        }
-    }
-
-    async fn refresh_locked<F, Fut>(&self, fetch: F) -> Result<String, TokenError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(String, Duration), TokenError>>,
-    {
-        // The previous holder may have stored a fresh token just before releasing.
-        let current = self.read().await?;
-        if let Some(cached) = current.as_ref().filter(|cached| cached.fresh(unix_ms())) {
-            return Ok(cached.token.clone());
-        }
-        let cached = match refresh(current, fetch).await? {
-            Refreshed::New(cached) => cached,
-            Refreshed::KeptValid(token) => return Ok(token),
-        };
-        if let Err(error) = self.write(&cached).await {
-            // The token works; the next caller will find nothing cached and fetch again.
-            tracing::warn!(%error, "could not cache the new access token");
-        }
-        Ok(cached.token)
-    }
-
-    async fn read(&self) -> Result<Option<Cached>, StoreError> {
-        let mut connection = self.connection.clone();
-        let (token, expires_at_ms, refresh_at_ms): (Option<String>, Option<u64>, Option<u64>) =
-            redis::cmd("HMGET")
-                .arg(&self.key)
-                .arg("token")
-                .arg("expires_at_ms")
-                .arg("refresh_at_ms")
-                .query_async(&mut connection)
-                .await?;
-        Ok(match (token, expires_at_ms, refresh_at_ms) {
-            (Some(token), Some(expires_at_ms), Some(refresh_at_ms)) => Some(Cached {
-                token,
-                expires_at_ms,
-                refresh_at_ms,
-            }),
-            // Missing, or written by something else: refetching repairs it.
-            _ => None,
-        })
-    }
-
-    async fn write(&self, cached: &Cached) -> Result<(), StoreError> {
-        let ttl = cached.expires_at_ms.saturating_sub(unix_ms()).max(1);
-        let mut connection = self.connection.clone();
-        redis::pipe()
-            .atomic()
-            .del(&self.key)
-            .ignore()
-            .hset_multiple(
-                &self.key,
-                &[
-                    ("token", cached.token.clone()),
-                    ("expires_at_ms", cached.expires_at_ms.to_string()),
-                    ("refresh_at_ms", cached.refresh_at_ms.to_string()),
-                ],
-            )
-            .ignore()
-            .pexpire(&self.key, ttl as i64)
-            .ignore()
-            .query_async::<()>(&mut connection)
-            .await?;
-        Ok(())
-    }
-
-    /// The lock's owner value when this caller now holds it.
-    async fn try_lock(&self) -> Result<Option<String>, StoreError> {
-        let owner = random_id();
-        let mut connection = self.connection.clone();
-        let reply: Option<String> = redis::cmd("SET")
-            .arg(&self.lock)
-            .arg(&owner)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(LOCK_TTL))
-            .query_async(&mut connection)
-            .await?;
-        Ok(reply.map(|_| owner))
-    }
-
-    /// Compare-and-delete: a lock that expired and was taken by another caller stays theirs.
-    async fn release(&self, owner: &str) {
-        let mut connection = self.connection.clone();
-        let released: Result<u8, _> = RELEASE_SCRIPT
-            .key(&self.lock)
-            .arg(owner)
-            .invoke_async(&mut connection)
-            .await;
-        if let Err(error) = released {
-            // It expires within LOCK_TTL; until then others keep the valid token or wait.
-            tracing::warn!(%error, "could not release the token refresh lock");
-        }
-    }
 }
 
 #[cfg(test)]

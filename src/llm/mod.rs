@@ -104,6 +104,13 @@ impl Llm {
         }
     }
 
+    /// The longest one answer may take, retries included.
+    pub fn call_deadline(&self) -> Duration {
+        self.limits().map_or(Duration::ZERO, |limits| {
+            Duration::from_secs(limits.timeout_secs)
+        })
+    }
+
     fn limits(&self) -> Option<&CallLimits> {
         match self {
             Llm::Bailian(provider) => Some(provider.limits()),

@@ -6,4 +6,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod harness;
+mod operations;
 mod scenarios;

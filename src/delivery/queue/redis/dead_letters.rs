@@ -10,6 +10,8 @@ use crate::delivery::queue::{DeadLetter, Job, DEAD_LETTER_CAP};
 use crate::delivery::unix_ms;
 use crate::store::StoreError;
 
+// Records, trims to the cap and acks in one step: a job given up on is never gone from the
+// stream without being in the dead letters. pcall: a group lost with Redis has nothing to ack.
 const DEAD_LETTER: &str = r#"
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])

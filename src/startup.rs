@@ -212,6 +212,7 @@ impl Application {
                 &wechat.app_id,
                 secret,
                 tokens.clone(),
+                conversations.metrics().clone(),
             );
             let channel = WechatActive::new(
                 api,

@@ -8,7 +8,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::delivery::send::SendError;
+use std::sync::Arc;
+
 use crate::delivery::{TokenCache, TokenError};
+use crate::metrics::{Metrics, PlatformLabels};
 
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,6 +49,7 @@ pub struct WechatApi {
     app_id: String,
     secret: SecretString,
     tokens: TokenCache,
+    metrics: Arc<Metrics>,
 }
 
 impl WechatApi {
@@ -55,6 +59,7 @@ impl WechatApi {
         app_id: &str,
         secret: SecretString,
         tokens: TokenCache,
+        metrics: Arc<Metrics>,
     ) -> Self {
         WechatApi {
             http,
@@ -62,6 +67,7 @@ impl WechatApi {
             app_id: app_id.to_owned(),
             secret,
             tokens,
+            metrics,
         }
     }
 
@@ -73,6 +79,7 @@ impl WechatApi {
     /// replicas never invalidate each other's (never `cgi-bin/token`, never `force_refresh`).
     pub async fn token(&self) -> Result<String, TokenError> {
         let http = self.http.clone();
+        let metrics = self.metrics.clone();
         let url = format!("{}/cgi-bin/stable_token", self.base);
         let body = json!({
             "grant_type": "client_credential",
@@ -82,6 +89,10 @@ impl WechatApi {
         });
         self.tokens
             .get(&self.token_key(), || async move {
+                metrics
+                    .token_refreshes
+                    .get_or_create(&PlatformLabels { platform: "wechat" })
+                    .inc();
                 let response = http
                     .post(url)
                     .timeout(API_TIMEOUT)

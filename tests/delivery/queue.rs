@@ -1,0 +1,276 @@
+//! The job queue: delivery and ack, reclaim after a silent consumer, heartbeats, dead letters, restarts, concurrency.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use botgate::delivery::{Queue, QueueDepth};
+use botgate::spawn_traced;
+use tokio::time::{sleep, timeout};
+
+use crate::{Backend, Kind};
+
+/// Long enough that nothing is reclaimed unless a scenario means it to be.
+const LONG: Duration = Duration::from_secs(30);
+/// The visibility timeout of the reclaim scenarios.
+const SHORT: Duration = Duration::from_millis(300);
+/// How long a consumer waits for a job that should come.
+const WAIT: Duration = Duration::from_secs(3);
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+both!(
+    enqueue_next_ack_leaves_nothing_pending,
+    a_silent_consumers_job_is_reclaimed_after_the_visibility_timeout,
+    heartbeats_keep_a_long_job_from_being_reclaimed,
+    dead_letters_are_listed_and_replayed,
+    a_blocked_consumer_does_not_delay_enqueue,
+    two_hundred_jobs_over_four_consumers_are_each_delivered_once,
+);
+
+async fn enqueue_next_ack_leaves_nothing_pending(kind: Kind) {
+    let mut backend = Backend::start(kind).await;
+    let queue = backend.queue(LONG);
+    let before = unix_ms();
+
+    let id = queue.enqueue(r#"{"reply":"你好"}"#).await.unwrap();
+    let waiting = queue.depth().await.unwrap();
+    let job = queue.next("a", WAIT).await.unwrap().unwrap();
+    queue.ack(&job.id).await.unwrap();
+
+    assert_eq!(waiting.pending, 1);
+    assert!(waiting.oldest_age.is_some_and(|age| age < WAIT));
+    assert_eq!(job.id, id);
+    assert_eq!(job.payload, r#"{"reply":"你好"}"#);
+    assert_eq!(job.deliveries, 1);
+    assert!((before.saturating_sub(1000)..=unix_ms() + 1000).contains(&job.enqueued_at_ms));
+    assert_eq!(queue.depth().await.unwrap(), QueueDepth::default());
+    let nothing = queue.next("a", Duration::from_millis(50)).await.unwrap();
+    assert!(nothing.is_none());
+}
+
+async fn a_silent_consumers_job_is_reclaimed_after_the_visibility_timeout(kind: Kind) {
+    let mut backend = Backend::start(kind).await;
+    let [replica_a, replica_b] = backend.queues(SHORT);
+    replica_a.enqueue("job").await.unwrap();
+    let taken = replica_a.next("a", WAIT).await.unwrap().unwrap();
+    let taken_at = Instant::now();
+
+    // Consumer "a" never acks nor heartbeats: killed mid-job.
+    let too_early = replica_b.next("b", Duration::ZERO).await.unwrap();
+    let reclaimed = replica_b.next("b", WAIT).await.unwrap().unwrap();
+    let waited = taken_at.elapsed();
+    let a_still_owns_it = replica_a.heartbeat("a", &taken.id).await.unwrap();
+    replica_b.ack(&reclaimed.id).await.unwrap();
+
+    assert!(too_early.is_none());
+    assert_eq!(
+        (reclaimed.id.as_str(), reclaimed.payload.as_str()),
+        (taken.id.as_str(), "job")
+    );
+    assert_eq!((taken.deliveries, reclaimed.deliveries), (1, 2));
+    assert!(
+        waited >= SHORT - Duration::from_millis(50),
+        "reclaimed after {waited:?}"
+    );
+    assert!(waited < SHORT * 4, "reclaimed only after {waited:?}");
+    assert!(!a_still_owns_it, "a heartbeat must not steal the job back");
+    assert_eq!(replica_b.depth().await.unwrap().pending, 0);
+}
+
+async fn heartbeats_keep_a_long_job_from_being_reclaimed(kind: Kind) {
+    let mut backend = Backend::start(kind).await;
+    let [replica_a, replica_b] = backend.queues(SHORT);
+    replica_a.enqueue("long job").await.unwrap();
+    let job = replica_a.next("a", WAIT).await.unwrap().unwrap();
+
+    let other = replica_b.clone();
+    let stealer = spawn_traced(async move { other.next("b", Duration::from_secs(1)).await });
+    for _ in 0..12 {
+        sleep(SHORT / 3).await;
+        assert!(replica_a.heartbeat("a", &job.id).await.unwrap());
+    }
+    let stolen = stealer.await.unwrap().unwrap();
+    // Once the heartbeats stop, the job is reclaimed as usual.
+    let reclaimed = replica_b.next("b", WAIT).await.unwrap().unwrap();
+
+    assert!(stolen.is_none(), "taken from a live worker: {stolen:?}");
+    assert_eq!((reclaimed.id, reclaimed.deliveries), (job.id, 2));
+}
+
+async fn dead_letters_are_listed_and_replayed(kind: Kind) {
+    let mut backend = Backend::start(kind).await;
+    let queue = backend.queue(LONG);
+    let before = unix_ms();
+    queue.enqueue("first").await.unwrap();
+    queue.enqueue("second").await.unwrap();
+    let first = queue.next("a", WAIT).await.unwrap().unwrap();
+    let second = queue.next("a", WAIT).await.unwrap().unwrap();
+
+    queue
+        .dead_letter(&first, "40003 invalid openid")
+        .await
+        .unwrap();
+    sleep(Duration::from_millis(5)).await;
+    queue
+        .dead_letter(&second, "45047 out of quota")
+        .await
+        .unwrap();
+    let depth = queue.depth().await.unwrap();
+    let listed = queue.dead_letters(10).await.unwrap();
+    let newest = queue.dead_letters(1).await.unwrap();
+    let shown = queue.dead_letter_by_id(&first.id).await.unwrap();
+    let retried = queue.retry_dead_letter(&first.id).await.unwrap().unwrap();
+    let retried_again = queue.retry_dead_letter(&first.id).await.unwrap();
+    let replayed = queue.next("a", WAIT).await.unwrap().unwrap();
+
+    assert_eq!(depth.pending, 0, "dead letters are acked");
+    let ids: Vec<&str> = listed.iter().map(|dead| dead.id.as_str()).collect();
+    assert_eq!(ids, [second.id.as_str(), first.id.as_str()], "newest first");
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].id, second.id);
+    let dead = &listed[1];
+    assert_eq!(
+        (dead.payload.as_str(), dead.reason.as_str(), dead.deliveries),
+        ("first", "40003 invalid openid", 1)
+    );
+    assert!(dead.failed_at_ms >= before);
+    assert_eq!(shown.as_ref(), Some(dead));
+    assert_ne!(retried, first.id);
+    assert!(retried_again.is_none());
+    assert_eq!(
+        (
+            replayed.id.as_str(),
+            replayed.payload.as_str(),
+            replayed.deliveries
+        ),
+        (retried.as_str(), "first", 1)
+    );
+    let remaining = queue.dead_letters(10).await.unwrap();
+    assert_eq!(remaining.len(), 1);
+    assert_eq!(remaining[0].id, second.id);
+    assert!(queue.dead_letter_by_id(&first.id).await.unwrap().is_none());
+}
+
+async fn a_blocked_consumer_does_not_delay_enqueue(kind: Kind) {
+    let mut backend = Backend::start(kind).await;
+    let queue = backend.queue(LONG);
+    let consumer = queue.clone();
+    let waiting = spawn_traced(async move { consumer.next("a", Duration::from_secs(3)).await });
+    sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let id = queue.enqueue("wake up").await.unwrap();
+    let enqueue_took = started.elapsed();
+    let job = timeout(Duration::from_secs(2), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    let woke_after = started.elapsed();
+
+    assert!(
+        enqueue_took < Duration::from_millis(200),
+        "enqueue took {enqueue_took:?}"
+    );
+    assert_eq!(job.unwrap().unwrap().id, id);
+    assert!(
+        woke_after < Duration::from_secs(1),
+        "consumer woke after {woke_after:?}"
+    );
+}
+
+async fn two_hundred_jobs_over_four_consumers_are_each_delivered_once(kind: Kind) {
+    const JOBS: usize = 200;
+    let mut backend = Backend::start(kind).await;
+    let replicas: [Queue; 4] = backend.queues(LONG);
+    let deliveries = Arc::new(Mutex::new(HashMap::<String, u32>::new()));
+    let acked = Arc::new(AtomicUsize::new(0));
+
+    let consumers: Vec<_> = replicas
+        .iter()
+        .enumerate()
+        .map(|(index, queue)| {
+            let (queue, deliveries, acked) = (queue.clone(), deliveries.clone(), acked.clone());
+            spawn_traced(async move {
+                let name = format!("worker-{index}");
+                while acked.load(Ordering::SeqCst) < JOBS {
+                    let Some(job) = queue.next(&name, Duration::from_millis(200)).await.unwrap()
+                    else {
+                        continue;
+                    };
+                    *deliveries.lock().unwrap().entry(job.payload).or_default() += 1;
+                    queue.ack(&job.id).await.unwrap();
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for index in 0..JOBS {
+        let replica = &replicas[index % replicas.len()];
+        replica.enqueue(&format!("job-{index}")).await.unwrap();
+    }
+    for consumer in consumers {
+        timeout(Duration::from_secs(30), consumer)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    let deliveries = deliveries.lock().unwrap().clone();
+    assert_eq!(deliveries.len(), JOBS);
+    let repeated: Vec<_> = deliveries
+        .iter()
+        .filter(|(_, count)| **count != 1)
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "delivered more than once: {repeated:?}"
+    );
+    assert_eq!(replicas[0].depth().await.unwrap(), QueueDepth::default());
+}
+
+/// Redis without persistence comes back empty: the group is gone with the stream, and the
+/// queue must recreate it instead of failing every `next` with NOGROUP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn after_a_redis_restart_the_queue_works_again() {
+    let mut backend = Backend::start(Kind::Redis).await;
+    let queue = backend.queue(LONG);
+    queue.enqueue("before").await.unwrap();
+    let in_flight = queue.next("a", WAIT).await.unwrap().unwrap();
+
+    backend.redis.as_mut().unwrap().restart().await;
+    let id = enqueue_once_reconnected(&queue, "after").await;
+    let job = queue.next("a", WAIT).await.unwrap().unwrap();
+    let lost_still_owned = queue.heartbeat("a", &in_flight.id).await.unwrap();
+    queue.ack(&in_flight.id).await.unwrap();
+    queue.ack(&job.id).await.unwrap();
+
+    assert_eq!((job.id, job.payload.as_str()), (id, "after"));
+    assert!(
+        !lost_still_owned,
+        "the job in flight went with Redis's memory"
+    );
+    assert_eq!(queue.depth().await.unwrap(), QueueDepth::default());
+}
+
+/// The first command on a connection Redis dropped fails while the manager reconnects; a
+/// webhook handler sees that as a 5xx and the platform retries, so the test retries too.
+async fn enqueue_once_reconnected(queue: &Queue, payload: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match queue.enqueue(payload).await {
+            Ok(id) => return id,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("enqueue after restart: {error}");
+                sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("enqueue never recovered: {error}"),
+        }
+    }
+}

@@ -42,7 +42,11 @@ struct ErrorDetail {
 struct Response {
     #[serde(default)]
     id: Option<String>,
+    #[serde(default)]
     choices: Vec<Choice>,
+    /// Present only on an error chunk; a chunk whose text merely mentions "error" has none.
+    #[serde(default)]
+    error: Option<ErrorDetail>,
 }
 
 #[derive(Deserialize)]
@@ -178,11 +182,11 @@ impl OpenAi {
                 if event.data == "[DONE]" {
                     return Ok(completion);
                 }
-                if event.data.contains("\"error\"") {
-                    return Err(error_from(200, event.data.as_bytes()));
-                }
                 let parsed: Response = serde_json::from_str(&event.data)
                     .map_err(|_| LlmError::Protocol("stream chunk is not JSON".into()))?;
+                if parsed.error.is_some() {
+                    return Err(error_from(200, event.data.as_bytes()));
+                }
                 if completion.request_id.is_none() {
                     completion.request_id = parsed.id;
                 }

@@ -7,4 +7,5 @@
 
 mod harness;
 mod operations;
+mod passive_takeover;
 mod scenarios;

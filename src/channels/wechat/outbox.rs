@@ -19,6 +19,9 @@ use crate::store::StoreError;
 pub const REQUEST_STATE_TTL: Duration = Duration::from_secs(600);
 /// How long undelivered content waits for the user's next message.
 pub const OUTBOX_TTL: Duration = Duration::from_secs(48 * 3600);
+/// The generator of an answer holds this lease and renews it every third of it. A lapsed lease
+/// means the generator died (kill -9, OOM): any replica's waiting request then takes over.
+pub const GENERATION_LEASE: Duration = Duration::from_secs(10);
 
 /// What the first look at a request found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +48,8 @@ pub struct MemoryOutbox {
     replies: HashMap<String, (String, Instant)>,
     answers: HashMap<String, (Vec<String>, Instant)>,
     queues: HashMap<String, (VecDeque<String>, Instant)>,
+    questions: HashMap<String, (String, Instant)>,
+    leases: HashMap<String, Instant>,
     operations: usize,
 }
 
@@ -57,6 +62,8 @@ if not claimed then return {attempt, 0} end
 local generate = 0
 if redis.call('LLEN', KEYS[3]) == 0 then
   redis.call('RPUSH', KEYS[3], 'A' .. ARGV[3])
+  redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[2])
+  redis.call('SET', KEYS[6], '1', 'PX', ARGV[5])
   generate = 1
 end
 redis.call('EXPIRE', KEYS[3], ARGV[2])
@@ -87,6 +94,23 @@ if redis.call('LLEN', KEYS[2]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[2]) e
 return text
 "#;
 
+// The front answer is missing and its generator's lease lapsed: take the lease and return the
+// question, so the caller generates it. An orphan whose question is gone too is dropped.
+const TAKEOVER: &str = r#"
+local front = redis.call('LINDEX', KEYS[1], 0)
+if not front or string.sub(front, 1, 1) ~= 'A' then return false end
+local id = string.sub(front, 2)
+if redis.call('EXISTS', ARGV[1] .. 'answer:' .. id) == 1 then return false end
+if not redis.call('SET', ARGV[1] .. 'lease:' .. id, '1', 'NX', 'PX', ARGV[2]) then return false end
+local question = redis.call('GET', ARGV[1] .. 'question:' .. id)
+if not question then
+  redis.call('LPOP', KEYS[1])
+  redis.call('DEL', ARGV[1] .. 'lease:' .. id)
+  return false
+end
+return {id, question}
+"#;
+
 impl Outbox {
     pub fn memory() -> Self {
         Outbox::Memory(Arc::new(Mutex::new(MemoryOutbox::default())))
@@ -106,9 +130,16 @@ impl Outbox {
     /// Records one delivery of `message_id` for `user` (a key unique per bot and user). The
     /// first delivery claims the message; if the user owes nothing it queues the answer-to-be
     /// and is told to generate it, otherwise this message is a pull for what is queued.
-    pub async fn arrive(&self, user: &str, message_id: &str) -> Result<Arrival, StoreError> {
+    pub async fn arrive(
+        &self,
+        user: &str,
+        message_id: &str,
+        question: &str,
+    ) -> Result<Arrival, StoreError> {
         match self {
-            Outbox::Memory(memory) => Ok(lock(memory).arrive(user, message_id, Instant::now())),
+            Outbox::Memory(memory) => {
+                Ok(lock(memory).arrive(user, message_id, question, Instant::now()))
+            }
             Outbox::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
                 let (attempt, generate): (u64, u8) = Script::new(ARRIVE)
@@ -116,9 +147,13 @@ impl Outbox {
                     .key(Self::key(prefix, "claim", message_id))
                     .key(Self::key(prefix, "outbox", user))
                     .key(Self::key(prefix, "reply", message_id))
+                    .key(Self::key(prefix, "question", message_id))
+                    .key(Self::key(prefix, "lease", message_id))
                     .arg(REQUEST_STATE_TTL.as_secs())
                     .arg(OUTBOX_TTL.as_secs())
                     .arg(message_id)
+                    .arg(question)
+                    .arg(GENERATION_LEASE.as_millis() as u64)
                     .invoke_async(&mut connection)
                     .await?;
                 Ok(Arrival {
@@ -138,6 +173,8 @@ impl Outbox {
                 memory
                     .answers
                     .insert(message_id.to_owned(), (parts.to_vec(), expires));
+                memory.questions.remove(message_id);
+                memory.leases.remove(message_id);
                 Ok(())
             }
             Outbox::Redis { connection, prefix } => {
@@ -151,9 +188,54 @@ impl Outbox {
                     .ignore()
                     .expire(&key, OUTBOX_TTL.as_secs() as i64)
                     .ignore()
+                    .del(&[
+                        Self::key(prefix, "question", message_id),
+                        Self::key(prefix, "lease", message_id),
+                    ])
+                    .ignore()
                     .query_async::<()>(&mut connection)
                     .await?;
                 Ok(())
+            }
+        }
+    }
+
+    /// The generator is alive: keep its lease.
+    pub async fn renew(&self, message_id: &str) -> Result<(), StoreError> {
+        match self {
+            Outbox::Memory(memory) => {
+                let mut memory = lock(memory);
+                if let Some(expires) = memory.leases.get_mut(message_id) {
+                    *expires = Instant::now() + GENERATION_LEASE;
+                }
+                Ok(())
+            }
+            Outbox::Redis { connection, prefix } => {
+                let mut connection = connection.clone();
+                redis::cmd("PEXPIRE")
+                    .arg(Self::key(prefix, "lease", message_id))
+                    .arg(GENERATION_LEASE.as_millis() as u64)
+                    .query_async::<()>(&mut connection)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// When the user's next-due answer has no live generator, takes over its generation:
+    /// returns the message id and the stored question. `None` when there is nothing to adopt.
+    pub async fn takeover(&self, user: &str) -> Result<Option<(String, String)>, StoreError> {
+        match self {
+            Outbox::Memory(memory) => Ok(lock(memory).takeover(user, Instant::now())),
+            Outbox::Redis { connection, prefix } => {
+                let mut connection = connection.clone();
+                let adopted: Option<(String, String)> = Script::new(TAKEOVER)
+                    .key(Self::key(prefix, "outbox", user))
+                    .arg(format!("{prefix}:"))
+                    .arg(GENERATION_LEASE.as_millis() as u64)
+                    .invoke_async(&mut connection)
+                    .await?;
+                Ok(adopted)
             }
         }
     }
@@ -242,11 +324,13 @@ impl MemoryOutbox {
         self.claims.retain(|_, expires| *expires > now);
         self.replies.retain(|_, (_, expires)| *expires > now);
         self.answers.retain(|_, (_, expires)| *expires > now);
+        self.questions.retain(|_, (_, expires)| *expires > now);
+        self.leases.retain(|_, expires| *expires > now);
         self.queues
             .retain(|_, (queue, expires)| *expires > now && !queue.is_empty());
     }
 
-    fn arrive(&mut self, user: &str, message_id: &str, now: Instant) -> Arrival {
+    fn arrive(&mut self, user: &str, message_id: &str, question: &str, now: Instant) -> Arrival {
         self.sweep(now);
         let state_expires = now + REQUEST_STATE_TTL;
         let attempt = {
@@ -279,6 +363,12 @@ impl MemoryOutbox {
         let generate = queue.is_empty();
         if generate {
             queue.push_back(format!("A{message_id}"));
+            self.questions.insert(
+                message_id.to_owned(),
+                (question.to_owned(), now + OUTBOX_TTL),
+            );
+            self.leases
+                .insert(message_id.to_owned(), now + GENERATION_LEASE);
         }
         Arrival { attempt, generate }
     }
@@ -293,6 +383,37 @@ impl MemoryOutbox {
         }
         entry.1 = now + OUTBOX_TTL;
         &mut entry.0
+    }
+
+    fn takeover(&mut self, user: &str, now: Instant) -> Option<(String, String)> {
+        let front = self
+            .queues
+            .get(user)
+            .filter(|(_, expires)| *expires > now)?
+            .0
+            .front()?
+            .clone();
+        let id = front.strip_prefix('A')?.to_owned();
+        if self.answers.contains_key(&id)
+            || self.leases.get(&id).is_some_and(|expires| *expires > now)
+        {
+            return None;
+        }
+        match self
+            .questions
+            .get(&id)
+            .filter(|(_, expires)| *expires > now)
+        {
+            Some((question, _)) => {
+                let question = question.clone();
+                self.leases.insert(id.clone(), now + GENERATION_LEASE);
+                Some((id, question))
+            }
+            None => {
+                self.queue(user, now).pop_front();
+                None
+            }
+        }
     }
 
     fn take(&mut self, user: &str, message_id: &str, now: Instant) -> Option<String> {

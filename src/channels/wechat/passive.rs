@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use botgate_contract::{Content, InboundMessage};
 use botgate_wechat::{Decoded, ACKNOWLEDGE};
 
-use super::outbox::Outbox;
+use super::outbox::{Outbox, GENERATION_LEASE};
 use super::{answer_parts, WechatChannel};
 use crate::channels::Signals;
 use crate::core::{Conversations, CoreError};
+use crate::delivery::job::{JobContent, JobPayload};
 use crate::metrics::{PassiveLabels, PlatformLabels};
 use crate::store::StoreError;
 
@@ -24,6 +25,9 @@ use crate::store::StoreError;
 const LAST_ATTEMPT: u64 = 3;
 /// Between two readiness checks when the answer is produced on another replica.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// A waiting request checks for an orphaned answer on its first miss, then every this many
+/// polls (about a second).
+const TAKEOVER_EVERY_POLLS: u32 = 10;
 /// After the wait, earlier deliveries keep the connection open past WeChat's 5 s, so that
 /// WeChat retries instead of taking an empty answer as final.
 const HOLD_PAST_WAIT: Duration = Duration::from_millis(1000);
@@ -63,7 +67,11 @@ impl Passive {
             }
             _ => {}
         }
-        let arrival = self.outbox.arrive(&user, &message.message_id).await?;
+        let question = question_of(bot, message);
+        let arrival = self
+            .outbox
+            .arrive(&user, &message.message_id, &question)
+            .await?;
         tracing::debug!(
             attempt = arrival.attempt,
             generate = arrival.generate,
@@ -87,7 +95,7 @@ impl Passive {
                 .inc();
         }
         if let Some(text) = self
-            .wait_for_content(&user, &message.message_id, deadline)
+            .wait_for_content(conversations, bot, &user, &message.message_id, deadline)
             .await?
         {
             metrics
@@ -125,7 +133,22 @@ impl Passive {
         let outbox = self.outbox.clone();
         let signals = self.signals.clone();
         crate::spawn_traced(async move {
-            let parts = match conversations.handle(&bot, &message, None).await {
+            // Keep the generation lease while the LLM works, so no other replica takes over.
+            let generate = conversations.handle(&bot, &message, None);
+            tokio::pin!(generate);
+            let mut renew = tokio::time::interval(GENERATION_LEASE / 3);
+            renew.tick().await;
+            let result = loop {
+                tokio::select! {
+                    result = &mut generate => break result,
+                    _ = renew.tick() => {
+                        if let Err(error) = outbox.renew(&message.message_id).await {
+                            tracing::warn!(%error, "could not renew the generation lease");
+                        }
+                    }
+                }
+            };
+            let parts = match result {
                 Ok(Some(reply)) => answer_parts(&reply.text),
                 // Nothing to say (e.g. an empty message): bind an empty acknowledgement.
                 Ok(None) => vec![String::new()],
@@ -145,13 +168,45 @@ impl Passive {
         });
     }
 
+    /// If the answer this user is owed next lost its generator (the replica died mid-answer),
+    /// generate it here. Cheap when nothing is orphaned: one script call, about once a second.
+    async fn adopt_orphan(
+        &self,
+        conversations: &Arc<Conversations>,
+        bot: &str,
+        user: &str,
+    ) -> Result<(), StoreError> {
+        let Some((message_id, question)) = self.outbox.takeover(user).await? else {
+            return Ok(());
+        };
+        match serde_json::from_str::<JobPayload>(&question)
+            .ok()
+            .and_then(|payload| payload.message())
+        {
+            Some(message) => {
+                tracing::warn!(%message_id, "answer's generator is gone; generating it here");
+                self.start_answer(
+                    conversations.clone(),
+                    bot.to_owned(),
+                    user.to_owned(),
+                    message,
+                );
+            }
+            None => tracing::error!(%message_id, "stored question unreadable; cannot regenerate"),
+        }
+        Ok(())
+    }
+
     async fn wait_for_content(
         &self,
+        conversations: &Arc<Conversations>,
+        bot: &str,
         user: &str,
         message_id: &str,
         deadline: Instant,
     ) -> Result<Option<String>, StoreError> {
         let notify = self.signals.get(user);
+        let mut polls = 0u32;
         let result = loop {
             let notified = notify.notified();
             tokio::pin!(notified);
@@ -165,6 +220,12 @@ impl Passive {
             if now >= deadline {
                 break Ok(None);
             }
+            polls += 1;
+            if polls % TAKEOVER_EVERY_POLLS == 1 {
+                if let Err(error) = self.adopt_orphan(conversations, bot, user).await {
+                    tracing::warn!(%error, "could not check for an orphaned answer");
+                }
+            }
             let next_poll = (now + POLL_INTERVAL).min(deadline);
             tokio::select! {
                 _ = &mut notified => {}
@@ -174,6 +235,24 @@ impl Passive {
         self.signals.release(user, notify);
         result
     }
+}
+
+/// The question as stored beside the outbox, for whoever has to generate its answer.
+fn question_of(bot: &str, message: &InboundMessage) -> String {
+    let payload = JobContent::from_content(&message.content).map(|content| JobPayload {
+        bot: bot.to_owned(),
+        platform: message.platform.as_str().to_owned(),
+        conversation: message.conversation.clone(),
+        sender: message.sender.clone(),
+        message_id: message.message_id.clone(),
+        content,
+        seq: 0,
+        received_at_ms: crate::delivery::accept::now_ms(),
+        notice: None,
+    });
+    payload
+        .and_then(|payload| serde_json::to_string(&payload).ok())
+        .unwrap_or_default()
 }
 
 fn render(channel: &WechatChannel, decoded: &Decoded, text: &str) -> String {

@@ -127,8 +127,16 @@ async fn a_rejected_token_is_refreshed_once_and_the_send_retried() {
     api.wait_for(api.received().len() + 1, Duration::from_millis(800))
         .await;
     assert_eq!(api.received_on(SEND).len(), 2, "retried once, then done");
-    let metrics = reqwest::get(format!("{}/metrics", gateway.url)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"botgate_token_refreshes_total{platform="wechat"} 2"#), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", gateway.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"botgate_token_refreshes_total{platform="wechat"} 2"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::sse::{SseEvent, SseParser};
-use super::{next_chunk, Completion, CompletionRequest, DeltaSink, LlmError, Reference};
+use super::sse::SseEvent;
+use super::{read_events, Completion, CompletionRequest, DeltaSink, LlmError, Reference};
 use crate::config::{BailianSettings, CallLimits};
 
 pub struct Bailian {
@@ -203,27 +203,11 @@ impl Bailian {
         sink: &mut DeltaSink<'_>,
         idle: Duration,
     ) -> Result<Completion, LlmError> {
-        let mut parser = SseParser::default();
-        let mut events = Vec::new();
         let mut completion = Completion::default();
-        let mut finished = false;
-        loop {
-            let chunk = next_chunk(response, idle).await?;
-            match &chunk {
-                Some(chunk) => parser
-                    .push(chunk, &mut events)
-                    .map_err(|error| LlmError::Protocol(error.to_string()))?,
-                None => parser.finish(&mut events),
-            }
-            for event in events.drain(..) {
-                if self.apply(event, status, sink, &mut completion)? {
-                    finished = true;
-                }
-            }
-            if chunk.is_none() || finished {
-                break;
-            }
-        }
+        let finished = read_events(response, idle, |event| {
+            self.apply(event, status, sink, &mut completion)
+        })
+        .await?;
         if !finished {
             // A stream cut before its "stop" frame may hold half an answer; treat as transient.
             return Err(LlmError::Transport(

@@ -194,8 +194,36 @@ fn backoff(attempt: u32) -> Duration {
     exponential.mul_f64(0.5 + f64::from(jitter) / 2000.0)
 }
 
+/// Feeds a streaming body's SSE events to `on_event` until it reports the last one (`true`):
+/// `Ok(true)`. `Ok(false)`: the stream ended first. Silence longer than `idle` is a timeout.
+pub(crate) async fn read_events(
+    response: &mut reqwest::Response,
+    idle: Duration,
+    mut on_event: impl FnMut(sse::SseEvent) -> Result<bool, LlmError>,
+) -> Result<bool, LlmError> {
+    let mut parser = sse::SseParser::default();
+    let mut events = Vec::new();
+    loop {
+        let chunk = next_chunk(response, idle).await?;
+        match &chunk {
+            Some(chunk) => parser
+                .push(chunk, &mut events)
+                .map_err(|error| LlmError::Protocol(error.to_string()))?,
+            None => parser.finish(&mut events),
+        }
+        for event in events.drain(..) {
+            if on_event(event)? {
+                return Ok(true);
+            }
+        }
+        if chunk.is_none() {
+            return Ok(false);
+        }
+    }
+}
+
 /// Reads a streaming body chunk by chunk, failing when the provider goes silent too long.
-pub(crate) async fn next_chunk(
+async fn next_chunk(
     response: &mut reqwest::Response,
     idle: Duration,
 ) -> Result<Option<bytes::Bytes>, LlmError> {

@@ -6,8 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::sse::SseParser;
-use super::{next_chunk, Completion, CompletionRequest, DeltaSink, LlmError};
+use super::{read_events, Completion, CompletionRequest, DeltaSink, LlmError};
 use crate::config::{CallLimits, OpenAiSettings};
 
 pub struct OpenAi {
@@ -167,39 +166,31 @@ impl OpenAi {
             });
         }
         let idle = Duration::from_secs(self.limits.idle_timeout_secs);
-        let mut parser = SseParser::default();
-        let mut events = Vec::new();
         let mut completion = Completion::default();
-        loop {
-            let chunk = next_chunk(&mut response, idle).await?;
-            match &chunk {
-                Some(chunk) => parser
-                    .push(chunk, &mut events)
-                    .map_err(|error| LlmError::Protocol(error.to_string()))?,
-                None => parser.finish(&mut events),
+        let finished = read_events(&mut response, idle, |event| {
+            if event.data == "[DONE]" {
+                return Ok(true);
             }
-            for event in events.drain(..) {
-                if event.data == "[DONE]" {
-                    return Ok(completion);
-                }
-                let parsed: Response = serde_json::from_str(&event.data)
-                    .map_err(|_| LlmError::Protocol("stream chunk is not JSON".into()))?;
-                if parsed.error.is_some() {
-                    return Err(error_from(200, event.data.as_bytes()));
-                }
-                if completion.request_id.is_none() {
-                    completion.request_id = parsed.id;
-                }
-                for choice in parsed.choices {
-                    if let Some(text) = choice.delta.and_then(|delta| delta.content) {
-                        sink.emit(&text);
-                        completion.text.push_str(&text);
-                    }
+            let parsed: Response = serde_json::from_str(&event.data)
+                .map_err(|_| LlmError::Protocol("stream chunk is not JSON".into()))?;
+            if parsed.error.is_some() {
+                return Err(error_from(200, event.data.as_bytes()));
+            }
+            if completion.request_id.is_none() {
+                completion.request_id = parsed.id;
+            }
+            for choice in parsed.choices {
+                if let Some(text) = choice.delta.and_then(|delta| delta.content) {
+                    sink.emit(&text);
+                    completion.text.push_str(&text);
                 }
             }
-            if chunk.is_none() {
-                return Err(LlmError::Transport("stream ended before [DONE]".into()));
-            }
+            Ok(false)
+        })
+        .await?;
+        if !finished {
+            return Err(LlmError::Transport("stream ended before [DONE]".into()));
         }
+        Ok(completion)
     }
 }

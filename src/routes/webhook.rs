@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::error::WebhookError;
+use super::error::{channel_of, WebhookError};
 use crate::channels::webhook;
 use crate::delivery::Accepted;
 use crate::startup::AppState;
@@ -16,13 +16,7 @@ pub async fn receive(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebhookError> {
     let metrics = state.conversations.metrics();
-    let settings = state
-        .webhooks
-        .get(bot.as_str())
-        .ok_or_else(|| WebhookError::UnknownBot {
-            channel: "webhook",
-            bot: bot.to_string(),
-        })?;
+    let settings = channel_of(&state.webhooks, "webhook", &bot)?;
     let signature = request
         .headers()
         .get(webhook::SIGNATURE_HEADER)

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use botgate_wechat::ACKNOWLEDGE;
 
-use super::error::WebhookError;
+use super::error::{channel_of, WebhookError};
 use crate::config::ReplyMode;
 use crate::delivery::Accepted;
 use crate::metrics::PlatformLabels;
@@ -17,13 +17,7 @@ pub async fn verify(
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebhookError> {
-    let channel = state
-        .wechat
-        .get(bot.as_str())
-        .ok_or_else(|| WebhookError::UnknownBot {
-            channel: "wechat",
-            bot: bot.to_string(),
-        })?;
+    let channel = channel_of(&state.wechat, "wechat", &bot)?;
     let echostr = channel.account.verify_url(request.query_string())?;
     tracing::info!(bot = %bot, "wechat URL verification answered");
     Ok(HttpResponse::Ok()
@@ -38,13 +32,7 @@ pub async fn receive(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebhookError> {
     let received = Instant::now();
-    let channel = state
-        .wechat
-        .get(bot.as_str())
-        .ok_or_else(|| WebhookError::UnknownBot {
-            channel: "wechat",
-            bot: bot.to_string(),
-        })?;
+    let channel = channel_of(&state.wechat, "wechat", &bot)?;
     let metrics = state.conversations.metrics();
     let decoded = match channel.account.decode(request.query_string(), &body) {
         Ok(decoded) => decoded,

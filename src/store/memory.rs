@@ -103,20 +103,34 @@ impl MemoryStore {
         Self::wrote(&mut inner, now);
     }
 
+    /// Writes a text value with its expiry and counts the write towards the next sweep.
+    fn put_text(inner: &mut Inner, key: &str, value: String, ttl: Duration, now: Instant) {
+        let entry = Entry {
+            value: Value::Text(value),
+            expires_at: now + ttl,
+        };
+        inner.entries.insert(key.to_owned(), entry);
+        Self::wrote(inner, now);
+    }
+
+    /// A live counter's value; 0 when absent, expired or not a number.
+    fn counter(inner: &mut Inner, key: &str, now: Instant) -> u64 {
+        match Self::live(inner, key, now) {
+            Some(Entry {
+                value: Value::Text(text),
+                ..
+            }) => text.parse::<u64>().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     pub fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> bool {
         let now = Instant::now();
         let mut inner = self.lock();
         if Self::live(&mut inner, key, now).is_some() {
             return false;
         }
-        inner.entries.insert(
-            key.to_owned(),
-            Entry {
-                value: Value::Text(value.to_owned()),
-                expires_at: now + ttl,
-            },
-        );
-        Self::wrote(&mut inner, now);
+        Self::put_text(&mut inner, key, value.to_owned(), ttl, now);
         true
     }
 
@@ -134,57 +148,22 @@ impl MemoryStore {
     pub fn set(&self, key: &str, value: &str, ttl: Duration) {
         let now = Instant::now();
         let mut inner = self.lock();
-        inner.entries.insert(
-            key.to_owned(),
-            Entry {
-                value: Value::Text(value.to_owned()),
-                expires_at: now + ttl,
-            },
-        );
-        Self::wrote(&mut inner, now);
+        Self::put_text(&mut inner, key, value.to_owned(), ttl, now);
     }
 
     pub fn incr(&self, key: &str, ttl: Duration) -> u64 {
         let now = Instant::now();
         let mut inner = self.lock();
-        let current = match Self::live(&mut inner, key, now) {
-            Some(Entry {
-                value: Value::Text(text),
-                ..
-            }) => text.parse::<u64>().unwrap_or(0),
-            _ => 0,
-        };
-        let next = current + 1;
-        inner.entries.insert(
-            key.to_owned(),
-            Entry {
-                value: Value::Text(next.to_string()),
-                expires_at: now + ttl,
-            },
-        );
-        Self::wrote(&mut inner, now);
+        let next = Self::counter(&mut inner, key, now) + 1;
+        Self::put_text(&mut inner, key, next.to_string(), ttl, now);
         next
     }
 
     pub fn advance(&self, key: &str, value: u64, ttl: Duration) {
         let now = Instant::now();
         let mut inner = self.lock();
-        let current = match Self::live(&mut inner, key, now) {
-            Some(Entry {
-                value: Value::Text(text),
-                ..
-            }) => text.parse::<u64>().unwrap_or(0),
-            _ => 0,
-        };
-        let value = value.max(current);
-        inner.entries.insert(
-            key.to_owned(),
-            Entry {
-                value: Value::Text(value.to_string()),
-                expires_at: now + ttl,
-            },
-        );
-        Self::wrote(&mut inner, now);
+        let value = value.max(Self::counter(&mut inner, key, now));
+        Self::put_text(&mut inner, key, value.to_string(), ttl, now);
     }
 
     pub fn delete(&self, keys: &[&str]) {

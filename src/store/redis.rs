@@ -12,6 +12,15 @@ use super::{StoreError, Turn};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+const ADVANCE: &str = r#"
+local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"#;
+static ADVANCE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(ADVANCE));
+
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
@@ -120,14 +129,8 @@ impl RedisStore {
     }
 
     pub async fn advance(&self, key: &str, value: u64, ttl: Duration) -> Result<(), StoreError> {
-        const ADVANCE: &str = r#"
-local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"#;
         let mut connection = self.connection.clone();
-        redis::Script::new(ADVANCE)
+        ADVANCE_SCRIPT
             .key(key)
             .arg(value)
             .arg(ttl.as_millis().max(1) as u64)

@@ -6,7 +6,7 @@
 //! answered with, so every retry of it gets the same bytes (WeChat shows at most one of them).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
@@ -111,6 +111,11 @@ end
 return {id, question}
 "#;
 
+// Built once: `Script::new` hashes its source, which is wasted work on every message.
+static ARRIVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ARRIVE));
+static TAKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE));
+static TAKEOVER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TAKEOVER));
+
 impl Outbox {
     pub fn memory() -> Self {
         Outbox::Memory(Arc::new(Mutex::new(MemoryOutbox::default())))
@@ -142,7 +147,7 @@ impl Outbox {
             }
             Outbox::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
-                let (attempt, generate): (u64, u8) = Script::new(ARRIVE)
+                let (attempt, generate): (u64, u8) = ARRIVE_SCRIPT
                     .key(Self::key(prefix, "attempts", message_id))
                     .key(Self::key(prefix, "claim", message_id))
                     .key(Self::key(prefix, "outbox", user))
@@ -229,7 +234,7 @@ impl Outbox {
             Outbox::Memory(memory) => Ok(lock(memory).takeover(user, Instant::now())),
             Outbox::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
-                let adopted: Option<(String, String)> = Script::new(TAKEOVER)
+                let adopted: Option<(String, String)> = TAKEOVER_SCRIPT
                     .key(Self::key(prefix, "outbox", user))
                     .arg(format!("{prefix}:"))
                     .arg(GENERATION_LEASE.as_millis() as u64)
@@ -247,7 +252,7 @@ impl Outbox {
             Outbox::Memory(memory) => Ok(lock(memory).take(user, message_id, Instant::now())),
             Outbox::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
-                let text: Option<String> = Script::new(TAKE)
+                let text: Option<String> = TAKE_SCRIPT
                     .key(Self::key(prefix, "reply", message_id))
                     .key(Self::key(prefix, "outbox", user))
                     .arg(REQUEST_STATE_TTL.as_secs())

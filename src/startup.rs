@@ -296,11 +296,7 @@ impl Application {
             handle.stop(true).await;
         });
         let served = self.server.await;
-        let drained = tokio::time::timeout(
-            self.shutdown_timeout,
-            futures_util::future::join_all(workers),
-        )
-        .await;
+        let drained = tokio::time::timeout(self.shutdown_timeout, workers).await;
         if drained.is_err() {
             tracing::warn!("delivery workers still busy at the shutdown timeout; their jobs will be taken over");
         }

@@ -33,6 +33,8 @@ const SEND_BACKOFF: Duration = Duration::from_millis(500);
 /// How long a worker sleeps after the queue itself failed (Redis down), so an outage is not a busy loop.
 const QUEUE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 const NEXT_BLOCK: Duration = Duration::from_secs(1);
+/// Loops pulling jobs; each may hold a blocked Redis connection while the queue is empty.
+const MAX_FETCHERS: usize = 4;
 
 enum Failure {
     /// The channel's fallback took the answer (WeChat 48001 → passive); the job is done.
@@ -91,27 +93,46 @@ impl Engine {
         &self.queue
     }
 
-    /// Starts the workers; they stop taking jobs when `shutdown` turns true and return once the
-    /// job in hand is done (or handed back by not acknowledging it).
+    /// Starts the fetchers. Each takes a job only when one of the `delivery.workers` slots is
+    /// free and runs it in its own task, so concurrency costs a task per job, not a blocked
+    /// Redis connection per slot. On `shutdown` they stop taking jobs; the returned future
+    /// resolves once every job in hand is done (or handed back by not acknowledging it).
     pub fn start(
         self: &Arc<Self>,
         shutdown: watch::Receiver<bool>,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..self.settings.workers)
+    ) -> impl std::future::Future<Output = ()> {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.settings.workers));
+        let fetchers: Vec<_> = (0..self.settings.workers.min(MAX_FETCHERS))
             .map(|index| {
                 let engine = self.clone();
                 let shutdown = shutdown.clone();
-                crate::spawn_traced(async move { engine.worker(index, shutdown).await })
+                let slots = slots.clone();
+                crate::spawn_traced(async move { engine.fetch(index, slots, shutdown).await })
             })
-            .collect()
+            .collect();
+        let workers = u32::try_from(self.settings.workers).unwrap_or(u32::MAX);
+        async move {
+            futures_util::future::join_all(fetchers).await;
+            // Every slot back means every job in hand has finished.
+            let _ = slots.acquire_many(workers).await;
+        }
     }
 
-    async fn worker(self: Arc<Self>, index: usize, mut shutdown: watch::Receiver<bool>) {
+    async fn fetch(
+        self: Arc<Self>,
+        index: usize,
+        slots: Arc<tokio::sync::Semaphore>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let consumer = format!("{}-{index}", self.consumer);
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot { Ok(slot) => slot, Err(_) => break },
+                _ = shutdown.changed() => break,
+            };
             let next = tokio::select! {
                 next = self.queue.next(&consumer, NEXT_BLOCK) => next,
                 _ = shutdown.changed() => break,
@@ -125,7 +146,12 @@ impl Engine {
                     continue;
                 }
             };
-            self.run(&consumer, job).await;
+            let engine = self.clone();
+            let consumer = consumer.clone();
+            crate::spawn_traced(async move {
+                engine.run(&consumer, job).await;
+                drop(slot);
+            });
         }
     }
 

@@ -265,6 +265,8 @@ impl Application {
         .context("listen")?
         // Our own signal handling stops the delivery workers first; see run_until_stopped.
         .disable_signals()
+        // Replies are small and answer a waiting platform: never hold them back for Nagle.
+        .tcp_nodelay(true)
         .shutdown_timeout(settings.server.shutdown_timeout_secs);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);

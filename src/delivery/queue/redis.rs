@@ -8,6 +8,7 @@
 //! reused by later calls, dropped on a transport error) and blocks there, in slices of at most
 //! the visibility timeout so a job left by a dead worker is reclaimed on time.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// `XAUTOCLAIM` steps per reclaim look (each inspects about ten pending entries): bounds the
 /// script's run time while covering far more in-flight jobs than a fleet has workers.
 const RECLAIM_STEPS: u32 = 64;
+/// Stalled jobs are looked for at least this often (and at least every half visibility).
+const RECLAIM_SCAN_EVERY: Duration = Duration::from_secs(2);
 /// How many times one call recreates a consumer group that Redis lost before giving up.
 const GROUP_ATTEMPTS: u32 = 3;
 
@@ -92,6 +95,8 @@ pub struct RedisQueue {
     dead: String,
     dead_order: String,
     visibility: Duration,
+    /// When the pending list was last scanned for stalled jobs (ms on the process clock).
+    last_reclaim_scan_ms: AtomicU64,
 }
 
 /// What one look at the stream found.
@@ -119,6 +124,7 @@ impl RedisQueue {
             dead: format!("{prefix}:jobs:dead"),
             dead_order: format!("{prefix}:jobs:dead:order"),
             visibility,
+            last_reclaim_scan_ms: AtomicU64::new(0),
         }
     }
 
@@ -144,9 +150,16 @@ impl RedisQueue {
         loop {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             let slice = remaining.min(self.visibility).min(BLOCK_SLICE_MAX);
-            let found = match self.reclaim(consumer).await {
-                Ok(None) => self.read_new(consumer, slice).await,
-                other => other,
+            let found = match self.reclaim_due().then_some(()) {
+                Some(()) => match self.reclaim(consumer).await {
+                    Ok(None) => self.read_new(consumer, slice).await,
+                    found => {
+                        // Found one: more may be stalled, so look again on the next call.
+                        self.last_reclaim_scan_ms.store(0, Ordering::Relaxed);
+                        found
+                    }
+                },
+                None => self.read_new(consumer, slice).await,
             };
             match found {
                 Ok(Some(Found::Job(job))) => return Ok(Some(job)),
@@ -189,6 +202,20 @@ impl RedisQueue {
             Err(error) if error.code() != Some("BUSYGROUP") => Err(error.into()),
             _ => Ok(()),
         }
+    }
+
+    /// A scan of the pending list costs time in proportion to the jobs in flight, and stalled
+    /// jobs are rare (a worker silent for the whole visibility timeout), so the pending list
+    /// is scanned at most once per `RECLAIM_SCAN_EVERY` per process, not on every `next`.
+    fn reclaim_due(&self) -> bool {
+        let now = process_ms();
+        let last = self.last_reclaim_scan_ms.load(Ordering::Relaxed);
+        let every = millis(self.visibility.min(RECLAIM_SCAN_EVERY) / 2).max(1);
+        now.saturating_sub(last) >= every
+            && self
+                .last_reclaim_scan_ms
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     async fn reclaim(&self, consumer: &str) -> Result<Option<Found>, RedisError> {
@@ -337,6 +364,16 @@ fn entry_ms(id: &str) -> Option<u64> {
 /// persistence, someone deleted the key). Redis keeps the code on errors raised inside scripts.
 fn is_no_group(error: &RedisError) -> bool {
     error.code() == Some("NOGROUP")
+}
+
+/// Milliseconds on a monotonic clock local to this process.
+fn process_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
 }
 
 #[cfg(test)]

@@ -1,0 +1,192 @@
+//! `botgate-bench`: botgate's release binary under load, end to end, with one command.
+//!
+//! ```sh
+//! cargo run --release -p botgate-bench -- wechat-safe       # the target scenario
+//! cargo run --release -p botgate-bench -- all --seconds 10  # every scenario
+//! ```
+//!
+//! Each scenario starts what it needs: a private `redis-server`, a fake Bailian answering at
+//! once (or after `--llm-delay` for `slow-webhook`), and `target/release/botgate` as a child
+//! process with a generated config on a free loopback port. Under `cargo run` the bench first
+//! runs `cargo build --release --bin botgate` (a no-op when fresh), so it never measures a stale
+//! gateway. It then drives distinct, signed messages at a fixed concurrency, checks every
+//! reply, and prints a table and one JSON line per scenario. It exits 1 when a check fails.
+//!
+//! # Layout
+//!
+//! - [`stack`]: the botgate child process: config, readiness, memory, log.
+//! - [`cpu`]: CPU time per process, and `perf record` attached to botgate.
+//! - [`fixture`]: redis-server and the fake Bailian, and the config tables pointing at them.
+//! - [`http`]: a minimal keep-alive HTTP/1.1 client, cheap enough to share the cores.
+//! - [`load`]: the closed-loop driver and its latency statistics.
+//! - [`wechat`], [`webhook`]: the scenarios.
+//! - [`report`]: the table and the JSON line.
+
+mod cpu;
+mod fixture;
+mod http;
+mod load;
+mod report;
+mod stack;
+mod webhook;
+mod wechat;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use botgate_wechat::CallbackMode;
+use clap::{Parser, ValueEnum};
+
+use crate::fixture::StoreKind;
+use crate::report::Report;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// WeChat passive replies, safe mode (encrypted): the target scenario.
+    WechatSafe,
+    /// WeChat passive replies, plaintext mode.
+    WechatPlain,
+    /// Many conversations waiting on a slow LLM through the signed webhook channel.
+    SlowWebhook,
+    /// Every scenario, one after the other, each on a fresh stack.
+    All,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "botgate-bench",
+    about = "Benchmark botgate's release binary end to end"
+)]
+struct Cli {
+    #[arg(value_enum, default_value = "wechat-safe")]
+    scenario: Scenario,
+    /// Keep-alive connections, each with one request in flight.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Measured seconds (WeChat scenarios).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Seconds of load before measuring (WeChat scenarios).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// botgate's `server.workers` (HTTP worker threads).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Where botgate keeps memory and claims.
+    #[arg(long, value_enum, default_value = "redis")]
+    store: StoreKind,
+    /// Ask the fake Bailian for one JSON answer instead of botgate's default SSE stream.
+    #[arg(long)]
+    llm_json: bool,
+    /// slow-webhook: conversations, one message each, all waiting at once.
+    #[arg(long, default_value_t = 10_000)]
+    conversations: u64,
+    /// slow-webhook: botgate's `delivery.workers` (default: one per conversation, so that every
+    /// conversation can wait on the LLM at once).
+    #[arg(long)]
+    delivery_workers: Option<u64>,
+    /// slow-webhook: seconds before the fake Bailian answers.
+    #[arg(long, default_value_t = 10)]
+    llm_delay: u64,
+    /// WeChat scenarios: attach `perf record -g` to botgate for the whole run, writing this file.
+    #[arg(long)]
+    perf: Option<PathBuf>,
+    /// The botgate binary to run (default: target/release/botgate, built first under cargo).
+    #[arg(long)]
+    botgate: Option<PathBuf>,
+    /// Do not run `cargo build --release --bin botgate` first.
+    #[arg(long)]
+    no_build: bool,
+}
+
+/// What the scenarios need from the command line, with the binary resolved.
+pub struct Options {
+    pub binary: PathBuf,
+    pub connections: usize,
+    pub seconds: u64,
+    pub warmup: u64,
+    pub workers: usize,
+    pub store: StoreKind,
+    pub llm_json: bool,
+    pub conversations: u64,
+    pub delivery_workers: u64,
+    pub llm_delay: u64,
+    pub perf: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build of the bench; its load generator is slow (use --release)");
+    }
+    let binary = match stack::botgate_binary(cli.botgate.clone(), !cli.no_build) {
+        Ok(binary) => binary,
+        Err(error) => {
+            eprintln!("botgate-bench: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = Options {
+        binary,
+        connections: cli.connections.max(1),
+        seconds: cli.seconds.max(1),
+        warmup: cli.warmup,
+        workers: cli.workers.max(1),
+        store: cli.store,
+        llm_json: cli.llm_json,
+        conversations: cli.conversations.max(1),
+        delivery_workers: cli.delivery_workers.unwrap_or(cli.conversations).max(1),
+        llm_delay: cli.llm_delay,
+        perf: cli.perf,
+    };
+    // One thread: the generator should take as little of the shared cores as it can, and the
+    // fakes run their own threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("botgate-bench: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let scenarios: &[Scenario] = match cli.scenario {
+        Scenario::All => &[
+            Scenario::WechatSafe,
+            Scenario::WechatPlain,
+            Scenario::SlowWebhook,
+        ],
+        _ => std::slice::from_ref(&cli.scenario),
+    };
+    let mut passed = true;
+    for &scenario in scenarios {
+        let result = runtime.block_on(run(scenario, &options));
+        match result {
+            Ok(report) => {
+                report.print();
+                passed &= report.passed();
+            }
+            Err(error) => {
+                eprintln!("botgate-bench: {scenario:?}: {error:#}");
+                passed = false;
+            }
+        }
+    }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {
+    match scenario {
+        Scenario::WechatSafe => wechat::run("wechat-safe", CallbackMode::Safe, options).await,
+        Scenario::WechatPlain => {
+            wechat::run("wechat-plain", CallbackMode::Plaintext, options).await
+        }
+        Scenario::SlowWebhook => webhook::run(options).await,
+        Scenario::All => unreachable!("expanded above"),
+    }
+}

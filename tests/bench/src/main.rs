@@ -88,7 +88,8 @@ struct Cli {
     /// slow-webhook: seconds before the fake Bailian answers.
     #[arg(long, default_value_t = 10)]
     llm_delay: u64,
-    /// WeChat scenarios: attach `perf record -g` to botgate for the whole run, writing this file.
+    /// WeChat scenarios: attach `perf record` (DWARF call graphs) to botgate for the whole run,
+    /// warm-up included, writing this file; read it with `perf report -i FILE`.
     #[arg(long)]
     perf: Option<PathBuf>,
     /// The botgate binary to run (default: target/release/botgate, built first under cargo).

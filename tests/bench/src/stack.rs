@@ -1,5 +1,5 @@
-//! What a run stands on: botgate's release binary as a child process with a generated config,
-//! its readiness, its memory, and an optional `perf record` attached to it.
+//! What a run stands on: botgate's release binary as a child process with a generated config:
+//! its readiness, its memory and its log.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -121,13 +121,11 @@ pub async fn run(
     });
     let warmup = Duration::from_secs(options.warmup);
     let measure = Duration::from_secs(options.seconds);
-    let profiler = match &options.perf {
-        Some(path) => {
-            let profiler = Profiler::attach(botgate.pid(), warmup + measure, path)?;
-            Some(profiler)
-        }
-        None => None,
-    };
+    let profiler = options
+        .perf
+        .as_deref()
+        .map(|path| Profiler::attach(botgate.pid(), warmup + measure, path))
+        .transpose()?;
     let meter = CpuMeter::new(botgate.pid());
     let load = load::run(
         botgate.address(),

@@ -39,6 +39,9 @@ impl Signals {
             }
         };
         notify.notify_waiters();
+        // Also a stored permit: a waiter that registers just after this (the request that
+        // started the answer, racing its own task) returns at once instead of at its next poll.
+        notify.notify_one();
     }
 
     /// Called by a waiter when done, so idle keys don't accumulate.

@@ -77,6 +77,9 @@ impl Passive {
             generate = arrival.generate,
             "wechat delivery"
         );
+        // Held across the spawn, so the answer's wake-up finds a holder and leaves its permit
+        // even if the answer is ready before this request starts waiting.
+        let signal = self.signals.get(&user);
         if arrival.generate {
             self.start_answer(
                 conversations.clone(),
@@ -94,10 +97,18 @@ impl Passive {
                 .get_or_create(&PlatformLabels { platform: "wechat" })
                 .inc();
         }
-        if let Some(text) = self
-            .wait_for_content(conversations, bot, &user, &message.message_id, deadline)
-            .await?
-        {
+        let content = self
+            .wait_for_content(
+                conversations,
+                bot,
+                &user,
+                &message.message_id,
+                deadline,
+                arrival.generate,
+            )
+            .await;
+        self.signals.release(&user, signal);
+        if let Some(text) = content? {
             metrics
                 .passive
                 .get_or_create(&PassiveLabels { outcome: "in_time" })
@@ -204,6 +215,7 @@ impl Passive {
         user: &str,
         message_id: &str,
         deadline: Instant,
+        generating: bool,
     ) -> Result<Option<String>, StoreError> {
         let notify = self.signals.get(user);
         let mut polls = 0u32;
@@ -211,17 +223,23 @@ impl Passive {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.outbox.take(user, message_id).await {
-                Ok(Some(text)) => break Ok(Some(text)),
-                Ok(None) => {}
-                Err(error) => break Err(error),
+            // The request generating the answer knows nothing is ready before it is woken
+            // (`wake` leaves a permit, so an answer that finished first is not missed): its
+            // first look at the store would be a wasted round trip.
+            if !(generating && polls == 0) {
+                match self.outbox.take(user, message_id).await {
+                    Ok(Some(text)) => break Ok(Some(text)),
+                    Ok(None) => {}
+                    Err(error) => break Err(error),
+                }
             }
             let now = Instant::now();
             if now >= deadline {
                 break Ok(None);
             }
             polls += 1;
-            if polls % TAKEOVER_EVERY_POLLS == 1 {
+            // The generating request's own answer has a live lease: nothing to adopt.
+            if !generating && polls % TAKEOVER_EVERY_POLLS == 1 {
                 if let Err(error) = self.adopt_orphan(conversations, bot, user).await {
                     tracing::warn!(%error, "could not check for an orphaned answer");
                 }

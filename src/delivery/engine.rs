@@ -157,11 +157,6 @@ impl Engine {
 
     #[tracing::instrument(skip_all, fields(job = %job.id, deliveries = job.deliveries))]
     async fn run(&self, consumer: &str, job: Job) {
-        if job.deliveries > self.settings.max_deliveries {
-            self.give_up(&job, None, "delivered too many times without completing")
-                .await;
-            return;
-        }
         let payload: JobPayload = match serde_json::from_str(&job.payload) {
             Ok(payload) => payload,
             Err(error) => {
@@ -170,6 +165,16 @@ impl Engine {
                 return;
             }
         };
+        if job.deliveries > self.settings.max_deliveries {
+            // With the payload, so the conversation's later messages are not held up by it.
+            self.give_up(
+                &job,
+                Some(&payload),
+                "delivered too many times without completing",
+            )
+            .await;
+            return;
+        }
         let (stop_heartbeat, heartbeat) = self.keep_alive(consumer, &job.id);
         let result = self.process(&job, &payload).await;
         drop(stop_heartbeat);

@@ -3,7 +3,8 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY adapters adapters
-COPY tests/support tests/support
+# Workspace members must all be present for cargo to load the workspace (tests/ holds two).
+COPY tests tests
 COPY src src
 COPY deploy deploy
 RUN cargo build --release --locked --bin botgate

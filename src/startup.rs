@@ -134,6 +134,7 @@ pub fn build_bots(
                 name: name.clone(),
                 llm,
                 rules,
+                farewells: crate::core::commands::normalized_phrases(&settings.farewell_phrases),
                 settings,
             },
         );

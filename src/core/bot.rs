@@ -11,6 +11,8 @@ pub struct Bot {
     /// Rules consulted before the LLM; a hit costs no LLM call.
     pub rules: Option<Arc<Llm>>,
     pub settings: BotSettings,
+    /// `settings.farewell_phrases`, normalized once for matching.
+    pub farewells: Vec<String>,
 }
 
 impl Bot {

@@ -43,9 +43,16 @@ pub fn normalize(text: &str) -> String {
 
 /// A farewell is the whole message being one of the phrases: containing one is not enough
 /// ("再见面的时候" is not goodbye), which keeps false positives, and lost questions, rare.
-pub fn is_farewell(text: &str, phrases: &[String]) -> bool {
+///
+/// `normalized` are the bot's phrases passed through [`normalize`] once, when the bot is built
+/// ([`normalized_phrases`]), rather than on every message.
+pub fn is_farewell(text: &str, normalized: &[String]) -> bool {
     let text = normalize(text);
-    !text.is_empty() && phrases.iter().any(|phrase| normalize(phrase) == text)
+    !text.is_empty() && normalized.contains(&text)
+}
+
+pub fn normalized_phrases(phrases: &[String]) -> Vec<String> {
+    phrases.iter().map(|phrase| normalize(phrase)).collect()
 }
 
 #[cfg(test)]
@@ -63,7 +70,7 @@ mod tests {
 
     #[test]
     fn farewells_ignore_case_and_punctuation() {
-        let phrases = default_farewell_phrases();
+        let phrases = normalized_phrases(&default_farewell_phrases());
         for text in [
             "再见",
             "拜拜！",

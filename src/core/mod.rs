@@ -199,7 +199,7 @@ impl Conversations {
             }
             None => {}
         }
-        if commands::is_farewell(text, &settings.farewell_phrases) {
+        if commands::is_farewell(text, &bot.farewells) {
             self.forget(&key).await?;
             return Ok(Some(Reply::new(&settings.farewell, ReplyKind::Farewell)));
         }

@@ -67,18 +67,36 @@ const HTTP_POOL_IDLE: Duration = Duration::from_secs(90);
 const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HTTP_POOL_MAX_IDLE_PER_HOST: usize = 256;
 
+/// An HTTP/2 connection that stays quiet this long is pinged, so a dead one is noticed.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One client for every outbound call: one connection pool, one TLS setup.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    client_builder().build().context("build the HTTP client")
+}
+
+/// The client for LLM providers configured with `http2 = true`: HTTP/2 only (ALPN `h2` over
+/// TLS, prior knowledge in cleartext), so every call in flight shares one connection.
+pub fn http2_client() -> anyhow::Result<reqwest::Client> {
+    client_builder()
+        .http2_prior_knowledge()
+        .http2_keep_alive_interval(HTTP2_PING_INTERVAL)
+        .http2_keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        .build()
+        .context("build the HTTP/2 client")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(HTTP_CONNECT_TIMEOUT)
         .pool_idle_timeout(HTTP_POOL_IDLE)
-        // Each idle HTTP/1.1 connection holds ~25 KiB of buffers (measured); after a burst of
-        // thousands of slow answers, keep enough for steady traffic and let the rest close.
+        // Each in-flight or idle HTTP/1.1 connection holds ~25 KiB of hyper's buffers and
+        // channels (massif); after a burst of thousands of slow answers, keep enough for steady
+        // traffic and let the rest close.
         .pool_max_idle_per_host(HTTP_POOL_MAX_IDLE_PER_HOST)
         .tcp_nodelay(true)
         .user_agent(concat!("botgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("build the HTTP client")
 }
 
 pub async fn build_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -99,10 +117,18 @@ pub fn build_bots(
     http: &reqwest::Client,
 ) -> anyhow::Result<HashMap<String, Bot>> {
     let mut providers: HashMap<String, Arc<Llm>> = HashMap::new();
+    let http2 = match settings.llm.values().any(LlmSettings::http2) {
+        true => Some(http2_client()?),
+        false => None,
+    };
     for (name, llm) in &settings.llm {
+        let client = match &http2 {
+            Some(http2) if llm.http2() => http2.clone(),
+            _ => http.clone(),
+        };
         let provider = match llm {
-            LlmSettings::Bailian(bailian) => Llm::Bailian(Bailian::new(bailian, http.clone())),
-            LlmSettings::Openai(openai) => Llm::OpenAi(OpenAi::new(openai, http.clone())),
+            LlmSettings::Bailian(bailian) => Llm::Bailian(Bailian::new(bailian, client)),
+            LlmSettings::Openai(openai) => Llm::OpenAi(OpenAi::new(openai, client)),
             LlmSettings::Rules(rules) => {
                 Llm::Rules(Rules::new(rules).with_context(|| format!("llm.{name}: compile rules"))?)
             }

@@ -101,6 +101,15 @@ pub enum LlmSettings {
 }
 
 impl LlmSettings {
+    /// Whether calls to this provider go over HTTP/2 (`http2 = true`).
+    pub fn http2(&self) -> bool {
+        match self {
+            LlmSettings::Bailian(bailian) => bailian.http2,
+            LlmSettings::Openai(openai) => openai.http2,
+            LlmSettings::Rules(_) => false,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             LlmSettings::Bailian(_) => "bailian",
@@ -123,6 +132,12 @@ pub struct BailianSettings {
     /// Stream the answer (SSE, incremental output). Non-streaming gives the same final text.
     #[serde(default = "yes")]
     pub stream: bool,
+    /// Speak HTTP/2 to this endpoint: every call in flight shares one multiplexed connection
+    /// instead of holding one connection each. Needs an endpoint that speaks HTTP/2 (over TLS
+    /// via ALPN, or cleartext h2c). Calls beyond the server's concurrent-stream limit wait for a
+    /// free stream.
+    #[serde(default)]
+    pub http2: bool,
     /// Sent as `input.biz_params` (prompt variables, plugin parameters, workflow inputs).
     #[serde(default)]
     pub biz_params: Option<toml::Table>,
@@ -146,6 +161,12 @@ pub struct OpenAiSettings {
     pub system_prompt: Option<String>,
     #[serde(default = "yes")]
     pub stream: bool,
+    /// Speak HTTP/2 to this endpoint: every call in flight shares one multiplexed connection
+    /// instead of holding one connection each. Needs an endpoint that speaks HTTP/2 (over TLS
+    /// via ALPN, or cleartext h2c). Calls beyond the server's concurrent-stream limit wait for a
+    /// free stream.
+    #[serde(default)]
+    pub http2: bool,
     #[serde(flatten)]
     pub limits: CallLimits,
 }

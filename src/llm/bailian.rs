@@ -147,7 +147,7 @@ impl Bailian {
         } else {
             builder = builder.timeout(remaining);
         }
-        let mut response = builder
+        let response = builder
             .send()
             .await
             .map_err(|error| LlmError::transport(&error))?;
@@ -159,7 +159,7 @@ impl Bailian {
             .is_some_and(|value| value.starts_with("text/event-stream"));
         let idle = Duration::from_secs(self.limits.idle_timeout_secs);
         if is_sse {
-            return self.read_stream(&mut response, status, sink, idle).await;
+            return self.read_stream(response, status, sink, idle).await;
         }
         let bytes = response
             .bytes()
@@ -198,7 +198,7 @@ impl Bailian {
 
     async fn read_stream(
         &self,
-        response: &mut reqwest::Response,
+        response: reqwest::Response,
         status: u16,
         sink: &mut DeltaSink<'_>,
         idle: Duration,

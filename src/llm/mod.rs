@@ -197,14 +197,14 @@ fn backoff(attempt: u32) -> Duration {
 /// Feeds a streaming body's SSE events to `on_event` until it reports the last one (`true`):
 /// `Ok(true)`. `Ok(false)`: the stream ended first. Silence longer than `idle` is a timeout.
 pub(crate) async fn read_events(
-    response: &mut reqwest::Response,
+    mut response: reqwest::Response,
     idle: Duration,
     mut on_event: impl FnMut(sse::SseEvent) -> Result<bool, LlmError>,
 ) -> Result<bool, LlmError> {
     let mut parser = sse::SseParser::default();
     let mut events = Vec::new();
     loop {
-        let chunk = next_chunk(response, idle).await?;
+        let chunk = next_chunk(&mut response, idle).await?;
         match &chunk {
             Some(chunk) => parser
                 .push(chunk, &mut events)
@@ -213,6 +213,9 @@ pub(crate) async fn read_events(
         }
         for event in events.drain(..) {
             if on_event(event)? {
+                if chunk.is_some() {
+                    finish_body(response);
+                }
                 return Ok(true);
             }
         }
@@ -220,6 +223,40 @@ pub(crate) async fn read_events(
             return Ok(false);
         }
     }
+}
+
+/// How long, and how much, a body is still read after its last event.
+const FINISH_BODY_WITHIN: Duration = Duration::from_secs(2);
+const FINISH_BODY_MAX_BYTES: usize = 64 * 1024;
+
+/// Reads what is left of a stream after its last event, so the answer never waits for it.
+///
+/// The body's end is usually already here (same segment as the last event) and is read
+/// without waiting; otherwise a task reads it. Reading to the end lets HTTP/1.1 return the
+/// connection to the pool rather than close it, and ends an HTTP/2 stream cleanly: a stream
+/// dropped mid-body is reset, and the h2 client closes the whole connection, failing every call
+/// on it, after 1,024 late frames arrive for streams it reset (seen with 10,000 calls in flight).
+fn finish_body(mut response: reqwest::Response) {
+    use futures_util::FutureExt;
+    let mut left = FINISH_BODY_MAX_BYTES;
+    loop {
+        match response.chunk().now_or_never() {
+            Some(Ok(Some(chunk))) if chunk.len() <= left => left -= chunk.len(),
+            Some(_) => return,
+            None => break,
+        }
+    }
+    crate::spawn_traced(async move {
+        let drain = async {
+            while let Ok(Some(chunk)) = response.chunk().await {
+                match left.checked_sub(chunk.len()) {
+                    Some(rest) => left = rest,
+                    None => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(FINISH_BODY_WITHIN, drain).await;
+    });
 }
 
 /// Reads a streaming body chunk by chunk, failing when the provider goes silent too long.

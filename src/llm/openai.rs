@@ -135,7 +135,7 @@ impl OpenAi {
         if !self.stream {
             builder = builder.timeout(remaining);
         }
-        let mut response = builder
+        let response = builder
             .send()
             .await
             .map_err(|error| LlmError::transport(&error))?;
@@ -167,7 +167,7 @@ impl OpenAi {
         }
         let idle = Duration::from_secs(self.limits.idle_timeout_secs);
         let mut completion = Completion::default();
-        let finished = read_events(&mut response, idle, |event| {
+        let finished = read_events(response, idle, |event| {
             if event.data == "[DONE]" {
                 return Ok(true);
             }

@@ -34,6 +34,8 @@ pub enum StoreKind {
 pub struct LlmOptions {
     /// SSE (botgate's default) or one JSON answer.
     pub stream: bool,
+    /// HTTP/2 (one multiplexed connection) rather than HTTP/1.1 (one connection per call).
+    pub http2: bool,
     /// Delay before the first byte of each answer.
     pub delay: Duration,
 }
@@ -64,11 +66,12 @@ impl Upstreams {
         format!(
             "[store]\n{store}\n\n\
              [llm.main]\nkind = \"bailian\"\napp_id = \"{}\"\napi_key = \"{}\"\n\
-             base_url = \"{}\"\nstream = {}\n\n",
+             base_url = \"{}\"\nstream = {}\nhttp2 = {}\n\n",
             self.fake.app_id(),
             self.fake.api_key(),
             self.fake.base_url(),
             llm.stream,
+            llm.http2,
         )
     }
 

@@ -78,6 +78,10 @@ struct Cli {
     /// Ask the fake Bailian for one JSON answer instead of botgate's default SSE stream.
     #[arg(long)]
     llm_json: bool,
+    /// botgate talks HTTP/2 to the fake Bailian (`http2 = true` on the `[llm]`): one
+    /// multiplexed connection instead of one connection per call in flight.
+    #[arg(long)]
+    llm_http2: bool,
     /// slow-webhook: conversations, one message each, all waiting at once.
     #[arg(long, default_value_t = 10_000)]
     conversations: u64,
@@ -109,6 +113,7 @@ pub struct Options {
     pub workers: usize,
     pub store: StoreKind,
     pub llm_json: bool,
+    pub llm_http2: bool,
     pub conversations: u64,
     pub delivery_workers: u64,
     pub llm_delay: u64,
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
         workers: cli.workers.max(1),
         store: cli.store,
         llm_json: cli.llm_json,
+        llm_http2: cli.llm_http2,
         conversations: cli.conversations.max(1),
         delivery_workers: cli.delivery_workers.unwrap_or(cli.conversations).max(1),
         llm_delay: cli.llm_delay,

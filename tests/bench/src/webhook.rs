@@ -99,6 +99,7 @@ fn sign(body: &[u8]) -> String {
 pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let llm = LlmOptions {
         stream: !options.llm_json,
+        http2: options.llm_http2,
         delay: Duration::from_secs(options.llm_delay),
     };
     let upstreams = Upstreams::start(options.store, llm).await;
@@ -247,8 +248,9 @@ fn report(
     let mut report = Report::new(
         SCENARIO,
         format!(
-            "{conversations} conversations, LLM answer after {} s, {} delivery workers, {} connections, {} workers, {} store, pid {}",
+            "{conversations} conversations, LLM answer after {} s over HTTP/{}, {} delivery workers, {} connections, {} workers, {} store, pid {}",
             options.llm_delay,
+            if options.llm_http2 { "2" } else { "1.1" },
             options.delivery_workers,
             options.connections,
             options.workers,
@@ -258,6 +260,7 @@ fn report(
     );
     report.value("conversations", conversations);
     report.value("llm_delay_secs", options.llm_delay);
+    report.value("llm_http2", options.llm_http2);
     report.value("delivery_workers", options.delivery_workers);
     report.value("connections", options.connections as u64);
     report.value("workers", options.workers as u64);

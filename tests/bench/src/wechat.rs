@@ -94,6 +94,7 @@ pub async fn run(
     );
     let llm = LlmOptions {
         stream: !options.llm_json,
+        http2: options.llm_http2,
         delay: Duration::ZERO,
     };
     let upstreams = Upstreams::start(options.store, llm).await;
@@ -153,11 +154,12 @@ pub async fn run(
     let mut report = Report::new(
         scenario,
         format!(
-            "{} connections, {} workers, {} store, LLM {}, warm-up {} s, pid {}",
+            "{} connections, {} workers, {} store, LLM {} over HTTP/{}, warm-up {} s, pid {}",
             options.connections,
             options.workers,
             upstreams.store_name(),
             if llm.stream { "SSE" } else { "JSON" },
+            if llm.http2 { "2" } else { "1.1" },
             options.warmup,
             botgate.pid(),
         ),
@@ -166,6 +168,7 @@ pub async fn run(
     report.value("workers", options.workers as u64);
     report.value("store", upstreams.store_name());
     report.value("llm_stream", llm.stream);
+    report.value("llm_http2", llm.http2);
     report.load(&outcome, "messages/s");
     report.cpu(&cores, measure, outcome.counted());
     let peak = mib(peak_kib);

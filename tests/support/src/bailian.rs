@@ -95,6 +95,8 @@ pub struct RecordedRequest {
     /// Native route: `X-DashScope-SSE: enable` or `Accept: text/event-stream`;
     /// OpenAI route: `"stream": true`.
     pub streaming: bool,
+    /// The HTTP version the request arrived over (`HTTP/1.1`, `HTTP/2.0`).
+    pub http_version: String,
 }
 
 impl RecordedRequest {
@@ -184,6 +186,12 @@ impl FakeBailian {
     /// [`Self::calls`] keeps counting.
     pub fn clear_requests(&self) {
         lock(&self.shared.state).requests.clear();
+    }
+
+    /// TCP connections accepted so far: one per client connection, however many requests
+    /// it carried (keep-alive, HTTP/2 multiplexing).
+    pub fn connections(&self) -> u64 {
+        self.server.connections()
     }
 
     /// Completion requests received on either route, rejected ones included.
@@ -317,6 +325,7 @@ pub(crate) fn recorded(request: &HttpRequest, body: &[u8], streaming: bool) -> R
         headers: header_pairs(request),
         body: parse_body(body),
         streaming,
+        http_version: format!("{:?}", request.version()),
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpRequest, HttpServer};
@@ -24,6 +24,7 @@ const WORKERS: usize = 2;
 pub(crate) struct RunningServer {
     address: SocketAddr,
     handle: ServerHandle,
+    connections: Arc<AtomicU64>,
 }
 
 impl RunningServer {
@@ -35,6 +36,8 @@ impl RunningServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
         let address = listener.local_addr().expect("read the bound address");
         let (handle_tx, handle_rx) = tokio::sync::oneshot::channel();
+        let connections = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&connections);
         std::thread::Builder::new()
             .name(format!("fake-{name}"))
             .spawn(move || {
@@ -49,7 +52,11 @@ impl RunningServer {
                     .shutdown_timeout(1)
                     // Streams are written frame by frame; Nagle would hold small frames back.
                     .tcp_nodelay(true)
-                    .listen(listener);
+                    .on_connect(move |_, _| {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    })
+                    // HTTP/1.1, or HTTP/2 for clients that speak it with prior knowledge (h2c).
+                    .listen_auto_h2c(listener);
                     let server = match server {
                         Ok(server) => server.run(),
                         Err(error) => {
@@ -68,7 +75,16 @@ impl RunningServer {
             .await
             .expect("the fake server's thread ended before it started")
             .expect("start the fake server");
-        RunningServer { address, handle }
+        RunningServer {
+            address,
+            handle,
+            connections,
+        }
+    }
+
+    /// TCP connections accepted so far.
+    pub(crate) fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// `http://127.0.0.1:PORT`, no trailing slash.

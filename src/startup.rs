@@ -18,7 +18,7 @@ use crate::config::ReplyMode;
 use crate::config::{LlmSettings, Settings, WebhookSettings};
 use crate::core::{Bot, Conversations};
 use crate::delivery::{Acceptor, Engine, Limits, Queue, TokenCache};
-use crate::llm::{Bailian, Llm, OpenAi, Rules};
+use crate::llm::{Bailian, Llm, LlmHttp, OpenAi, Rules};
 use crate::store::StoreError;
 use crate::store::{MemoryStore, RedisStore, Store};
 use botgate_contract::InboundMessage;
@@ -123,8 +123,8 @@ pub fn build_bots(
     };
     for (name, llm) in &settings.llm {
         let client = match &http2 {
-            Some(http2) if llm.http2() => http2.clone(),
-            _ => http.clone(),
+            Some(http2) if llm.http2() => LlmHttp::new(true, http2.clone()),
+            _ => LlmHttp::new(false, http.clone()),
         };
         let provider = match llm {
             LlmSettings::Bailian(bailian) => Llm::Bailian(Bailian::new(bailian, client)),

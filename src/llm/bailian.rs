@@ -11,7 +11,7 @@ use super::{read_events, Completion, CompletionRequest, DeltaSink, LlmError, Ref
 use crate::config::{BailianSettings, CallLimits};
 
 pub struct Bailian {
-    http: reqwest::Client,
+    http: super::LlmHttp,
     url: String,
     api_key: SecretString,
     workspace: Option<String>,
@@ -73,7 +73,7 @@ impl Body {
 }
 
 impl Bailian {
-    pub fn new(settings: &BailianSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: &BailianSettings, http: super::LlmHttp) -> Self {
         let base = settings.base_url.trim_end_matches('/');
         Bailian {
             http,
@@ -134,6 +134,7 @@ impl Bailian {
     ) -> Result<Completion, LlmError> {
         let mut builder = self
             .http
+            .client()
             .post(&self.url)
             .bearer_auth(self.api_key.expose_secret())
             .json(&self.body(request));

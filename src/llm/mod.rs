@@ -5,11 +5,13 @@ mod error;
 mod openai;
 mod rules;
 pub mod sse;
+mod transport;
 
 pub use bailian::Bailian;
 pub use error::LlmError;
 pub use openai::OpenAi;
 pub use rules::Rules;
+pub use transport::LlmHttp;
 
 use std::time::{Duration, Instant};
 

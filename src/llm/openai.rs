@@ -10,7 +10,7 @@ use super::{read_events, Completion, CompletionRequest, DeltaSink, LlmError};
 use crate::config::{CallLimits, OpenAiSettings};
 
 pub struct OpenAi {
-    http: reqwest::Client,
+    http: super::LlmHttp,
     url: String,
     api_key: Option<SecretString>,
     model: String,
@@ -79,7 +79,7 @@ fn error_from(status: u16, bytes: &[u8]) -> LlmError {
 }
 
 impl OpenAi {
-    pub fn new(settings: &OpenAiSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: &OpenAiSettings, http: super::LlmHttp) -> Self {
         OpenAi {
             http,
             url: format!(
@@ -128,7 +128,7 @@ impl OpenAi {
         sink: &mut DeltaSink<'_>,
         remaining: Duration,
     ) -> Result<Completion, LlmError> {
-        let mut builder = self.http.post(&self.url).json(&self.body(request));
+        let mut builder = self.http.client().post(&self.url).json(&self.body(request));
         if let Some(key) = &self.api_key {
             builder = builder.bearer_auth(key.expose_secret());
         }

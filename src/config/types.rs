@@ -132,8 +132,8 @@ pub struct BailianSettings {
     /// Stream the answer (SSE, incremental output). Non-streaming gives the same final text.
     #[serde(default = "yes")]
     pub stream: bool,
-    /// Speak HTTP/2 to this endpoint: every call in flight shares one multiplexed connection
-    /// instead of holding one connection each. Needs an endpoint that speaks HTTP/2 (over TLS
+    /// Speak HTTP/2 to this endpoint: the calls in flight share one multiplexed connection per
+    /// thread instead of holding one connection each. Needs an endpoint that speaks HTTP/2 (over TLS
     /// via ALPN, or cleartext h2c). Calls beyond the server's concurrent-stream limit wait for a
     /// free stream.
     #[serde(default)]
@@ -161,8 +161,8 @@ pub struct OpenAiSettings {
     pub system_prompt: Option<String>,
     #[serde(default = "yes")]
     pub stream: bool,
-    /// Speak HTTP/2 to this endpoint: every call in flight shares one multiplexed connection
-    /// instead of holding one connection each. Needs an endpoint that speaks HTTP/2 (over TLS
+    /// Speak HTTP/2 to this endpoint: the calls in flight share one multiplexed connection per
+    /// thread instead of holding one connection each. Needs an endpoint that speaks HTTP/2 (over TLS
     /// via ALPN, or cleartext h2c). Calls beyond the server's concurrent-stream limit wait for a
     /// free stream.
     #[serde(default)]

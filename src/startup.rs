@@ -71,13 +71,14 @@ const HTTP_POOL_MAX_IDLE_PER_HOST: usize = 256;
 const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(20);
 const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One client for every outbound call: one connection pool, one TLS setup.
+/// An HTTP client for outbound calls (keep-alive pool, TLS, timeouts). The channels share one;
+/// LLM providers use one per thread ([`crate::llm::LlmHttp`]).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     client_builder().build().context("build the HTTP client")
 }
 
 /// The client for LLM providers configured with `http2 = true`: HTTP/2 only (ALPN `h2` over
-/// TLS, prior knowledge in cleartext), so every call in flight shares one connection.
+/// TLS, prior knowledge in cleartext), so the calls in flight on it share one connection.
 pub fn http2_client() -> anyhow::Result<reqwest::Client> {
     client_builder()
         .http2_prior_knowledge()

@@ -22,7 +22,9 @@ streaming_and_not!(http2_multiplexes_concurrent_calls_over_one_connection);
 /// streams take the whole connection down).
 #[tokio::test]
 async fn a_stream_is_read_to_its_end_after_the_last_event() {
-    const TAIL: Duration = Duration::from_millis(300);
+    // Long enough that an answer waiting for it would be obvious, short of botgate's 2 s
+    // limit on reading a body's end.
+    const TAIL: Duration = Duration::from_millis(1500);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let fake = FakeBailian::start().await;

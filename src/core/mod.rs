@@ -43,6 +43,22 @@ pub struct Reply {
     pub kind: ReplyKind,
 }
 
+impl Handled {
+    fn say(text: impl Into<String>, kind: ReplyKind) -> Self {
+        Handled {
+            reply: Some(Reply::new(text, kind)),
+            remember: None,
+        }
+    }
+
+    fn nothing() -> Self {
+        Handled {
+            reply: None,
+            remember: None,
+        }
+    }
+}
+
 impl Reply {
     fn new(text: impl Into<String>, kind: ReplyKind) -> Self {
         Reply {
@@ -50,6 +66,24 @@ impl Reply {
             kind,
         }
     }
+}
+
+/// A turn to append to a conversation's memory, handed to a caller that writes it together with
+/// its own state in one round trip ([`Conversations::handle_deferred`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTurn {
+    /// The memory's storage key (`…:history`).
+    pub key: String,
+    pub turn: Turn,
+    pub max_turns: usize,
+    pub ttl: Duration,
+}
+
+/// What one message produced: the reply, and the memory write it still owes.
+#[derive(Debug)]
+pub struct Handled {
+    pub reply: Option<Reply>,
+    pub remember: Option<PendingTurn>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +168,14 @@ impl Conversations {
         )
     }
 
+    /// The storage key of a conversation's memory, when the bot keeps it here (not when
+    /// Bailian keeps it in a cloud session). Callers that can read it for free in a round trip
+    /// of their own pass it to [`Conversations::handle_deferred`].
+    pub fn history_key(&self, bot: &str, message: &InboundMessage) -> Option<String> {
+        let uses_session = self.bots.get(bot)?.uses_bailian_session();
+        (!uses_session).then(|| format!("{}:history", self.conversation_key(bot, message)))
+    }
+
     /// Handles one message. `on_delta` sees the LLM answer as it streams. Returns `None` when
     /// the message needs no reply (unsubscribe, ignored events, empty text).
     #[tracing::instrument(skip_all, fields(bot = bot_name, platform = %message.platform, message_id = %message.message_id))]
@@ -143,12 +185,45 @@ impl Conversations {
         message: &InboundMessage,
         on_delta: Option<&mut (dyn FnMut(&str) + Send)>,
     ) -> Result<Option<Reply>, CoreError> {
+        let key = self.conversation_key(bot_name, message);
+        // Held until the turn is remembered, so the next message of this conversation reads it.
+        let _turn = self.locks.lock(&key).await;
+        let handled = self.run(bot_name, message, &key, None, on_delta).await?;
+        if let Some(pending) = &handled.remember {
+            self.remember(pending).await;
+        }
+        Ok(handled.reply)
+    }
+
+    /// [`Conversations::handle`] with the memory already read (`history`, from the key
+    /// [`Conversations::history_key`] gave; `None` reads it here) and its write left to the
+    /// caller, who must commit [`Handled::remember`] before this conversation's next message is
+    /// handled (WeChat's passive outbox lets a user have one answer in the making at a time).
+    #[tracing::instrument(skip_all, fields(bot = bot_name, platform = %message.platform, message_id = %message.message_id))]
+    pub async fn handle_deferred(
+        &self,
+        bot_name: &str,
+        message: &InboundMessage,
+        history: Option<Vec<Turn>>,
+        on_delta: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> Result<Handled, CoreError> {
+        let key = self.conversation_key(bot_name, message);
+        let _turn = self.locks.lock(&key).await;
+        self.run(bot_name, message, &key, history, on_delta).await
+    }
+
+    async fn run(
+        &self,
+        bot_name: &str,
+        message: &InboundMessage,
+        key: &str,
+        history: Option<Vec<Turn>>,
+        on_delta: Option<&mut (dyn FnMut(&str) + Send)>,
+    ) -> Result<Handled, CoreError> {
         let bot = self
             .bots
             .get(bot_name)
             .ok_or_else(|| CoreError::UnknownBot(bot_name.to_owned()))?;
-        let key = self.conversation_key(bot_name, message);
-        let _turn = self.locks.lock(&key).await;
         let settings = &bot.settings;
         let text = match &message.content {
             Content::Text(text) => text.trim(),
@@ -156,59 +231,56 @@ impl Conversations {
                 recognition: Some(text),
             } if !text.trim().is_empty() => text.trim(),
             Content::Voice { .. } => {
-                return Ok(Some(Reply::new(
+                return Ok(Handled::say(
                     &settings.voice_unrecognized,
                     ReplyKind::Notice,
-                )))
+                ))
             }
             Content::Image { url } => {
                 if !settings.images {
-                    return Ok(Some(Reply::new(
-                        &settings.image_unsupported,
-                        ReplyKind::Notice,
-                    )));
+                    return Ok(Handled::say(&settings.image_unsupported, ReplyKind::Notice));
                 }
                 let images = [url.clone()];
                 return self
-                    .ask(bot, &key, "请描述这张图片。", &images, on_delta)
-                    .await
-                    .map(Some);
+                    .ask(bot, key, "请描述这张图片。", &images, history, on_delta)
+                    .await;
             }
             Content::FirstContact => {
-                return Ok(Some(Reply::new(&settings.welcome, ReplyKind::Welcome)))
+                return Ok(Handled::say(&settings.welcome, ReplyKind::Welcome))
             }
             Content::Left => {
-                self.forget(&key).await?;
-                return Ok(None);
+                self.forget(key).await?;
+                return Ok(Handled::nothing());
             }
-            Content::Ignored { .. } => return Ok(None),
+            Content::Ignored { .. } => return Ok(Handled::nothing()),
         };
         if text.is_empty() {
-            return Ok(None);
+            return Ok(Handled::nothing());
         }
         match commands::command(text) {
             Some(Command::Reset) => {
-                self.forget(&key).await?;
-                return Ok(Some(Reply::new(
+                self.forget(key).await?;
+                return Ok(Handled::say(
                     commands::RESET_CONFIRMATION,
                     ReplyKind::Command,
-                )));
+                ));
             }
             Some(Command::Help) => {
-                return Ok(Some(Reply::new(commands::HELP_TEXT, ReplyKind::Command)))
+                return Ok(Handled::say(commands::HELP_TEXT, ReplyKind::Command))
             }
             None => {}
         }
         if commands::is_farewell(text, &bot.farewells) {
-            self.forget(&key).await?;
-            return Ok(Some(Reply::new(&settings.farewell, ReplyKind::Farewell)));
+            self.forget(key).await?;
+            return Ok(Handled::say(&settings.farewell, ReplyKind::Farewell));
         }
         if let Some(answer) = bot.front_rules().and_then(|rules| rules.find(text)) {
-            let answer = answer.to_owned();
-            self.remember(&key, text, &answer).await;
-            return Ok(Some(Reply::new(answer, ReplyKind::Rule)));
+            return Ok(Handled {
+                reply: Some(Reply::new(answer, ReplyKind::Rule)),
+                remember: Some(self.pending_turn(key, text, answer)),
+            });
         }
-        self.ask(bot, &key, text, &[], on_delta).await.map(Some)
+        self.ask(bot, key, text, &[], history, on_delta).await
     }
 
     async fn ask(
@@ -217,13 +289,17 @@ impl Conversations {
         key: &str,
         text: &str,
         images: &[String],
+        prefetched: Option<Vec<Turn>>,
         on_delta: Option<&mut (dyn FnMut(&str) + Send)>,
-    ) -> Result<Reply, CoreError> {
+    ) -> Result<Handled, CoreError> {
         let session_key = format!("{key}:bailian_session");
         let (history, session_id) = if bot.uses_bailian_session() {
             (Vec::new(), self.store.get(&session_key).await?)
         } else {
-            (self.store.history(&format!("{key}:history")).await?, None)
+            match prefetched {
+                Some(history) => (history, None),
+                None => (self.store.history(&format!("{key}:history")).await?, None),
+            }
         };
         let slot = match (bot.settings.max_concurrent_llm_calls, &*bot.llm) {
             (Some(max), Llm::Bailian(_) | Llm::OpenAi(_)) => {
@@ -240,7 +316,7 @@ impl Conversations {
                             max,
                             "all of the bot's LLM slots stayed busy; answering with the fallback"
                         );
-                        return Ok(Reply::new(&bot.settings.fallback, ReplyKind::Fallback));
+                        return Ok(Handled::say(&bot.settings.fallback, ReplyKind::Fallback));
                     }
                 }
             }
@@ -291,7 +367,7 @@ impl Conversations {
                         request_id = completion.request_id.as_deref().unwrap_or(""),
                         "llm returned an empty answer"
                     );
-                    return Ok(Reply::new(&bot.settings.fallback, ReplyKind::Fallback));
+                    return Ok(Handled::say(&bot.settings.fallback, ReplyKind::Fallback));
                 }
                 if let Some(session_id) = &completion.session_id {
                     if bot.uses_bailian_session() {
@@ -302,17 +378,22 @@ impl Conversations {
                     }
                 }
                 let text = render_answer(bot, &completion);
-                if !bot.uses_bailian_session() {
-                    self.remember(key, request.user, &completion.text).await;
-                }
+                let remember = (!bot.uses_bailian_session())
+                    .then(|| self.pending_turn(key, request.user, &completion.text));
                 let kind = if matches!(*bot.llm, crate::llm::Llm::Rules(_)) {
                     ReplyKind::Rule
                 } else {
                     ReplyKind::Answer
                 };
-                Ok(Reply::new(text, kind))
+                Ok(Handled {
+                    reply: Some(Reply::new(text, kind)),
+                    remember,
+                })
             }
-            Err(error) => Ok(self.failure_reply(bot, &error)),
+            Err(error) => Ok(Handled {
+                reply: Some(self.failure_reply(bot, &error)),
+                remember: None,
+            }),
         }
     }
 
@@ -336,20 +417,23 @@ impl Conversations {
         }
     }
 
+    fn pending_turn(&self, key: &str, user: &str, assistant: &str) -> PendingTurn {
+        PendingTurn {
+            key: format!("{key}:history"),
+            turn: Turn {
+                user: user.to_owned(),
+                assistant: assistant.to_owned(),
+            },
+            max_turns: self.max_turns,
+            ttl: self.session_ttl,
+        }
+    }
+
     /// A failure to remember must not cost the user their answer: log and go on.
-    async fn remember(&self, key: &str, user: &str, assistant: &str) {
-        let turn = Turn {
-            user: user.to_owned(),
-            assistant: assistant.to_owned(),
-        };
+    pub async fn remember(&self, pending: &PendingTurn) {
         if let Err(error) = self
             .store
-            .append_turn(
-                &format!("{key}:history"),
-                &turn,
-                self.max_turns,
-                self.session_ttl,
-            )
+            .append_turn(&pending.key, &pending.turn, pending.max_turns, pending.ttl)
             .await
         {
             tracing::error!(%error, "could not append the turn to the conversation memory");

@@ -21,6 +21,28 @@ pub struct Turn {
     pub assistant: String,
 }
 
+/// A turn as stored in a Redis memory list (one JSON document per item), for the scripts that
+/// write memory together with other state.
+pub fn encode_turn(key: &str, turn: &Turn) -> Result<String, StoreError> {
+    serde_json::to_string(turn).map_err(|error| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: error.to_string(),
+    })
+}
+
+/// The turns of a Redis memory list, oldest first, as read by `LRANGE key 0 -1`.
+pub fn decode_history(key: &str, items: &[String]) -> Result<Vec<Turn>, StoreError> {
+    items
+        .iter()
+        .map(|item| {
+            serde_json::from_str(item).map_err(|error| StoreError::Corrupt {
+                key: key.to_owned(),
+                reason: error.to_string(),
+            })
+        })
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("redis: {0}")]

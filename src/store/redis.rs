@@ -56,15 +56,7 @@ impl RedisStore {
     pub async fn history(&self, key: &str) -> Result<Vec<Turn>, StoreError> {
         let mut connection = self.connection.clone();
         let items: Vec<String> = connection.lrange(key, 0, -1).await?;
-        items
-            .iter()
-            .map(|item| {
-                serde_json::from_str(item).map_err(|error| StoreError::Corrupt {
-                    key: key.to_owned(),
-                    reason: error.to_string(),
-                })
-            })
-            .collect()
+        super::decode_history(key, &items)
     }
 
     pub async fn append_turn(
@@ -74,10 +66,7 @@ impl RedisStore {
         max_turns: usize,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let item = serde_json::to_string(turn).map_err(|error| StoreError::Corrupt {
-            key: key.to_owned(),
-            reason: error.to_string(),
-        })?;
+        let item = super::encode_turn(key, turn)?;
         let keep = i64::try_from(max_turns).unwrap_or(i64::MAX);
         // One round trip, applied atomically: a reader never sees the list over its bound.
         let mut connection = self.connection.clone();

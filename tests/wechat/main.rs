@@ -6,6 +6,7 @@
 
 mod active;
 mod harness;
+mod outbox;
 mod passive;
 mod protocol;
 mod replicas;

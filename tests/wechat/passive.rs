@@ -171,3 +171,82 @@ async fn conversation_memory_carries_across_wechat_messages() {
 
     assert_eq!(second.reply.as_deref(), Some("echo: 第二句 (history: 2)"));
 }
+
+/// Redis's `MONITOR` feed, read until a marker command shows that everything before it is in.
+struct Monitor {
+    reader: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+impl Monitor {
+    async fn start(redis: &RedisServer) -> Monitor {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", redis.port()))
+            .await
+            .unwrap();
+        stream.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut reader = tokio::io::BufReader::new(stream);
+        let mut ok = String::new();
+        reader.read_line(&mut ok).await.unwrap();
+        assert_eq!(ok.trim_end(), "+OK");
+        Monitor { reader }
+    }
+
+    /// The commands clients sent (not those scripts ran) up to the marker `ECHO`.
+    async fn client_commands_until_marker(&mut self, redis: &RedisServer) -> Vec<String> {
+        use tokio::io::AsyncBufReadExt;
+        let marker = "botgate-test-marker";
+        let _: String = redis::cmd("ECHO")
+            .arg(marker)
+            .query_async(&mut redis.connection().await)
+            .await
+            .unwrap();
+        let mut commands = Vec::new();
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line).await.unwrap();
+            assert!(!line.is_empty(), "MONITOR feed closed");
+            if line.contains(marker) {
+                return commands;
+            }
+            if !line.contains(" lua] ") {
+                commands.push(line.trim_end().to_owned());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_in_time_costs_two_redis_round_trips() {
+    let fake = FakeBailian::start().await;
+    let redis = RedisServer::start().await;
+    let gateway = Gateway::start(settings(&fake, Some(&redis), "")).await;
+    let wechat = gateway.wechat(CallbackMode::Safe);
+    // The first message loads the scripts (`NOSCRIPT`, `SCRIPT LOAD`), once per Redis.
+    wechat
+        .send("o-warm", &text(msg_id(50), "你好"))
+        .await
+        .unwrap();
+    wechat
+        .send("o-trips", &text(msg_id(51), "第一句"))
+        .await
+        .unwrap();
+    let mut monitor = Monitor::start(&redis).await;
+
+    let delivery = wechat
+        .send("o-trips", &text(msg_id(52), "第二句"))
+        .await
+        .unwrap();
+
+    assert_eq!(delivery.reply.as_deref(), Some("echo: 第二句 (history: 2)"));
+    let about_it: Vec<String> = monitor
+        .client_commands_until_marker(&redis)
+        .await
+        .into_iter()
+        .filter(|line| line.contains("o-trips") || line.contains(&msg_id(52).to_string()))
+        .collect();
+    assert_eq!(
+        about_it.len(),
+        2,
+        "claim with memory read, then answer with memory write and binding: {about_it:#?}"
+    );
+}

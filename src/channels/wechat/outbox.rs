@@ -4,6 +4,10 @@
 //! Entries are strings: `A<message id>` = the answer to that message, not generated yet or not
 //! yet taken; `P<text>` = a ready part. `reply:<message id>` remembers what a request was
 //! answered with, so every retry of it gets the same bytes (WeChat shows at most one of them).
+//!
+//! The common case costs two round trips: [`Outbox::arrive`] claims the message and reads the
+//! conversation's memory, and [`Outbox::commit`] stores the answer, appends the turn to memory
+//! and binds the answer to the request that is still waiting for it (`waiting:<message id>`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -12,7 +16,8 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use redis::Script;
 
-use crate::store::StoreError;
+use crate::core::PendingTurn;
+use crate::store::{decode_history, encode_turn, Store, StoreError, Turn};
 
 /// How long attempt counters, claims and bound replies live: longer than WeChat's retry span
 /// (15 s), short enough to keep Redis small.
@@ -24,12 +29,15 @@ pub const OUTBOX_TTL: Duration = Duration::from_secs(48 * 3600);
 pub const GENERATION_LEASE: Duration = Duration::from_secs(10);
 
 /// What the first look at a request found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arrival {
     /// 1 for the first delivery of this message id, 2 and 3 for WeChat's retries.
     pub attempt: u64,
     /// This request must generate the answer (exactly one request per message id is told so).
     pub generate: bool,
+    /// The conversation's memory, read in the same round trip when this request generates and
+    /// a history key was given (Redis only; the in-process store is read where it is needed).
+    pub history: Option<Vec<Turn>>,
 }
 
 #[derive(Clone)]
@@ -50,28 +58,64 @@ pub struct MemoryOutbox {
     queues: HashMap<String, (VecDeque<String>, Instant)>,
     questions: HashMap<String, (String, Instant)>,
     leases: HashMap<String, Instant>,
+    waiting: HashMap<String, Instant>,
     operations: usize,
 }
 
+// KEYS: attempts, claim, outbox, reply, question, lease, waiting[, history].
 const ARRIVE: &str = r#"
 local attempt = redis.call('INCR', KEYS[1])
 if attempt == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-if redis.call('GET', KEYS[4]) then return {attempt, 0} end
+if redis.call('GET', KEYS[4]) then return {attempt, 0, {}} end
 local claimed = redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1])
-if not claimed then return {attempt, 0} end
+if not claimed then return {attempt, 0, {}} end
 local generate = 0
+local history = {}
 if redis.call('LLEN', KEYS[3]) == 0 then
   redis.call('RPUSH', KEYS[3], 'A' .. ARGV[3])
   redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[2])
   redis.call('SET', KEYS[6], '1', 'PX', ARGV[5])
+  redis.call('SET', KEYS[7], '1', 'PX', ARGV[6])
+  if #KEYS >= 8 then history = redis.call('LRANGE', KEYS[8], 0, -1) end
   generate = 1
 end
 redis.call('EXPIRE', KEYS[3], ARGV[2])
-return {attempt, generate}
+return {attempt, generate, history}
+"#;
+
+// The answer is ready. KEYS: answer, question, lease, waiting, reply, outbox[, history].
+// ARGV: request-state TTL, outbox TTL, the outbox entry `A<id>`, the number of parts N, the N
+// parts[, the turn, max turns, memory TTL]. When the request that generated it is still waiting
+// (its marker was not taken by a give-up or a timeout), the first part is bound to that request
+// here and returned; otherwise the parts wait for a `TAKE`.
+const COMMIT: &str = r#"
+local n = tonumber(ARGV[4])
+if #KEYS >= 7 then
+  local turn = 5 + n
+  redis.call('RPUSH', KEYS[7], ARGV[turn])
+  redis.call('LTRIM', KEYS[7], -tonumber(ARGV[turn + 1]), -1)
+  redis.call('EXPIRE', KEYS[7], ARGV[turn + 2])
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+if redis.call('DEL', KEYS[4]) == 1 and not redis.call('GET', KEYS[5])
+    and redis.call('LINDEX', KEYS[6], 0) == ARGV[3] then
+  redis.call('LPOP', KEYS[6])
+  for i = 4 + n, 6, -1 do redis.call('LPUSH', KEYS[6], 'P' .. ARGV[i]) end
+  redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[1])
+  if redis.call('LLEN', KEYS[6]) > 0 then redis.call('EXPIRE', KEYS[6], ARGV[2]) end
+  return ARGV[5]
+end
+redis.call('DEL', KEYS[1])
+for i = 5, 4 + n do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return false
 "#;
 
 // Takes the front of the outbox for this request, once: a second call returns the same text.
+// A third key is the request's `waiting` marker, taken first: the request has given up on being
+// handed its answer by `COMMIT`, so from now on only a `TAKE` binds it.
 const TAKE: &str = r#"
+if #KEYS >= 3 then redis.call('DEL', KEYS[3]) end
 local bound = redis.call('GET', KEYS[1])
 if bound then return bound end
 local front = redis.call('LINDEX', KEYS[2], 0)
@@ -113,6 +157,7 @@ return {id, question}
 
 // Built once: `Script::new` hashes its source, which is wasted work on every message.
 static ARRIVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ARRIVE));
+static COMMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(COMMIT));
 static TAKE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE));
 static TAKEOVER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(TAKEOVER));
 
@@ -134,73 +179,105 @@ impl Outbox {
 
     /// Records one delivery of `message_id` for `user` (a key unique per bot and user). The
     /// first delivery claims the message; if the user owes nothing it queues the answer-to-be
-    /// and is told to generate it, otherwise this message is a pull for what is queued.
+    /// and is told to generate it, otherwise this message is a pull for what is queued. The
+    /// generating request is marked as waiting for `wait`, and gets the memory under
+    /// `history_key` read in the same round trip.
     pub async fn arrive(
         &self,
         user: &str,
         message_id: &str,
         question: &str,
+        history_key: Option<&str>,
+        wait: Duration,
     ) -> Result<Arrival, StoreError> {
         match self {
             Outbox::Memory(memory) => {
-                Ok(lock(memory).arrive(user, message_id, question, Instant::now()))
+                Ok(lock(memory).arrive(user, message_id, question, wait, Instant::now()))
             }
             Outbox::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
-                let (attempt, generate): (u64, u8) = ARRIVE_SCRIPT
+                let mut invocation = ARRIVE_SCRIPT.prepare_invoke();
+                invocation
                     .key(Self::key(prefix, "attempts", message_id))
                     .key(Self::key(prefix, "claim", message_id))
                     .key(Self::key(prefix, "outbox", user))
                     .key(Self::key(prefix, "reply", message_id))
                     .key(Self::key(prefix, "question", message_id))
                     .key(Self::key(prefix, "lease", message_id))
+                    .key(Self::key(prefix, "waiting", message_id));
+                if let Some(history_key) = history_key {
+                    invocation.key(history_key);
+                }
+                let (attempt, generate, items): (u64, u8, Vec<String>) = invocation
                     .arg(REQUEST_STATE_TTL.as_secs())
                     .arg(OUTBOX_TTL.as_secs())
                     .arg(message_id)
                     .arg(question)
                     .arg(GENERATION_LEASE.as_millis() as u64)
+                    .arg(wait.as_millis().max(1) as u64)
                     .invoke_async(&mut connection)
                     .await?;
+                let generate = generate == 1;
+                let history = match history_key {
+                    Some(key) if generate => Some(decode_history(key, &items)?),
+                    _ => None,
+                };
                 Ok(Arrival {
                     attempt,
-                    generate: generate == 1,
+                    generate,
+                    history,
                 })
             }
         }
     }
 
-    /// Stores the generated answer to `message_id` as its parts, in order.
-    pub async fn complete(&self, message_id: &str, parts: &[String]) -> Result<(), StoreError> {
+    /// Stores the generated answer to `message_id` as its parts, in order, and appends
+    /// `remember` to the conversation's memory, in one round trip. Returns the first part when
+    /// it was bound to the generating request, which is still waiting: that request answers
+    /// with it. `None`: the parts wait in the outbox for a later [`Outbox::take`].
+    pub async fn commit(
+        &self,
+        store: &Store,
+        user: &str,
+        message_id: &str,
+        parts: &[String],
+        remember: Option<&PendingTurn>,
+    ) -> Result<Option<String>, StoreError> {
+        let empty = [String::new()];
+        let parts = if parts.is_empty() { &empty[..] } else { parts };
         match self {
             Outbox::Memory(memory) => {
-                let mut memory = lock(memory);
-                let expires = Instant::now() + OUTBOX_TTL;
-                memory
-                    .answers
-                    .insert(message_id.to_owned(), (parts.to_vec(), expires));
-                memory.questions.remove(message_id);
-                memory.leases.remove(message_id);
-                Ok(())
+                if let Some(pending) = remember {
+                    store
+                        .append_turn(&pending.key, &pending.turn, pending.max_turns, pending.ttl)
+                        .await?;
+                }
+                Ok(lock(memory).commit(user, message_id, parts, Instant::now()))
             }
             Outbox::Redis { connection, prefix } => {
-                let key = Self::key(prefix, "answer", message_id);
                 let mut connection = connection.clone();
-                redis::pipe()
-                    .atomic()
-                    .del(&key)
-                    .ignore()
-                    .rpush(&key, parts)
-                    .ignore()
-                    .expire(&key, OUTBOX_TTL.as_secs() as i64)
-                    .ignore()
-                    .del(&[
-                        Self::key(prefix, "question", message_id),
-                        Self::key(prefix, "lease", message_id),
-                    ])
-                    .ignore()
-                    .query_async::<()>(&mut connection)
-                    .await?;
-                Ok(())
+                let mut invocation = COMMIT_SCRIPT.prepare_invoke();
+                invocation
+                    .key(Self::key(prefix, "answer", message_id))
+                    .key(Self::key(prefix, "question", message_id))
+                    .key(Self::key(prefix, "lease", message_id))
+                    .key(Self::key(prefix, "waiting", message_id))
+                    .key(Self::key(prefix, "reply", message_id))
+                    .key(Self::key(prefix, "outbox", user))
+                    .arg(REQUEST_STATE_TTL.as_secs())
+                    .arg(OUTBOX_TTL.as_secs())
+                    .arg(format!("A{message_id}"))
+                    .arg(parts.len())
+                    .arg(parts);
+                if let Some(pending) = remember {
+                    invocation
+                        .key(&pending.key)
+                        .arg(encode_turn(&pending.key, &pending.turn)?)
+                        .arg(pending.max_turns.max(1))
+                        .arg(pending.ttl.as_secs().max(1));
+                }
+                let bound: Option<String> = invocation.invoke_async(&mut connection).await?;
+                Ok(bound)
             }
         }
     }
@@ -248,13 +325,44 @@ impl Outbox {
     /// What this request answers with, if anything is ready: the text bound to it earlier, or
     /// the ready front of the user's outbox, now bound to it. `None`: nothing ready yet.
     pub async fn take(&self, user: &str, message_id: &str) -> Result<Option<String>, StoreError> {
+        self.take_with(user, message_id, false).await
+    }
+
+    /// [`Outbox::take`] for the generating request when it stops waiting: from now on its answer
+    /// is no longer bound to it by [`Outbox::commit`], so nothing is bound to a request that
+    /// has already answered without it.
+    pub async fn take_final(
+        &self,
+        user: &str,
+        message_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.take_with(user, message_id, true).await
+    }
+
+    async fn take_with(
+        &self,
+        user: &str,
+        message_id: &str,
+        give_up: bool,
+    ) -> Result<Option<String>, StoreError> {
         match self {
-            Outbox::Memory(memory) => Ok(lock(memory).take(user, message_id, Instant::now())),
+            Outbox::Memory(memory) => {
+                let mut memory = lock(memory);
+                if give_up {
+                    memory.waiting.remove(message_id);
+                }
+                Ok(memory.take(user, message_id, Instant::now()))
+            }
             Outbox::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
-                let text: Option<String> = TAKE_SCRIPT
+                let mut invocation = TAKE_SCRIPT.prepare_invoke();
+                invocation
                     .key(Self::key(prefix, "reply", message_id))
-                    .key(Self::key(prefix, "outbox", user))
+                    .key(Self::key(prefix, "outbox", user));
+                if give_up {
+                    invocation.key(Self::key(prefix, "waiting", message_id));
+                }
+                let text: Option<String> = invocation
                     .arg(REQUEST_STATE_TTL.as_secs())
                     .arg(OUTBOX_TTL.as_secs())
                     .arg(format!("{prefix}:answer:"))
@@ -331,11 +439,19 @@ impl MemoryOutbox {
         self.answers.retain(|_, (_, expires)| *expires > now);
         self.questions.retain(|_, (_, expires)| *expires > now);
         self.leases.retain(|_, expires| *expires > now);
+        self.waiting.retain(|_, expires| *expires > now);
         self.queues
             .retain(|_, (queue, expires)| *expires > now && !queue.is_empty());
     }
 
-    fn arrive(&mut self, user: &str, message_id: &str, question: &str, now: Instant) -> Arrival {
+    fn arrive(
+        &mut self,
+        user: &str,
+        message_id: &str,
+        question: &str,
+        wait: Duration,
+        now: Instant,
+    ) -> Arrival {
         self.sweep(now);
         let state_expires = now + REQUEST_STATE_TTL;
         let attempt = {
@@ -361,6 +477,7 @@ impl MemoryOutbox {
             return Arrival {
                 attempt,
                 generate: false,
+                history: None,
             };
         }
         self.claims.insert(message_id.to_owned(), state_expires);
@@ -374,8 +491,55 @@ impl MemoryOutbox {
             );
             self.leases
                 .insert(message_id.to_owned(), now + GENERATION_LEASE);
+            self.waiting.insert(message_id.to_owned(), now + wait);
         }
-        Arrival { attempt, generate }
+        Arrival {
+            attempt,
+            generate,
+            history: None,
+        }
+    }
+
+    /// `COMMIT` in process: the same outcome, without the memory (written by the caller).
+    fn commit(
+        &mut self,
+        user: &str,
+        message_id: &str,
+        parts: &[String],
+        now: Instant,
+    ) -> Option<String> {
+        self.questions.remove(message_id);
+        self.leases.remove(message_id);
+        let waiting = self
+            .waiting
+            .remove(message_id)
+            .is_some_and(|expires| expires > now);
+        let unbound = self
+            .replies
+            .get(message_id)
+            .is_none_or(|(_, expires)| *expires <= now);
+        let awaited = format!("A{message_id}");
+        let at_front = self
+            .queues
+            .get(user)
+            .filter(|(_, expires)| *expires > now)
+            .and_then(|(queue, _)| queue.front())
+            .is_some_and(|front| *front == awaited);
+        if waiting && unbound && at_front {
+            let queue = self.queue(user, now);
+            queue.pop_front();
+            for part in parts[1..].iter().rev() {
+                queue.push_front(format!("P{part}"));
+            }
+            self.replies.insert(
+                message_id.to_owned(),
+                (parts[0].clone(), now + REQUEST_STATE_TTL),
+            );
+            return Some(parts[0].clone());
+        }
+        self.answers
+            .insert(message_id.to_owned(), (parts.to_vec(), now + OUTBOX_TTL));
+        None
     }
 
     fn queue(&mut self, user: &str, now: Instant) -> &mut VecDeque<String> {

@@ -6,12 +6,17 @@
 //! is answered in time, so nothing is shown twice and nothing is lost: on the last delivery the
 //! user gets the placeholder and the answer waits in their outbox for their next message.
 //! Long answers go out one part per message, each asking the user to reply for more.
+//!
+//! The request that generates an answer is handed it directly by its generator (which bound it
+//! in Redis in the same round trip that stored it), so the usual message costs two round trips:
+//! arrive, commit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use botgate_contract::{Content, InboundMessage};
 use botgate_wechat::{Decoded, ACKNOWLEDGE};
+use tokio::sync::oneshot;
 
 use super::outbox::{Outbox, GENERATION_LEASE};
 use super::{answer_parts, WechatChannel};
@@ -19,7 +24,7 @@ use crate::channels::Signals;
 use crate::core::{Conversations, CoreError};
 use crate::delivery::job::{JobContent, JobPayload};
 use crate::metrics::{PassiveLabels, PlatformLabels};
-use crate::store::StoreError;
+use crate::store::{StoreError, Turn};
 
 /// WeChat's last delivery of a message is its third.
 const LAST_ATTEMPT: u64 = 3;
@@ -68,9 +73,18 @@ impl Passive {
             _ => {}
         }
         let question = question_of(bot, message);
+        let wait = Duration::from_millis(channel.settings.passive_wait_ms);
+        let deadline = received + wait;
+        let history_key = conversations.history_key(bot, message);
         let arrival = self
             .outbox
-            .arrive(&user, &message.message_id, &question)
+            .arrive(
+                &user,
+                &message.message_id,
+                &question,
+                history_key.as_deref(),
+                deadline.saturating_duration_since(Instant::now()),
+            )
             .await?;
         tracing::debug!(
             attempt = arrival.attempt,
@@ -80,16 +94,18 @@ impl Passive {
         // Held across the spawn, so the answer's wake-up finds a holder and leaves its permit
         // even if the answer is ready before this request starts waiting.
         let signal = self.signals.get(&user);
-        if arrival.generate {
+        let own_answer = arrival.generate.then(|| {
+            let (handed, receive) = oneshot::channel();
             self.start_answer(
                 conversations.clone(),
                 bot.to_owned(),
                 user.clone(),
                 message.clone(),
+                arrival.history,
+                Some(handed),
             );
-        }
-        let wait = Duration::from_millis(channel.settings.passive_wait_ms);
-        let deadline = received + wait;
+            receive
+        });
         let metrics = conversations.metrics();
         if !arrival.generate && arrival.attempt > 1 {
             metrics
@@ -97,16 +113,23 @@ impl Passive {
                 .get_or_create(&PlatformLabels { platform: "wechat" })
                 .inc();
         }
-        let content = self
-            .wait_for_content(
-                conversations,
-                bot,
-                &user,
-                &message.message_id,
-                deadline,
-                arrival.generate,
-            )
-            .await;
+        let content = match own_answer {
+            Some(own_answer) => {
+                self.wait_for_own(
+                    conversations,
+                    bot,
+                    &user,
+                    &message.message_id,
+                    deadline,
+                    own_answer,
+                )
+                .await
+            }
+            None => {
+                self.wait_for_content(conversations, bot, &user, &message.message_id, deadline)
+                    .await
+            }
+        };
         self.signals.release(&user, signal);
         if let Some(text) = content? {
             metrics
@@ -133,19 +156,23 @@ impl Passive {
         Ok(ACKNOWLEDGE.to_owned())
     }
 
-    /// Generates the answer in its own task: it must finish even when WeChat hangs up.
+    /// Generates the answer in its own task: it must finish even when WeChat hangs up. The
+    /// generating request passes the memory it read and a channel on which it is handed the
+    /// answer when [`Outbox::commit`] bound it to that request.
     fn start_answer(
         &self,
         conversations: Arc<Conversations>,
         bot: String,
         user: String,
         message: InboundMessage,
+        history: Option<Vec<Turn>>,
+        handed: Option<oneshot::Sender<Option<String>>>,
     ) {
         let outbox = self.outbox.clone();
         let signals = self.signals.clone();
         crate::spawn_traced(async move {
             // Keep the generation lease while the LLM works, so no other replica takes over.
-            let generate = conversations.handle(&bot, &message, None);
+            let generate = conversations.handle_deferred(&bot, &message, history, None);
             tokio::pin!(generate);
             let mut renew = tokio::time::interval(GENERATION_LEASE / 3);
             renew.tick().await;
@@ -159,21 +186,37 @@ impl Passive {
                     }
                 }
             };
-            let parts = match result {
-                Ok(Some(reply)) => answer_parts(&reply.text),
-                // Nothing to say (e.g. an empty message): bind an empty acknowledgement.
-                Ok(None) => vec![String::new()],
+            let (parts, remember) = match result {
+                Ok(handled) => match handled.reply {
+                    Some(reply) => (answer_parts(&reply.text), handled.remember),
+                    // Nothing to say (e.g. an empty message): bind an empty acknowledgement.
+                    None => (vec![String::new()], handled.remember),
+                },
                 Err(error) => {
                     tracing::error!(%error, "conversation failed; answering with the fallback");
                     let fallback = conversations
                         .bot(&bot)
                         .map(|bot| bot.settings.fallback.clone())
                         .unwrap_or_default();
-                    vec![fallback]
+                    (vec![fallback], None)
                 }
             };
-            if let Err(error) = outbox.complete(&message.message_id, &parts).await {
+            let committed = outbox
+                .commit(
+                    conversations.store(),
+                    &user,
+                    &message.message_id,
+                    &parts,
+                    remember.as_ref(),
+                )
+                .await;
+            let bound = committed.unwrap_or_else(|error| {
                 tracing::error!(%error, "could not store the answer for passive delivery");
+                None
+            });
+            if let Some(handed) = handed {
+                // The request may have stopped waiting; then the text is in Redis, bound or queued.
+                let _ = handed.send(bound);
             }
             signals.wake(&user);
         });
@@ -201,11 +244,36 @@ impl Passive {
                     bot.to_owned(),
                     user.to_owned(),
                     message,
+                    None,
+                    None,
                 );
             }
             None => tracing::error!(%message_id, "stored question unreadable; cannot regenerate"),
         }
         Ok(())
+    }
+
+    /// The generating request's wait: its generator hands it the answer, bound to it in Redis.
+    /// At the deadline it gives up with [`Outbox::take_final`], so the generator binds nothing
+    /// to it afterwards; when the generator could not bind (or died), it looks in the outbox
+    /// like any other delivery.
+    async fn wait_for_own(
+        &self,
+        conversations: &Arc<Conversations>,
+        bot: &str,
+        user: &str,
+        message_id: &str,
+        deadline: Instant,
+        own_answer: oneshot::Receiver<Option<String>>,
+    ) -> Result<Option<String>, StoreError> {
+        match tokio::time::timeout_at(deadline.into(), own_answer).await {
+            Ok(Ok(Some(text))) => Ok(Some(text)),
+            Ok(_) => {
+                self.wait_for_content(conversations, bot, user, message_id, deadline)
+                    .await
+            }
+            Err(_) => self.outbox.take_final(user, message_id).await,
+        }
     }
 
     async fn wait_for_content(
@@ -215,7 +283,6 @@ impl Passive {
         user: &str,
         message_id: &str,
         deadline: Instant,
-        generating: bool,
     ) -> Result<Option<String>, StoreError> {
         let notify = self.signals.get(user);
         let mut polls = 0u32;
@@ -223,23 +290,17 @@ impl Passive {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            // The request generating the answer knows nothing is ready before it is woken
-            // (`wake` leaves a permit, so an answer that finished first is not missed): its
-            // first look at the store would be a wasted round trip.
-            if !(generating && polls == 0) {
-                match self.outbox.take(user, message_id).await {
-                    Ok(Some(text)) => break Ok(Some(text)),
-                    Ok(None) => {}
-                    Err(error) => break Err(error),
-                }
+            match self.outbox.take(user, message_id).await {
+                Ok(Some(text)) => break Ok(Some(text)),
+                Ok(None) => {}
+                Err(error) => break Err(error),
             }
             let now = Instant::now();
             if now >= deadline {
                 break Ok(None);
             }
             polls += 1;
-            // The generating request's own answer has a live lease: nothing to adopt.
-            if !generating && polls % TAKEOVER_EVERY_POLLS == 1 {
+            if polls % TAKEOVER_EVERY_POLLS == 1 {
                 if let Err(error) = self.adopt_orphan(conversations, bot, user).await {
                     tracing::warn!(%error, "could not check for an orphaned answer");
                 }

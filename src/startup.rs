@@ -286,7 +286,17 @@ impl Application {
             limits,
         });
         let max_body = settings.server.max_body_bytes;
+        let redis = match state.conversations.store() {
+            Store::Redis(redis) => Some(redis.connection()),
+            Store::Memory(_) => None,
+        };
         let mut server = HttpServer::new(move || {
+            // Called once on each worker thread: Redis round trips from requests stay on it.
+            if let Some(redis) = &redis {
+                if let Err(error) = redis.bind_to_this_thread() {
+                    tracing::warn!(%error, "no Redis connection of this worker's own; using the shared one");
+                }
+            }
             App::new()
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())

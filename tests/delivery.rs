@@ -25,6 +25,8 @@ macro_rules! both {
 
 // A crate root resolves `mod x` beside itself; these live in `tests/delivery/` instead, so
 // cargo does not build each as a test binary of its own.
+#[path = "delivery/connection.rs"]
+mod connection;
 #[path = "delivery/limits.rs"]
 mod limits;
 #[path = "delivery/queue.rs"]
@@ -35,9 +37,8 @@ mod tokens;
 use std::time::Duration;
 
 use botgate::delivery::{Limits, Queue, TokenCache};
-use botgate::store::RedisStore;
+use botgate::store::{RedisConnection, RedisStore};
 use botgate_testkit::RedisServer;
-use redis::aio::ConnectionManager;
 
 const PREFIX: &str = "test";
 
@@ -50,7 +51,7 @@ pub enum Kind {
 /// What the handles of one scenario share: nothing but a process, or one `redis-server`.
 pub struct Backend {
     pub redis: Option<RedisServer>,
-    connection: Option<ConnectionManager>,
+    connection: Option<RedisConnection>,
     memory_queue: Option<Queue>,
     memory_tokens: TokenCache,
     memory_limits: Limits,

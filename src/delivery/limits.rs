@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConnection;
 use redis::Script;
 use tokio::time::{sleep, Instant};
 
@@ -60,7 +60,7 @@ static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW));
 pub enum Limits {
     Memory(Arc<Mutex<MemoryLimits>>),
     Redis {
-        connection: ConnectionManager,
+        connection: RedisConnection,
         prefix: String,
     },
 }
@@ -89,7 +89,7 @@ impl Limits {
         Limits::Memory(Arc::new(Mutex::new(MemoryLimits::default())))
     }
 
-    pub fn redis(connection: ConnectionManager, prefix: &str) -> Self {
+    pub fn redis(connection: RedisConnection, prefix: &str) -> Self {
         Limits::Redis {
             connection,
             prefix: prefix.to_owned(),
@@ -289,7 +289,7 @@ impl Slot {
 }
 
 async fn release_redis(
-    mut connection: ConnectionManager,
+    mut connection: RedisConnection,
     key: String,
     holder: &str,
 ) -> Result<(), StoreError> {

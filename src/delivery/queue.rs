@@ -25,7 +25,7 @@ pub use self::redis::RedisQueue;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::ConnectionManager;
+use crate::store::RedisConnection;
 
 use crate::store::StoreError;
 
@@ -82,7 +82,7 @@ impl Queue {
     /// connections that `next` blocks on, so a waiting consumer never holds up `enqueue`, `ack`
     /// or anything else multiplexed on `connection`.
     pub fn redis(
-        connection: ConnectionManager,
+        connection: RedisConnection,
         client: ::redis::Client,
         prefix: &str,
         visibility: Duration,

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ::redis::aio::ConnectionManager;
+use crate::store::RedisConnection;
 use tokio::time::timeout;
 
 use self::redis::RedisTokens;
@@ -50,7 +50,7 @@ pub enum TokenError {
 pub enum TokenCache {
     Memory(Arc<MemoryTokens>),
     Redis {
-        connection: ConnectionManager,
+        connection: RedisConnection,
         prefix: String,
     },
 }
@@ -99,7 +99,7 @@ impl TokenCache {
         TokenCache::Memory(Arc::new(MemoryTokens::default()))
     }
 
-    pub fn redis(connection: ConnectionManager, prefix: &str) -> Self {
+    pub fn redis(connection: RedisConnection, prefix: &str) -> Self {
         TokenCache::Redis {
             connection,
             prefix: prefix.to_owned(),

@@ -4,9 +4,11 @@
 //! observable behaviour (TTL expiry, bounded history, atomic claims); the tests run the same
 //! scenarios against both.
 
+mod connection;
 mod memory;
 mod redis;
 
+pub use self::connection::RedisConnection;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 
-use super::{StoreError, Turn};
+use super::{RedisConnection, StoreError, Turn};
 
 /// Bounds on how long a call waits for Redis, so an outage turns into errors (and a failing
 /// `/readyz`) rather than requests that hang until the platform gives up.
@@ -23,7 +23,7 @@ static ADVANCE_SCRIPT: std::sync::LazyLock<redis::Script> =
 
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     client: redis::Client,
 }
 
@@ -39,7 +39,8 @@ impl RedisStore {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let shared = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        let connection = RedisConnection::new(shared, client.clone(), config);
         Ok(RedisStore { connection, client })
     }
 
@@ -49,7 +50,7 @@ impl RedisStore {
     }
 
     /// The underlying connection, for the subsystems that speak Redis directly (queues, locks).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConnection {
         self.connection.clone()
     }
 

@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConnection;
 use redis::Script;
 
 use crate::core::PendingTurn;
@@ -44,7 +44,7 @@ pub struct Arrival {
 pub enum Outbox {
     Memory(Arc<Mutex<MemoryOutbox>>),
     Redis {
-        connection: ConnectionManager,
+        connection: RedisConnection,
         prefix: String,
     },
 }
@@ -166,7 +166,7 @@ impl Outbox {
         Outbox::Memory(Arc::new(Mutex::new(MemoryOutbox::default())))
     }
 
-    pub fn redis(connection: ConnectionManager, prefix: &str) -> Self {
+    pub fn redis(connection: RedisConnection, prefix: &str) -> Self {
         Outbox::Redis {
             connection,
             prefix: prefix.to_owned(),

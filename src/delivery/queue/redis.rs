@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
+use redis::aio::MultiplexedConnection;
+
+use crate::store::RedisConnection;
 use redis::streams::StreamReadReply;
 use redis::{AsyncConnectionConfig, Client, RedisError, Script};
 
@@ -87,7 +89,7 @@ static ACK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACK));
 static DEPTH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DEPTH));
 
 pub struct RedisQueue {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     client: Client,
     /// Idle connections for blocking reads; see the module docs.
     blocking: Mutex<Vec<MultiplexedConnection>>,
@@ -111,7 +113,7 @@ enum Found {
 
 impl RedisQueue {
     pub fn new(
-        connection: ConnectionManager,
+        connection: RedisConnection,
         client: Client,
         prefix: &str,
         visibility: Duration,

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::store::RedisConnection;
 use redis::Script;
 use tokio::time::{sleep, Instant};
 
@@ -32,13 +32,13 @@ static INVALIDATE_IF_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(INV
 
 /// One key's token and lock in Redis.
 pub(super) struct RedisTokens {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     key: String,
     lock: String,
 }
 
 impl RedisTokens {
-    pub(super) fn new(connection: &ConnectionManager, prefix: &str, key: &str) -> Self {
+    pub(super) fn new(connection: &RedisConnection, prefix: &str, key: &str) -> Self {
         RedisTokens {
             connection: connection.clone(),
             key: format!("{prefix}:token:{key}"),

@@ -1,5 +1,6 @@
 //! The Bailian (百炼) application completion API: `POST {base}/api/v1/apps/{app_id}/completion`.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -20,29 +21,31 @@ pub struct Bailian {
     limits: CallLimits,
 }
 
+/// A response body or stream frame. Strings borrow from the frame (a stream has dozens of
+/// frames per answer); only what the answer keeps is copied.
 #[derive(Deserialize, Default)]
-struct Body {
-    #[serde(default)]
-    output: Option<Output>,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    msg: Option<String>,
-    #[serde(default)]
-    request_id: Option<String>,
+struct Body<'a> {
+    #[serde(default, borrow)]
+    output: Option<Output<'a>>,
+    #[serde(default, borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    message: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    msg: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    request_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default)]
-struct Output {
-    #[serde(default)]
-    text: Option<String>,
+struct Output<'a> {
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
     /// The string "null" until the last frame, then "stop"; never JSON null in practice, but tolerated.
-    #[serde(default)]
-    finish_reason: Option<String>,
-    #[serde(default)]
-    session_id: Option<String>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    session_id: Option<Cow<'a, str>>,
     #[serde(default)]
     doc_references: Option<Vec<DocReference>>,
 }
@@ -55,7 +58,11 @@ struct DocReference {
     doc_name: Option<String>,
 }
 
-impl Body {
+impl Body<'_> {
+    fn request_id(&self) -> Option<String> {
+        self.request_id.as_deref().map(str::to_owned)
+    }
+
     fn error(&self, status: u16) -> Option<LlmError> {
         let code = self.code.as_deref().filter(|code| !code.is_empty())?;
         let message = self
@@ -63,12 +70,7 @@ impl Body {
             .as_deref()
             .or(self.msg.as_deref())
             .unwrap_or_default();
-        Some(LlmError::classify(
-            status,
-            code,
-            message,
-            self.request_id.clone(),
-        ))
+        Some(LlmError::classify(status, code, message, self.request_id()))
     }
 }
 
@@ -176,24 +178,25 @@ impl Bailian {
         if let Some(error) = body.error(status) {
             return Err(error);
         }
+        let request_id = body.request_id();
         if status != 200 {
             return Err(LlmError::classify(
                 status,
                 "",
                 "error without a code",
-                body.request_id,
+                request_id,
             ));
         }
         let output = body
             .output
             .ok_or_else(|| LlmError::Protocol("no `output` in response".into()))?;
-        let text = output.text.unwrap_or_default();
+        let text = output.text.map(Cow::into_owned).unwrap_or_default();
         sink.emit(&text);
         Ok(Completion {
             text,
-            session_id: output.session_id,
+            session_id: output.session_id.map(Cow::into_owned),
             references: references(output.doc_references),
-            request_id: body.request_id,
+            request_id,
         })
     }
 
@@ -233,7 +236,7 @@ impl Bailian {
         let body: Body = serde_json::from_str(&event.data)
             .map_err(|_| LlmError::Protocol("stream frame is not JSON".into()))?;
         if completion.request_id.is_none() {
-            completion.request_id = body.request_id.clone();
+            completion.request_id = body.request_id();
         }
         let is_error_frame = event.event.as_deref() == Some("error");
         if let Some(error) = body.error(status) {
@@ -244,7 +247,7 @@ impl Bailian {
                 status,
                 "",
                 "error frame without a code",
-                body.request_id,
+                body.request_id(),
             ));
         }
         let Some(output) = body.output else {
@@ -255,8 +258,11 @@ impl Bailian {
             sink.emit(text);
             completion.text.push_str(text);
         }
-        if output.session_id.is_some() {
-            completion.session_id = output.session_id;
+        if let Some(session_id) = output.session_id {
+            // Every frame repeats it: copy it once.
+            if completion.session_id.as_deref() != Some(&*session_id) {
+                completion.session_id = Some(session_id.into_owned());
+            }
         }
         if output
             .doc_references

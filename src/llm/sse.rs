@@ -15,6 +15,14 @@ pub struct SseEvent {
     pub status: Option<u16>,
 }
 
+/// A line as text: borrowed when it is valid UTF-8, as it always is from a sound server.
+fn text(line: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(line) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(line),
+    }
+}
+
 #[derive(Default)]
 pub struct SseParser {
     buffer: Vec<u8>,
@@ -32,30 +40,41 @@ pub struct LineTooLong;
 impl SseParser {
     /// Feeds a chunk, appending every completed event to `out`.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), LineTooLong> {
-        self.buffer.extend_from_slice(chunk);
-        let mut start = 0;
-        while let Some(offset) = self.buffer[start..].iter().position(|&b| b == b'\n') {
-            let end = start + offset;
-            let mut line = &self.buffer[start..end];
-            if let Some(stripped) = line.strip_suffix(b"\r") {
-                line = stripped;
-            }
-            let line = String::from_utf8_lossy(line).into_owned();
-            self.line(&line, out);
-            start = end + 1;
+        // Taken out while its lines are handled, so they can be borrowed rather than copied;
+        // a chunk that starts on a line boundary is read in place.
+        let mut buffer = std::mem::take(&mut self.buffer);
+        if buffer.is_empty() {
+            let consumed = self.lines(chunk, out);
+            buffer.extend_from_slice(&chunk[consumed..]);
+        } else {
+            buffer.extend_from_slice(chunk);
+            let consumed = self.lines(&buffer, out);
+            buffer.drain(..consumed);
         }
-        self.buffer.drain(..start);
+        self.buffer = buffer;
         if self.buffer.len() > MAX_LINE_BYTES {
             return Err(LineTooLong);
         }
         Ok(())
     }
 
+    /// Handles the complete lines at the start of `bytes`; returns how many bytes they took.
+    fn lines(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> usize {
+        let mut start = 0;
+        while let Some(offset) = bytes[start..].iter().position(|&b| b == b'\n') {
+            let end = start + offset;
+            let line = &bytes[start..end];
+            self.line(&text(line.strip_suffix(b"\r").unwrap_or(line)), out);
+            start = end + 1;
+        }
+        start
+    }
+
     /// End of stream: a last frame without its blank line still counts.
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
         if !self.buffer.is_empty() {
-            let line = String::from_utf8_lossy(&std::mem::take(&mut self.buffer)).into_owned();
-            self.line(line.trim_end_matches('\r'), out);
+            let rest = std::mem::take(&mut self.buffer);
+            self.line(text(&rest).trim_end_matches('\r'), out);
         }
         self.dispatch(out);
     }

@@ -5,11 +5,15 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use self::request::RequestBody;
 
 use super::sse::SseEvent;
 use super::{read_events, Completion, CompletionRequest, DeltaSink, LlmError, Reference};
 use crate::config::{BailianSettings, CallLimits};
+
+mod request;
 
 pub struct Bailian {
     http: super::LlmHttp,
@@ -95,39 +99,6 @@ impl Bailian {
         &self.limits
     }
 
-    fn body(&self, request: &CompletionRequest<'_>) -> Value {
-        let mut input = serde_json::Map::new();
-        match request.session_id {
-            // Bailian keeps the history: send only the new turn. `messages` would override
-            // `session_id` (outbound.md §1.3), so never send both.
-            Some(session_id) => {
-                input.insert("prompt".into(), json!(request.user));
-                input.insert("session_id".into(), json!(session_id));
-            }
-            None => {
-                let mut messages = Vec::with_capacity(request.history.len() * 2 + 1);
-                for turn in request.history {
-                    messages.push(json!({"role": "user", "content": turn.user}));
-                    messages.push(json!({"role": "assistant", "content": turn.assistant}));
-                }
-                messages.push(json!({"role": "user", "content": request.user}));
-                input.insert("messages".into(), Value::Array(messages));
-            }
-        }
-        if !request.images.is_empty() {
-            input.insert("image_list".into(), json!(request.images));
-        }
-        if let Some(biz_params) = &self.biz_params {
-            input.insert("biz_params".into(), biz_params.clone());
-        }
-        let parameters = if self.stream {
-            json!({"incremental_output": true})
-        } else {
-            json!({})
-        };
-        json!({"input": input, "parameters": parameters, "debug": {}})
-    }
-
     pub(super) async fn attempt(
         &self,
         request: &CompletionRequest<'_>,
@@ -139,7 +110,11 @@ impl Bailian {
             .client()
             .post(&self.url)
             .bearer_auth(self.api_key.expose_secret())
-            .json(&self.body(request));
+            .json(&RequestBody::new(
+                request,
+                self.stream,
+                self.biz_params.as_ref(),
+            ));
         if let Some(workspace) = &self.workspace {
             builder = builder.header("X-DashScope-WorkSpace", workspace);
         }

@@ -61,7 +61,7 @@ impl SseParser {
     /// Handles the complete lines at the start of `bytes`; returns how many bytes they took.
     fn lines(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) -> usize {
         let mut start = 0;
-        while let Some(offset) = bytes[start..].iter().position(|&b| b == b'\n') {
+        while let Some(offset) = memchr::memchr(b'\n', &bytes[start..]) {
             let end = start + offset;
             let line = &bytes[start..end];
             self.line(&text(line.strip_suffix(b"\r").unwrap_or(line)), out);

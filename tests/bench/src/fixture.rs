@@ -4,7 +4,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use anyhow::Context;
 use botgate_testkit::{Answer, FakeBailian, RedisServer};
+
+use crate::fake_llm::{FrameWrites, LeanBailian};
 
 /// The fake LLM's answer: about 100 Chinese characters of plain text (no markdown), so that
 /// botgate's markdown-to-text leaves it unchanged and every reply can be compared with it.
@@ -16,8 +19,8 @@ pub const ANSWER: &str =
 /// The bot every scenario talks to.
 pub const BOT: &str = "bench";
 
-/// How often the fake's request log is emptied: it keeps every body, which a run of a hundred
-/// thousand messages with twenty turns of history each would turn into gigabytes.
+/// How often the test kit fake's request log is emptied: it keeps every body, which a run of a
+/// hundred thousand messages with twenty turns of history each would turn into gigabytes.
 const CLEAR_EVERY: Duration = Duration::from_millis(500);
 
 /// Where botgate keeps conversation memory, claims and outboxes.
@@ -38,23 +41,98 @@ pub struct LlmOptions {
     pub http2: bool,
     /// Delay before the first byte of each answer.
     pub delay: Duration,
+    /// The lean fake ([`LeanBailian`]) writing frames this way, rather than the test kit's.
+    /// The lean one has no delay and no HTTP/2: `delay` and `http2` need the test kit's.
+    pub lean: Option<FrameWrites>,
+}
+
+/// The fake Bailian of a run.
+pub enum Fake {
+    /// The test kit's: any delay, h2c, every request recorded.
+    Testkit(FakeBailian),
+    /// The bench's own: cheap enough not to crowd the gateway off the shared cores.
+    Lean(LeanBailian),
+}
+
+impl Fake {
+    pub fn app_id(&self) -> &'static str {
+        match self {
+            Fake::Testkit(fake) => fake.app_id(),
+            Fake::Lean(fake) => fake.app_id(),
+        }
+    }
+
+    pub fn api_key(&self) -> &'static str {
+        match self {
+            Fake::Testkit(fake) => fake.api_key(),
+            Fake::Lean(fake) => fake.api_key(),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        match self {
+            Fake::Testkit(fake) => fake.base_url(),
+            Fake::Lean(fake) => fake.base_url(),
+        }
+    }
+
+    /// Completion calls: every one the test kit's fake saw, the lean fake's accepted ones.
+    pub fn calls(&self) -> usize {
+        match self {
+            Fake::Testkit(fake) => fake.calls(),
+            Fake::Lean(fake) => usize::try_from(fake.accepted()).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Requests the lean fake refused, and why the first was; the test kit's does not count them.
+    pub fn rejected(&self) -> Option<(u64, Option<&str>)> {
+        match self {
+            Fake::Testkit(_) => None,
+            Fake::Lean(fake) => Some((fake.rejected(), fake.first_rejection())),
+        }
+    }
+
+    /// Waits until `n` calls arrived; false if `timeout` passes first.
+    pub async fn wait_for_calls(&self, n: usize, timeout: Duration) -> bool {
+        match self {
+            Fake::Testkit(fake) => fake.wait_for_calls(n, timeout).await,
+            Fake::Lean(fake) => fake.wait_for_calls(n as u64, timeout).await,
+        }
+    }
+
+    /// How a streamed answer goes on the wire.
+    pub fn frames(&self) -> &'static str {
+        match self {
+            // actix flushes each frame of the test kit's stream on its own.
+            Fake::Testkit(_) => "a write per frame (test kit fake)",
+            Fake::Lean(fake) => fake.writes().describe(),
+        }
+    }
 }
 
 pub struct Upstreams {
-    pub fake: FakeBailian,
+    pub fake: Fake,
     redis: Option<RedisServer>,
 }
 
 impl Upstreams {
-    pub async fn start(store: StoreKind, llm: LlmOptions) -> Upstreams {
+    pub async fn start(store: StoreKind, llm: LlmOptions) -> anyhow::Result<Upstreams> {
         let redis = match store {
             StoreKind::Redis => Some(RedisServer::start().await),
             StoreKind::Embedded => None,
         };
-        let fake = FakeBailian::start().await;
-        fake.set_answer(Answer::Fixed(ANSWER.to_owned()));
-        fake.set_delay(llm.delay);
-        Upstreams { fake, redis }
+        let fake = match llm.lean {
+            Some(writes) => Fake::Lean(
+                LeanBailian::start(ANSWER, writes).context("start the lean fake Bailian")?,
+            ),
+            None => {
+                let fake = FakeBailian::start().await;
+                fake.set_answer(Answer::Fixed(ANSWER.to_owned()));
+                fake.set_delay(llm.delay);
+                Fake::Testkit(fake)
+            }
+        };
+        Ok(Upstreams { fake, redis })
     }
 
     /// The `[store]` and `[llm.main]` tables for botgate's config (the bot says `llm = "main"`).
@@ -83,14 +161,18 @@ impl Upstreams {
         }
     }
 
-    /// Drives `work` to completion while emptying the fake's request log now and then.
+    /// Drives `work` to completion while emptying the test kit fake's request log now and then
+    /// (the lean fake keeps none).
     pub async fn while_clearing<T>(&self, work: impl Future<Output = T>) -> T {
+        let Fake::Testkit(fake) = &self.fake else {
+            return work.await;
+        };
         tokio::pin!(work);
         let mut ticks = tokio::time::interval(CLEAR_EVERY);
         loop {
             tokio::select! {
                 output = &mut work => return output,
-                _ = ticks.tick() => self.fake.clear_requests(),
+                _ = ticks.tick() => fake.clear_requests(),
             }
         }
     }

@@ -1,27 +1,171 @@
 //! The closed-loop load generator: N keep-alive connections, each with one request in flight,
-//! every response checked, latencies and failures tallied.
+//! requests built before the run, every response kept and checked after it, latencies and
+//! failures tallied.
+//!
+//! The generator shares the measured cores with the gateway, so the expensive parts of an
+//! exchange (encrypting and signing a request, decrypting and comparing a reply) are done while
+//! the gateway is idle: [`prepare`] before, [`verify`] after. During the run a connection only
+//! writes bytes it has, reads the response and checks its status.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use tokio::task::JoinSet;
 
-use crate::http::{Connection, Response};
+use crate::http::Connection;
 
 /// A request not answered within this long is a failure (and its connection is replaced).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Failure messages kept to show what went wrong.
 const SAMPLES_KEPT: usize = 5;
+/// Each prepared request's buffer is made at least this large: the reply is kept in it, and
+/// safe-mode replies (961 bytes) are larger than their requests (839), so without the room
+/// every kept reply would cost a reallocation during the run.
+const KEEP_BYTES: usize = 1536;
 
 /// What one scenario sends and expects back.
 pub trait Exchange: Send + Sync + 'static {
     /// The bytes of request number `sequence` on connection `connection` (numbers start at 0;
     /// in [`Length::Count`] mode `sequence` is unique across connections).
     fn request(&self, connection: usize, sequence: u64) -> anyhow::Result<Vec<u8>>;
-    /// Whether the response is the one expected; the error says what was wrong.
-    fn verify(&self, response: &Response) -> Result<(), String>;
+    /// The status every response must have; any other fails at once.
+    fn status(&self) -> u16;
+    /// Whether the body of a response with [`Self::status`] is the one expected; the error says
+    /// what was wrong. Called after the run, from several threads.
+    fn verify(&self, body: &[u8]) -> Result<(), String>;
+}
+
+/// Requests built before a [`Length::Timed`] run: per connection, sequences 0, 1, … in order.
+/// A build error is kept, to be counted when its turn comes, as if built then.
+#[derive(Default)]
+pub struct Prepared {
+    connections: Vec<Vec<Result<Vec<u8>, String>>>,
+}
+
+impl Prepared {
+    pub fn requests(&self) -> u64 {
+        self.connections
+            .iter()
+            .map(|requests| requests.len() as u64)
+            .sum()
+    }
+}
+
+/// Builds `per_connection` requests for each of `connections`, on every core (nothing else is
+/// running yet).
+pub async fn prepare<E: Exchange>(
+    exchange: &Arc<E>,
+    connections: usize,
+    per_connection: u64,
+) -> anyhow::Result<Prepared> {
+    let exchange = Arc::clone(exchange);
+    let threads = parallelism().min(connections.max(1));
+    tokio::task::spawn_blocking(move || {
+        let mut prepared = Prepared {
+            connections: (0..connections).map(|_| Vec::new()).collect(),
+        };
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|thread| {
+                    let exchange = &*exchange;
+                    scope.spawn(move || {
+                        (thread..connections)
+                            .step_by(threads)
+                            .map(|connection| {
+                                (connection, build(exchange, connection, per_connection))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for worker in workers {
+                let built = worker
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("a request-building thread panicked"))?;
+                for (connection, requests) in built {
+                    prepared.connections[connection] = requests;
+                }
+            }
+            anyhow::Ok(())
+        })?;
+        Ok(prepared)
+    })
+    .await
+    .context("build the requests")?
+}
+
+/// Requests 0..`count` of `connection`, each with room for its reply.
+fn build<E: Exchange>(exchange: &E, connection: usize, count: u64) -> Vec<Result<Vec<u8>, String>> {
+    (0..count)
+        .map(|sequence| {
+            let mut request = exchange
+                .request(connection, sequence)
+                .map_err(|error| format!("build request: {error:#}"))?;
+            request.reserve(KEEP_BYTES.saturating_sub(request.len()));
+            Ok(request)
+        })
+        .collect()
+}
+
+/// Checks every body kept by the run against [`Exchange::verify`], on every core (the load has
+/// stopped), and adds the failures to the outcome's.
+pub async fn verify<E: Exchange>(exchange: &Arc<E>, outcome: &mut Outcome) -> anyhow::Result<()> {
+    let exchange = Arc::clone(exchange);
+    let kept = std::mem::take(&mut outcome.kept);
+    let unsent = std::mem::take(&mut outcome.unsent);
+    let checked = kept.len() as u64;
+    let threads = parallelism();
+    let failures = tokio::task::spawn_blocking(move || {
+        drop(unsent);
+        let kind = status_kind(exchange.status());
+        let share = kept.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = kept
+                .chunks(share)
+                .map(|bodies| {
+                    let exchange = &*exchange;
+                    scope.spawn(move || {
+                        let mut failures = Failures::default();
+                        for body in bodies {
+                            if let Err(message) = exchange.verify(body) {
+                                failures.count(kind, message);
+                            }
+                        }
+                        failures
+                    })
+                })
+                .collect();
+            let mut failures = Failures::default();
+            for worker in workers {
+                match worker.join() {
+                    Ok(found) => failures.merge(found),
+                    Err(_) => failures.count(kind, "a verifying thread panicked".to_owned()),
+                }
+            }
+            failures
+        })
+    })
+    .await
+    .context("verify the replies")?;
+    outcome.failures.merge(failures);
+    outcome.verified += checked;
+    Ok(())
+}
+
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// How an unexpected status counts: a 2xx other than the expected one is a wrong reply.
+fn status_kind(status: u16) -> Kind {
+    if (200..300).contains(&status) {
+        Kind::Reply
+    } else {
+        Kind::Status
+    }
 }
 
 /// How long a run lasts.
@@ -82,7 +226,20 @@ pub struct Outcome {
     pub sent: u64,
     /// The counted window: `measure`, or from the first send to the last response.
     pub elapsed: Duration,
+    /// Requests built during the run, because none was prepared or a connection ran out.
+    pub built_on_the_fly: u64,
+    /// Bodies checked by [`verify`] so far.
+    pub verified: u64,
+    /// Bodies of the responses with the expected status, for [`verify`] (which also frees
+    /// them, off the measured window).
+    kept: Vec<Vec<u8>>,
+    /// Prepared requests the run had no time for, freed by [`verify`] too: by the hundred
+    /// thousand, just as the measured window closes.
+    unsent: Vec<Unsent>,
 }
+
+/// What is left of a connection's prepared requests.
+type Unsent = std::vec::IntoIter<Result<Vec<u8>, String>>;
 
 impl Outcome {
     pub fn counted(&self) -> u64 {
@@ -110,12 +267,16 @@ impl Outcome {
     }
 }
 
-/// Runs `connections` closed loops against `address` and gathers what they saw.
+/// Runs `connections` closed loops against `address` and gathers what they saw. A timed run
+/// sends `prepared` requests first and builds the rest as it goes; a counted run builds all
+/// (its sequence numbers are shared by the connections, so none can be assigned in advance).
+/// Bodies are kept, unchecked: pass the outcome to [`verify`].
 pub async fn run<E: Exchange>(
     address: SocketAddr,
     exchange: Arc<E>,
     connections: usize,
     length: Length,
+    prepared: Prepared,
 ) -> Outcome {
     let started = Instant::now();
     let window = match length {
@@ -124,14 +285,22 @@ pub async fn run<E: Exchange>(
         }
         Length::Count(_) => None,
     };
+    let mut prepared = match length {
+        Length::Timed { .. } => prepared.connections.into_iter(),
+        Length::Count(_) => Vec::new().into_iter(),
+    };
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
     for index in 0..connections {
         let exchange = Arc::clone(&exchange);
         let next = Arc::clone(&next);
+        let mut ready = prepared.next().unwrap_or_default().into_iter();
         tasks.spawn(async move {
             let mut connection = Connection::new(address);
-            let mut tally = Tally::default();
+            let mut tally = Tally {
+                kept: Vec::with_capacity(ready.len()),
+                ..Tally::default()
+            };
             let mut own_sequence = 0_u64;
             loop {
                 let sequence = match length {
@@ -154,7 +323,16 @@ pub async fn run<E: Exchange>(
                         break;
                     }
                 }
-                let result = exchange_once(&*exchange, &mut connection, index, sequence).await;
+                let request = match ready.next() {
+                    Some(request) => request,
+                    None => {
+                        tally.built_on_the_fly += 1;
+                        exchange
+                            .request(index, sequence)
+                            .map_err(|error| format!("build request: {error:#}"))
+                    }
+                };
+                let result = exchange_once(&*exchange, &mut connection, request).await;
                 let done = Instant::now();
                 tally.sent += 1;
                 let counted = match window {
@@ -167,11 +345,13 @@ pub async fn run<E: Exchange>(
                     tally.latencies_us.push(micros);
                 }
                 // Failures count wherever they happen, warm-up included: every reply is checked.
-                if let Err((kind, message)) = result {
-                    tally.failures.count(kind, message);
+                match result {
+                    Ok(body) => tally.kept.push(body),
+                    Err((kind, message)) => tally.failures.count(kind, message),
                 }
                 tally.last_done = Some(done);
             }
+            tally.unsent = ready;
             tally
         });
     }
@@ -186,7 +366,10 @@ pub async fn run<E: Exchange>(
             continue;
         };
         outcome.sent += tally.sent;
+        outcome.built_on_the_fly += tally.built_on_the_fly;
         outcome.latencies_us.extend(tally.latencies_us);
+        outcome.kept.extend(tally.kept);
+        outcome.unsent.push(tally.unsent);
         outcome.failures.merge(tally.failures);
         if let Some(done) = tally.last_done {
             last_done = last_done.max(done);
@@ -212,7 +395,10 @@ enum Kind {
 #[derive(Default)]
 struct Tally {
     sent: u64,
+    built_on_the_fly: u64,
     latencies_us: Vec<u32>,
+    kept: Vec<Vec<u8>>,
+    unsent: Unsent,
     failures: Failures,
     last_done: Option<Instant>,
 }
@@ -230,15 +416,14 @@ impl Failures {
     }
 }
 
+/// Sends one request; the body of a response with the expected status, to verify later, in the
+/// request's buffer.
 async fn exchange_once<E: Exchange>(
     exchange: &E,
     connection: &mut Connection,
-    index: usize,
-    sequence: u64,
-) -> Result<(), (Kind, String)> {
-    let request = exchange
-        .request(index, sequence)
-        .map_err(|error| (Kind::Build, format!("build request: {error:#}")))?;
+    request: Result<Vec<u8>, String>,
+) -> Result<Vec<u8>, (Kind, String)> {
+    let request = request.map_err(|message| (Kind::Build, message))?;
     let response = match tokio::time::timeout(REQUEST_TIMEOUT, connection.send(&request)).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => return Err((Kind::Io, format!("connection: {error}"))),
@@ -250,14 +435,23 @@ async fn exchange_once<E: Exchange>(
             ));
         }
     };
-    exchange.verify(&response).map_err(|message| {
-        let kind = if (200..300).contains(&response.status) {
-            Kind::Reply
-        } else {
-            Kind::Status
-        };
-        (kind, message)
-    })
+    if response.status != exchange.status() {
+        return Err((
+            status_kind(response.status),
+            format!(
+                "HTTP {}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            ),
+        ));
+    }
+    // The body goes where the request was: a slice of the response would pin the connection's
+    // read buffer, and a fresh allocation would grow the heap, page faults and all, on the
+    // measured cores; the request's buffer is already there and about the size of a reply.
+    let mut kept = request;
+    kept.clear();
+    kept.extend_from_slice(&response.body);
+    Ok(kept)
 }
 
 #[cfg(test)]
@@ -275,5 +469,137 @@ mod tests {
         assert_eq!(outcome.percentile_ms(0.99), 99.0);
         assert_eq!(outcome.max_ms(), 100.0);
         assert_eq!(outcome.per_second(), 100.0);
+    }
+
+    /// Requests whose body is `connection-sequence`; a reply is good unless its sequence is a
+    /// multiple of 10, and the server answers 500 to sequence 7.
+    struct Echo;
+
+    impl Exchange for Echo {
+        fn request(&self, connection: usize, sequence: u64) -> anyhow::Result<Vec<u8>> {
+            let body = format!("{connection}-{sequence}");
+            Ok(crate::http::post("/", "text/plain", &[], body.as_bytes()))
+        }
+
+        fn status(&self) -> u16 {
+            200
+        }
+
+        fn verify(&self, body: &[u8]) -> Result<(), String> {
+            let text = std::str::from_utf8(body).map_err(|error| error.to_string())?;
+            let (_, sequence) = text.split_once('-').ok_or("no sequence")?;
+            match sequence.parse::<u64>() {
+                Ok(sequence) if sequence % 10 == 0 => Err(format!("bad {text}")),
+                Ok(_) => Ok(()),
+                Err(error) => Err(error.to_string()),
+            }
+        }
+    }
+
+    /// A server answering each request with its own body (500 for sequence 7).
+    async fn echo_server() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::task::spawn_local(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                tokio::task::spawn_local(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buffer = Vec::new();
+                    loop {
+                        let mut headers = [httparse::EMPTY_HEADER; 8];
+                        let mut request = httparse::Request::new(&mut headers);
+                        if let Ok(httparse::Status::Complete(head)) = request.parse(&buffer) {
+                            let length: usize = request
+                                .headers
+                                .iter()
+                                .find(|header| header.name.eq_ignore_ascii_case("content-length"))
+                                .map(|header| std::str::from_utf8(header.value).unwrap())
+                                .unwrap()
+                                .parse()
+                                .unwrap();
+                            if buffer.len() >= head + length {
+                                let body: Vec<u8> =
+                                    buffer.drain(..head + length).skip(head).collect();
+                                let status = if body.ends_with(b"-7") { 500 } else { 200 };
+                                let mut response = format!(
+                                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n",
+                                    body.len()
+                                )
+                                .into_bytes();
+                                response.extend_from_slice(&body);
+                                stream.write_all(&response).await.unwrap();
+                                continue;
+                            }
+                        }
+                        let mut more = [0_u8; 4096];
+                        match stream.read(&mut more).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => buffer.extend_from_slice(&more[..read]),
+                        }
+                    }
+                });
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn prepared_requests_go_first_and_every_reply_is_verified_after() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let address = echo_server().await;
+                let exchange = Arc::new(Echo);
+                let prepared = prepare(&exchange, 2, 5).await.unwrap();
+                assert_eq!(prepared.requests(), 10);
+                let length = Length::Timed {
+                    warmup: Duration::ZERO,
+                    measure: Duration::from_millis(300),
+                };
+                let mut outcome = run(address, Arc::clone(&exchange), 2, length, prepared).await;
+                // Both connections got past their five prepared requests in 300 ms.
+                assert!(outcome.sent > 20, "{outcome:?}");
+                assert_eq!(outcome.built_on_the_fly, outcome.sent - 10);
+                // Sequence 7 failed on its status, at once, on each connection.
+                assert_eq!(outcome.failures.status, 2);
+                assert_eq!(outcome.failures.reply, 0);
+                assert_eq!(outcome.verified, 0);
+                verify(&exchange, &mut outcome).await.unwrap();
+                assert_eq!(outcome.verified, outcome.sent - 2);
+                // Sequence 0 (and 10, 20, …) of each connection is a wrong reply, found only now.
+                assert!(outcome.failures.reply >= 2);
+                assert_eq!(outcome.failures.total(), 2 + outcome.failures.reply);
+                assert!(outcome
+                    .failures
+                    .samples
+                    .iter()
+                    .any(|sample| sample.starts_with("bad ")));
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_counted_run_builds_every_request_as_it_goes() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let address = echo_server().await;
+                let exchange = Arc::new(Echo);
+                let mut outcome = run(
+                    address,
+                    Arc::clone(&exchange),
+                    3,
+                    Length::Count(25),
+                    Prepared::default(),
+                )
+                .await;
+                verify(&exchange, &mut outcome).await.unwrap();
+                assert_eq!((outcome.sent, outcome.built_on_the_fly), (25, 25));
+                assert_eq!(outcome.counted(), 25);
+                // Sequence 7 answered 500; 0, 10 and 20 answered the wrong body.
+                assert_eq!(outcome.failures.status, 1);
+                assert_eq!(outcome.failures.reply, 3);
+                assert_eq!(outcome.verified, 24);
+            })
+            .await;
     }
 }

@@ -10,19 +10,22 @@
 //! process with a generated config on a free loopback port. Under `cargo run` the bench first
 //! runs `cargo build --release --bin botgate` (a no-op when fresh), so it never measures a stale
 //! gateway. It then drives distinct, signed messages at a fixed concurrency, checks every
-//! reply, and prints a table and one JSON line per scenario. It exits 1 when a check fails.
+//! reply (after the load: the bench shares the cores it measures), and prints a table and one
+//! JSON line per scenario. It exits 1 when a check fails.
 //!
 //! # Layout
 //!
 //! - [`stack`]: the botgate child process: config, readiness, memory, log.
 //! - [`cpu`]: CPU time per process, and `perf record` attached to botgate.
 //! - [`fixture`]: redis-server and the fake Bailian, and the config tables pointing at them.
+//! - [`fake_llm`]: the lean fake Bailian of the WeChat scenarios.
 //! - [`http`]: a minimal keep-alive HTTP/1.1 client, cheap enough to share the cores.
 //! - [`load`]: the closed-loop driver and its latency statistics.
 //! - [`wechat`], [`webhook`]: the scenarios.
 //! - [`report`]: the table and the JSON line.
 
 mod cpu;
+mod fake_llm;
 mod fixture;
 mod http;
 mod load;
@@ -79,9 +82,18 @@ struct Cli {
     #[arg(long)]
     llm_json: bool,
     /// botgate talks HTTP/2 to the fake Bailian (`http2 = true` on the `[llm]`): one
-    /// multiplexed connection instead of one connection per call in flight.
+    /// multiplexed connection instead of one connection per call in flight. WeChat scenarios
+    /// then use the test kit's fake (h2c) instead of the lean one.
     #[arg(long)]
     llm_http2: bool,
+    /// WeChat scenarios: the fake Bailian writes each SSE frame on its own (a token-by-token
+    /// LLM's segments) instead of the whole answer at once.
+    #[arg(long)]
+    llm_frame_writes: bool,
+    /// WeChat scenarios: requests are built before the run for this rate over warm-up and
+    /// measured time; a connection that runs out builds the rest as it goes.
+    #[arg(long, default_value_t = 30_000)]
+    max_rate: u64,
     /// slow-webhook: conversations, one message each, all waiting at once.
     #[arg(long, default_value_t = 10_000)]
     conversations: u64,
@@ -114,6 +126,8 @@ pub struct Options {
     pub store: StoreKind,
     pub llm_json: bool,
     pub llm_http2: bool,
+    pub llm_frame_writes: bool,
+    pub max_rate: u64,
     pub conversations: u64,
     pub delivery_workers: u64,
     pub llm_delay: u64,
@@ -141,6 +155,8 @@ fn main() -> ExitCode {
         store: cli.store,
         llm_json: cli.llm_json,
         llm_http2: cli.llm_http2,
+        llm_frame_writes: cli.llm_frame_writes,
+        max_rate: cli.max_rate,
         conversations: cli.conversations.max(1),
         delivery_workers: cli.delivery_workers.unwrap_or(cli.conversations).max(1),
         llm_delay: cli.llm_delay,

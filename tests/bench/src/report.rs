@@ -106,7 +106,8 @@ impl Report {
         }
     }
 
-    /// Who kept the cores busy during `window`, and botgate's CPU per message handled in it.
+    /// Who kept the cores busy during `window`, and the CPU botgate and the bench (load
+    /// generator and fakes: what botgate's budget loses to the harness) spent per message.
     pub fn cpu(&mut self, cores: &[(&'static str, f64)], window: Duration, messages: u64) {
         let mut text: Vec<String> = cores
             .iter()
@@ -115,10 +116,15 @@ impl Report {
         for (label, cores) in cores {
             self.value(&format!("cpu_{label}"), round(*cores, 2));
         }
-        if let Some((_, botgate)) = cores.iter().find(|(label, _)| *label == "botgate") {
-            let per_message = botgate * window.as_secs_f64() * 1e6 / messages.max(1) as f64;
-            text.push(format!("botgate {per_message:.0} µs CPU per message"));
-            self.value("botgate_cpu_us_per_message", round(per_message, 0));
+        for process in ["botgate", "bench"] {
+            if let Some((_, busy)) = cores.iter().find(|(label, _)| *label == process) {
+                let per_message = busy * window.as_secs_f64() * 1e6 / messages.max(1) as f64;
+                text.push(format!("{process} {per_message:.0} µs CPU per message"));
+                self.value(
+                    &format!("{process}_cpu_us_per_message"),
+                    round(per_message, 0),
+                );
+            }
         }
         self.row("CPU (cores busy)", text.join(", "));
     }

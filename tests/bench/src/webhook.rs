@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::fixture::{LlmOptions, Upstreams, BOT};
-use crate::http::{self, Connection, Response};
-use crate::load::{self, Exchange, Length, Outcome};
+use crate::http::{self, Connection};
+use crate::load::{self, Exchange, Length, Outcome, Prepared};
 use crate::report::{mark, mib, round, Report};
 use crate::stack::{Botgate, RssPeak, StartError};
 use crate::Options;
@@ -68,16 +68,16 @@ impl Exchange for WebhookExchange {
         ))
     }
 
-    fn verify(&self, response: &Response) -> Result<(), String> {
-        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-        if response.status == 202 && body["status"] == "accepted" {
+    fn status(&self) -> u16 {
+        202
+    }
+
+    fn verify(&self, body: &[u8]) -> Result<(), String> {
+        let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        if parsed["status"] == "accepted" {
             Ok(())
         } else {
-            Err(format!(
-                "HTTP {}: {}",
-                response.status,
-                String::from_utf8_lossy(&response.body)
-            ))
+            Err(format!("HTTP 202: {}", String::from_utf8_lossy(body)))
         }
     }
 }
@@ -101,8 +101,9 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         stream: !options.llm_json,
         http2: options.llm_http2,
         delay: Duration::from_secs(options.llm_delay),
+        lean: None,
     };
-    let upstreams = Upstreams::start(options.store, llm).await;
+    let upstreams = Upstreams::start(options.store, llm).await?;
     let platform = FakePlatform::start().await;
     let config = format!(
         "{}[delivery]\nworkers = {}\n\n[bots.{BOT}]\nllm = \"main\"\n\n\
@@ -184,13 +185,15 @@ async fn observe(
     let conversations = options.conversations;
     let baseline_kib = botgate.rss_kib()?;
     let run = u64::from(std::process::id());
+    let exchange = Arc::new(WebhookExchange { run });
     let started = Instant::now();
-    let outcome = upstreams
+    let mut outcome = upstreams
         .while_clearing(load::run(
             botgate.address(),
-            Arc::new(WebhookExchange { run }),
+            Arc::clone(&exchange),
             options.connections,
             Length::Count(conversations),
+            Prepared::default(),
         ))
         .await;
     let all_acked = started.elapsed();
@@ -216,6 +219,7 @@ async fn observe(
         .await;
     let end_to_end = started.elapsed();
     tokio::time::sleep(DUPLICATE_WATCH).await;
+    load::verify(&exchange, &mut outcome).await?;
     let received = platform.received();
     Ok(Observed {
         outcome,

@@ -1,17 +1,21 @@
 //! `wechat-safe` and `wechat-plain`: WeChat passive replies at a fixed concurrency, every
 //! request a distinct signed (and in safe mode encrypted) message, every reply opened and compared.
+//!
+//! The requests are built before botgate is loaded and the replies opened after, so the bench's
+//! share of the two cores during the measured window is little more than moving bytes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use botgate_wechat::{markdown_to_text, CallbackMode, SimulatedMessage, WechatAccount};
 use botgate_wxcrypt::EncodingAesKey;
 
 use crate::cpu::{CpuMeter, Profiler};
+use crate::fake_llm::FrameWrites;
 use crate::fixture::{LlmOptions, Upstreams, ANSWER, BOT};
-use crate::http::{self, Response};
+use crate::http;
 use crate::load::{self, Exchange, Length};
 use crate::report::{mark, mib, round, Report};
 use crate::stack::Botgate;
@@ -29,6 +33,9 @@ const FIRST_MSG_ID: u64 = 6_054_768_590_064_713_728;
 const USERS_PER_CONNECTION: u64 = 50;
 /// Time allowed for the last LLM calls to be counted after the load stops.
 const CALLS_SETTLE: Duration = Duration::from_secs(2);
+/// At most this many requests are built in advance (1.5 KiB each, with room for the reply):
+/// 28 s at the default `--max-rate`; longer runs build the rest as they go.
+const PREPARED_MAX: u64 = 1_000_000;
 
 /// The targets from the issue (2 cores, safe mode, Redis, 64 connections).
 const TARGET_RATE: f64 = 15_000.0;
@@ -65,15 +72,12 @@ impl Exchange for WechatExchange {
         Ok(http::post(&target, "text/xml", &[], signed.body.as_bytes()))
     }
 
-    fn verify(&self, response: &Response) -> Result<(), String> {
-        if response.status != 200 {
-            return Err(format!(
-                "HTTP {}: {}",
-                response.status,
-                String::from_utf8_lossy(&response.body)
-            ));
-        }
-        match self.account.open_reply(&response.body) {
+    fn status(&self) -> u16 {
+        200
+    }
+
+    fn verify(&self, body: &[u8]) -> Result<(), String> {
+        match self.account.open_reply(body) {
             Ok(Some(text)) if text == ANSWER => Ok(()),
             Ok(Some(text)) => Err(format!("wrong reply: {text}")),
             Ok(None) => Err("no reply (success or empty body)".to_owned()),
@@ -96,8 +100,14 @@ pub async fn run(
         stream: !options.llm_json,
         http2: options.llm_http2,
         delay: Duration::ZERO,
+        // The lean fake speaks HTTP/1.1 only.
+        lean: (!options.llm_http2).then_some(if options.llm_frame_writes {
+            FrameWrites::PerFrame
+        } else {
+            FrameWrites::One
+        }),
     };
-    let upstreams = Upstreams::start(options.store, llm).await;
+    let upstreams = Upstreams::start(options.store, llm).await?;
     let encrypted = mode != CallbackMode::Plaintext;
     let key_line = if encrypted {
         format!("encoding_aes_key = \"{AES_KEY}\"\n")
@@ -109,7 +119,6 @@ pub async fn run(
          token = \"{TOKEN}\"\n{key_line}",
         upstreams.config(llm)
     );
-    let mut botgate = Botgate::start(&options.binary, options.workers, &config).await?;
     let key = if encrypted {
         Some(EncodingAesKey::parse(AES_KEY).context("the bench's EncodingAESKey")?)
     } else {
@@ -122,6 +131,17 @@ pub async fn run(
     });
     let warmup = Duration::from_secs(options.warmup);
     let measure = Duration::from_secs(options.seconds);
+    // Timestamps are taken now, seconds before the requests go out: fine for botgate, which
+    // enforces no window (WeChat's own retries reuse a timestamp for about 15 s).
+    let wanted = options.max_rate * (options.warmup + options.seconds);
+    let per_connection = wanted
+        .min(PREPARED_MAX)
+        .div_ceil(options.connections as u64);
+    let building = Instant::now();
+    let prepared = load::prepare(&exchange, options.connections, per_connection).await?;
+    let prepared_count = prepared.requests();
+    let build_time = building.elapsed();
+    let mut botgate = Botgate::start(&options.binary, options.workers, &config).await?;
     let profiler = options
         .perf
         .as_deref()
@@ -130,9 +150,10 @@ pub async fn run(
     let meter = CpuMeter::new(botgate.pid());
     let load = load::run(
         botgate.address(),
-        exchange,
+        Arc::clone(&exchange),
         options.connections,
         Length::Timed { warmup, measure },
+        prepared,
     );
     let sample = async {
         tokio::time::sleep(warmup).await;
@@ -140,7 +161,7 @@ pub async fn run(
         tokio::time::sleep(measure).await;
         meter.cores(&before, &meter.snapshot(), measure)
     };
-    let (outcome, cores) = upstreams
+    let (mut outcome, cores) = upstreams
         .while_clearing(async { tokio::join!(load, sample) })
         .await;
     upstreams
@@ -148,6 +169,10 @@ pub async fn run(
         .wait_for_calls(outcome.sent as usize, CALLS_SETTLE)
         .await;
     let calls = upstreams.fake.calls() as u64;
+    let rejected = upstreams.fake.rejected();
+    let verifying = Instant::now();
+    load::verify(&exchange, &mut outcome).await?;
+    let verify_time = verifying.elapsed();
     let peak_kib = botgate.peak_rss_kib()?;
     let running = botgate.is_running();
 
@@ -175,18 +200,59 @@ pub async fn run(
     let startup_ms = round(botgate.startup().as_secs_f64() * 1000.0, 1);
     report.row("peak RSS (VmHWM)", format!("{peak} MiB"));
     report.row("startup to ready", format!("{startup_ms} ms"));
+    let refused = match rejected {
+        Some((count, _)) => format!(", {count} rejected"),
+        None => String::new(),
+    };
     report.row(
         "LLM calls",
-        format!("{calls} for {} messages sent", outcome.sent),
+        format!("{calls} for {} messages sent{refused}", outcome.sent),
     );
+    let frames = if llm.stream {
+        upstreams.fake.frames()
+    } else {
+        "one write (a JSON answer)"
+    };
+    report.row("LLM frames", frames.to_owned());
+    report.row(
+        "requests built on the fly",
+        format!(
+            "{} of {} ({prepared_count} built in {:.1} s before the run, for --max-rate {})",
+            outcome.built_on_the_fly,
+            outcome.sent,
+            build_time.as_secs_f64(),
+            options.max_rate
+        ),
+    );
+    report.row(
+        "replies verified",
+        format!(
+            "{} after the run, in {:.1} s",
+            outcome.verified,
+            verify_time.as_secs_f64()
+        ),
+    );
+    report.value("llm_frames", frames);
+    report.value("built_on_the_fly", outcome.built_on_the_fly);
+    report.value("requests_prepared", prepared_count);
+    report.value("replies_verified", outcome.verified);
     report.value("peak_rss_mib", peak);
     report.value("startup_ms", startup_ms);
     report.value("llm_calls", calls);
+    if let Some((count, _)) = rejected {
+        report.value("llm_rejected", count);
+    }
     report.value("messages_sent", outcome.sent);
     if calls != outcome.sent {
         report.problem(format!(
             "{calls} LLM calls for {} messages: every distinct message must cost exactly one",
             outcome.sent
+        ));
+    }
+    if let Some((count, first)) = rejected.filter(|(count, _)| *count > 0) {
+        report.problem(format!(
+            "the fake Bailian refused {count} requests; first: {}",
+            first.unwrap_or("?")
         ));
     }
     if !running {

@@ -15,9 +15,10 @@ pub struct SseEvent {
     pub status: Option<u16>,
 }
 
-/// A line as text: borrowed when it is valid UTF-8, as it always is from a sound server.
+/// A line as text: borrowed when it is valid UTF-8, as it always is from a sound server. An
+/// answer is mostly CJK text, which the standard library validates a byte at a time.
 fn text(line: &[u8]) -> std::borrow::Cow<'_, str> {
-    match std::str::from_utf8(line) {
+    match simdutf8::basic::from_utf8(line) {
         Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(line),
     }

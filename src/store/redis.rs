@@ -56,7 +56,7 @@ impl RedisStore {
 
     pub async fn history(&self, key: &str) -> Result<Vec<Turn>, StoreError> {
         let mut connection = self.connection.clone();
-        let items: Vec<String> = connection.lrange(key, 0, -1).await?;
+        let items: Vec<Vec<u8>> = connection.lrange(key, 0, -1).await?;
         super::decode_history(key, &items)
     }
 

@@ -216,7 +216,7 @@ impl Outbox {
                 if let Some(history_key) = history_key {
                     pipeline.lrange(history_key, 0, -1);
                 }
-                let ((attempt, generate), items): ((u64, u8), Vec<String>) = match history_key {
+                let ((attempt, generate), items): ((u64, u8), Vec<Vec<u8>>) = match history_key {
                     Some(_) => query_loading(&mut connection, &pipeline, &invocation).await?,
                     None => {
                         let (arrived,): ((u64, u8),) =

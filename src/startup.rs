@@ -301,7 +301,9 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
-                .configure(crate::routes::configure)
+                .configure(|config| {
+                    crate::routes::configure(config, state.wechat.keys(), state.webhooks.keys())
+                })
         })
         .listen(listener)
         .context("listen")?

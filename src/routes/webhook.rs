@@ -5,12 +5,13 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::error::{channel_of, WebhookError};
+use super::BotName;
 use crate::channels::webhook;
 use crate::delivery::Accepted;
 use crate::startup::AppState;
 
 pub async fn receive(
-    bot: web::Path<String>,
+    bot: BotName,
     request: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,

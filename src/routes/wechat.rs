@@ -7,13 +7,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use botgate_wechat::ACKNOWLEDGE;
 
 use super::error::{channel_of, WebhookError};
+use super::BotName;
 use crate::config::ReplyMode;
 use crate::delivery::Accepted;
 use crate::metrics::PlatformLabels;
 use crate::startup::AppState;
 
 pub async fn verify(
-    bot: web::Path<String>,
+    bot: BotName,
     request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebhookError> {
@@ -26,7 +27,7 @@ pub async fn verify(
 }
 
 pub async fn receive(
-    bot: web::Path<String>,
+    bot: BotName,
     request: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,

@@ -545,27 +545,38 @@ impl MemoryOutbox {
             .get(message_id)
             .is_none_or(|(_, expires)| *expires <= now);
         let awaited = format!("A{message_id}");
-        let at_front = self
-            .queues
-            .get(user)
-            .filter(|(_, expires)| *expires > now)
-            .and_then(|(queue, _)| queue.front())
-            .is_some_and(|front| *front == awaited);
+        let at_front = self.front(user, now).is_some_and(|front| *front == awaited);
         if waiting && unbound && at_front {
-            let queue = self.queue(user, now);
-            queue.pop_front();
-            for part in parts[1..].iter().rev() {
-                queue.push_front(format!("P{part}"));
-            }
+            let first = self.unfold_front(user, parts, now);
             self.replies.insert(
                 message_id.to_owned(),
-                (parts[0].clone(), now + REQUEST_STATE_TTL),
+                (first.clone(), now + REQUEST_STATE_TTL),
             );
-            return Some(parts[0].clone());
+            return Some(first);
         }
         self.answers
             .insert(message_id.to_owned(), (parts.to_vec(), now + OUTBOX_TTL));
         None
+    }
+
+    /// The entry at the front of `user`'s outbox, while the outbox lives.
+    fn front(&self, user: &str, now: Instant) -> Option<&String> {
+        self.queues
+            .get(user)
+            .filter(|(_, expires)| *expires > now)?
+            .0
+            .front()
+    }
+
+    /// Replaces the front entry (`A<id>`, the awaited answer) with the answer's parts after the
+    /// first, in order, and returns the first.
+    fn unfold_front(&mut self, user: &str, parts: &[String], now: Instant) -> String {
+        let queue = self.queue(user, now);
+        queue.pop_front();
+        for part in parts[1..].iter().rev() {
+            queue.push_front(format!("P{part}"));
+        }
+        parts[0].clone()
     }
 
     fn queue(&mut self, user: &str, now: Instant) -> &mut VecDeque<String> {
@@ -581,13 +592,7 @@ impl MemoryOutbox {
     }
 
     fn takeover(&mut self, user: &str, now: Instant) -> Option<(String, String)> {
-        let front = self
-            .queues
-            .get(user)
-            .filter(|(_, expires)| *expires > now)?
-            .0
-            .front()?
-            .clone();
+        let front = self.front(user, now)?.clone();
         let id = front.strip_prefix('A')?.to_owned();
         if self.answers.contains_key(&id)
             || self.leases.get(&id).is_some_and(|expires| *expires > now)
@@ -617,13 +622,7 @@ impl MemoryOutbox {
                 return Some(text.clone());
             }
         }
-        let front = self
-            .queues
-            .get(user)
-            .filter(|(_, expires)| *expires > now)?
-            .0
-            .front()?
-            .clone();
+        let front = self.front(user, now)?.clone();
         let text = if let Some(text) = front.strip_prefix('P') {
             self.queue(user, now).pop_front();
             text.to_owned()
@@ -633,12 +632,7 @@ impl MemoryOutbox {
                 .answers
                 .remove(awaited)
                 .filter(|(parts, _)| !parts.is_empty())?;
-            let queue = self.queue(user, now);
-            queue.pop_front();
-            for part in parts[1..].iter().rev() {
-                queue.push_front(format!("P{part}"));
-            }
-            parts[0].clone()
+            self.unfold_front(user, &parts, now)
         };
         self.replies.insert(
             message_id.to_owned(),

@@ -173,7 +173,7 @@ impl Conversations {
     /// of their own pass it to [`Conversations::handle_deferred`].
     pub fn history_key(&self, bot: &str, message: &InboundMessage) -> Option<String> {
         let uses_session = self.bots.get(bot)?.uses_bailian_session();
-        (!uses_session).then(|| format!("{}:history", self.conversation_key(bot, message)))
+        (!uses_session).then(|| memory_key(&self.conversation_key(bot, message)))
     }
 
     /// Handles one message. `on_delta` sees the LLM answer as it streams. Returns `None` when
@@ -298,7 +298,7 @@ impl Conversations {
         } else {
             match prefetched {
                 Some(history) => (history, None),
-                None => (self.store.history(&format!("{key}:history")).await?, None),
+                None => (self.store.history(&memory_key(key)).await?, None),
             }
         };
         let slot = match (bot.settings.max_concurrent_llm_calls, &*bot.llm) {
@@ -419,7 +419,7 @@ impl Conversations {
 
     fn pending_turn(&self, key: &str, user: &str, assistant: &str) -> PendingTurn {
         PendingTurn {
-            key: format!("{key}:history"),
+            key: memory_key(key),
             turn: Turn {
                 user: user.to_owned(),
                 assistant: assistant.to_owned(),
@@ -441,10 +441,16 @@ impl Conversations {
     }
 
     async fn forget(&self, key: &str) -> Result<(), StoreError> {
-        let history = format!("{key}:history");
+        let history = memory_key(key);
         let session = format!("{key}:bailian_session");
         self.store.delete(&[&history, &session]).await
     }
+}
+
+/// Where a conversation's memory lives: read ahead by callers of `history_key`, written back by
+/// `PendingTurn`, so both must come from here.
+fn memory_key(conversation_key: &str) -> String {
+    format!("{conversation_key}:history")
 }
 
 /// The answer as the user should see it: the LLM's text, plus its sources when the bot wants them.

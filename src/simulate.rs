@@ -79,7 +79,8 @@ impl WechatSimulator {
     }
 
     /// Sends `message` from `user` the way WeChat does: the same signed request up to three
-    /// times, each abandoned after the timeout. A non-200 answer is an error.
+    /// times, each abandoned after the timeout. A non-200 answer is an error. Signed with the
+    /// current time, as WeChat does: the gateway refuses timestamps outside its window.
     pub async fn send(&self, user: &str, message: &SimulatedMessage) -> anyhow::Result<Delivery> {
         let started = Instant::now();
         let now = SystemTime::now()

@@ -30,6 +30,10 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// HTTP worker threads; 0 = one per core.
     pub workers: usize,
+    /// Key of the hash that stands for user ids in logs ([`crate::telemetry::log_id`]). Set the
+    /// same value on every replica so one user's lines correlate across them; left out, each
+    /// process draws a random key, so its hashes match nothing outside that process.
+    pub log_id_key: Option<SecretString>,
 }
 
 impl Default for ServerSettings {
@@ -39,6 +43,7 @@ impl Default for ServerSettings {
             max_body_bytes: 256 * 1024,
             shutdown_timeout_secs: 30,
             workers: 0,
+            log_id_key: None,
         }
     }
 }
@@ -379,13 +384,39 @@ pub struct WechatSettings {
     #[serde(default = "default_wechat_api_base")]
     pub api_base: String,
     /// Refuse plaintext requests. Plaintext mode signs no body, and safe-mode URLs carry a valid
-    /// plaintext `signature`, so a leaked URL could be replayed with any body: turn this on once
-    /// the console is in safe mode.
+    /// plaintext `signature`, so a leaked URL could be replayed with any body. Left out: on
+    /// whenever `encoding_aes_key` is set (compatible and safe mode both send `msg_signature`);
+    /// see [`WechatSettings::requires_encryption`]. `false` only while the console is still in
+    /// plaintext mode with a key already entered here.
     #[serde(default)]
-    pub require_encryption: bool,
-    /// Passive mode: how long one WeChat request waits for the answer. WeChat hangs up at 5 s.
+    pub require_encryption: Option<bool>,
+    /// How far a request's `timestamp` may be from this server's clock, either way, before it is
+    /// refused as a replay (401). At least 30: WeChat's retries of one message span about 15 s.
+    #[serde(default = "default_timestamp_window_secs")]
+    pub timestamp_window_secs: u64,
+    /// WeChat's own deadline for one request: leave it at 5000; tests scale it down.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Passive mode: how long one WeChat request waits for the answer. Between 70% of
+    /// `deadline_ms` and `deadline_ms` − 100 (3500..=4900 by default).
     #[serde(default = "default_passive_wait_ms")]
     pub passive_wait_ms: u64,
+}
+
+impl WechatSettings {
+    /// `require_encryption` as configured, else on exactly when the account has a key.
+    pub fn requires_encryption(&self) -> bool {
+        self.require_encryption
+            .unwrap_or(self.encoding_aes_key.is_some())
+    }
+}
+
+fn default_timestamp_window_secs() -> u64 {
+    botgate_wechat::DEFAULT_TIMESTAMP_WINDOW.as_secs()
+}
+
+fn default_deadline_ms() -> u64 {
+    5000
 }
 
 fn default_passive_wait_ms() -> u64 {

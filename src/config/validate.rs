@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use secrecy::ExposeSecret;
 
-use super::{ConfigError, LlmSettings, ReplyMode, Settings};
+use super::{ConfigError, LlmSettings, ReplyMode, Settings, WechatSettings};
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -21,6 +21,20 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
     ConfigError::invalid(field, message)
 }
 
+/// A platform retries one message for about 15 s (WeChat) and webhook callers for longer; a
+/// message id forgotten sooner than this would be answered twice.
+const MIN_DEDUP_TTL_SECS: u64 = 60;
+
+/// Shorter keys make the hashes of known ids guessable by trying keys.
+const MIN_LOG_ID_KEY_CHARS: usize = 16;
+
+/// Beyond an hour the window no longer bounds anything an operator would call a replay.
+const MAX_TIMESTAMP_WINDOW_SECS: u64 = 3600;
+
+/// The range of `deadline_ms`: WeChat's is 5000; tests shorten it, down to where a wait window
+/// of 70%..(deadline − 100 ms) still exists with room to spare.
+const DEADLINE_MS: std::ops::RangeInclusive<u64> = 500..=5000;
+
 pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     if settings.server.listen.parse::<SocketAddr>().is_err() {
         return Err(invalid(
@@ -30,6 +44,14 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     }
     if settings.server.max_body_bytes < 1024 {
         return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+    }
+    if let Some(key) = &settings.server.log_id_key {
+        if key.expose_secret().chars().count() < MIN_LOG_ID_KEY_CHARS {
+            return Err(invalid(
+                "server.log_id_key",
+                format!("must be at least {MIN_LOG_ID_KEY_CHARS} characters: with a short key, anyone holding the logs can find which key maps a known user id to its hash"),
+            ));
+        }
     }
 
     let store = &settings.store;
@@ -124,7 +146,13 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     if delivery.visibility_timeout_secs < 2 {
         return Err(invalid(
             "delivery.visibility_timeout_secs",
-            "must be at least 2",
+            "must be at least 2: a job whose worker has been silent this long is handed to another worker, so a shorter timeout takes jobs away from workers that are still on them",
+        ));
+    }
+    if delivery.dedup_ttl_secs < MIN_DEDUP_TTL_SECS {
+        return Err(invalid(
+            "delivery.dedup_ttl_secs",
+            format!("must be at least {MIN_DEDUP_TTL_SECS} (the default is 86400): a platform retries a message for up to ~15 s (WeChat) or longer (webhook callers), and a retry that arrives after its message id is forgotten is answered a second time"),
         ));
     }
     if delivery.send_attempts == 0 || delivery.max_deliveries == 0 {
@@ -244,6 +272,12 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
                     return Err(invalid(field("encoding_aes_key"), error.to_string()));
                 }
             }
+            if wechat.require_encryption == Some(true) && wechat.encoding_aes_key.is_none() {
+                return Err(invalid(
+                    field("require_encryption"),
+                    "needs encoding_aes_key: without a key no request can be encrypted, so every one would be refused",
+                ));
+            }
             if wechat.reply_mode == ReplyMode::Active && wechat.app_secret.is_none() {
                 return Err(invalid(
                     field("app_secret"),
@@ -259,7 +293,51 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
             if wechat.placeholder.trim().is_empty() {
                 return Err(invalid(field("placeholder"), "must not be empty"));
             }
+            validate_wechat_timing(wechat, &field)?;
         }
+    }
+    Ok(())
+}
+
+/// The clock-related WeChat settings, whose wrong values fail silently rather than loudly.
+fn validate_wechat_timing(
+    wechat: &WechatSettings,
+    field: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    let min_window = botgate_wechat::MIN_TIMESTAMP_WINDOW.as_secs();
+    if wechat.timestamp_window_secs < min_window {
+        return Err(invalid(
+            field("timestamp_window_secs"),
+            format!("must be at least {min_window} (the default is 300): WeChat retries a message for about 15 s, possibly with its first timestamp, and a narrower window refuses those retries and any server whose clock is a few seconds off"),
+        ));
+    }
+    if wechat.timestamp_window_secs > MAX_TIMESTAMP_WINDOW_SECS {
+        return Err(invalid(
+            field("timestamp_window_secs"),
+            format!("must be at most {MAX_TIMESTAMP_WINDOW_SECS} (the default is 300): the window is how long a leaked callback URL can be replayed; fix the server's clock (NTP) rather than widen it"),
+        ));
+    }
+    if !DEADLINE_MS.contains(&wechat.deadline_ms) {
+        return Err(invalid(
+            field("deadline_ms"),
+            format!(
+                "must be between {} and {}: it is WeChat's own deadline (5000); leave it at 5000, only tests scale it down",
+                DEADLINE_MS.start(),
+                DEADLINE_MS.end()
+            ),
+        ));
+    }
+    // 70% rounded up, so that "at least 70%" holds for every deadline.
+    let earliest = (wechat.deadline_ms * 7).div_ceil(10);
+    let latest = wechat.deadline_ms - 100;
+    if !(earliest..=latest).contains(&wechat.passive_wait_ms) {
+        return Err(invalid(
+            field("passive_wait_ms"),
+            format!(
+                "must be between {earliest} and {latest} ms (from 70% of deadline_ms = {} to 100 ms before it): ending WeChat's request much earlier answers it empty, which WeChat takes as final instead of retrying, so an answer still being written never reaches the user; waiting until WeChat's deadline binds answers to requests WeChat has already abandoned",
+                wechat.deadline_ms
+            ),
+        ));
     }
     Ok(())
 }

@@ -36,9 +36,9 @@ impl ResponseError for WebhookError {
     fn status_code(&self) -> StatusCode {
         match self {
             WebhookError::UnknownBot { .. } => StatusCode::NOT_FOUND,
-            WebhookError::Adapter(AdapterError::BadSignature | AdapterError::StaleTimestamp) => {
-                StatusCode::UNAUTHORIZED
-            }
+            WebhookError::Adapter(
+                AdapterError::BadSignature | AdapterError::StaleTimestamp { .. },
+            ) => StatusCode::UNAUTHORIZED,
             WebhookError::Adapter(AdapterError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::Adapter(_) => StatusCode::BAD_REQUEST,
             WebhookError::Core(_) | WebhookError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -51,7 +51,13 @@ impl ResponseError for WebhookError {
             tracing::error!(error = %self, "webhook failed");
             return HttpResponse::build(status).body("temporarily unavailable");
         }
-        tracing::warn!(error = %self, status = status.as_u16(), "webhook refused");
+        // The skew, as a field of its own: a replay shows as one large value, a server whose
+        // clock drifts as many similar ones.
+        let skew_secs = match self {
+            WebhookError::Adapter(AdapterError::StaleTimestamp { skew_secs }) => Some(*skew_secs),
+            _ => None,
+        };
+        tracing::warn!(error = %self, status = status.as_u16(), skew_secs, "webhook refused");
         HttpResponse::build(status).body(self.to_string())
     }
 }

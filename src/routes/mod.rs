@@ -3,11 +3,13 @@
 mod bot;
 mod error;
 mod health;
+mod span;
 mod webhook;
 pub mod wechat;
 
 pub use bot::BotName;
 pub use error::WebhookError;
+pub use span::RequestSpan;
 
 use std::sync::Arc;
 

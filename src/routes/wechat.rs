@@ -12,6 +12,7 @@ use crate::config::ReplyMode;
 use crate::delivery::Accepted;
 use crate::metrics::PlatformLabels;
 use crate::startup::AppState;
+use crate::telemetry::log_message_id;
 
 pub async fn verify(
     bot: BotName,
@@ -19,7 +20,9 @@ pub async fn verify(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebhookError> {
     let channel = channel_of(&state.wechat, "wechat", &bot)?;
-    let echostr = channel.account.verify_url(request.query_string())?;
+    let echostr = channel
+        .account
+        .verify_url(request.query_string(), unix_now())?;
     tracing::info!(bot = %bot, "wechat URL verification answered");
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
@@ -35,7 +38,10 @@ pub async fn receive(
     let received = Instant::now();
     let channel = channel_of(&state.wechat, "wechat", &bot)?;
     let metrics = state.conversations.metrics();
-    let decoded = match channel.account.decode(request.query_string(), &body) {
+    let decoded = match channel
+        .account
+        .decode(request.query_string(), &body, unix_now())
+    {
         Ok(decoded) => decoded,
         Err(error) => {
             metrics.inbound("wechat", "rejected");
@@ -43,7 +49,7 @@ pub async fn receive(
         }
     };
     metrics.inbound("wechat", "accepted");
-    tracing::debug!(bot = %bot, kind = decoded.kind.as_str(), message_id = %decoded.message.message_id, "wechat message");
+    tracing::debug!(bot = %bot, kind = decoded.kind.as_str(), message_id = %log_message_id(&decoded.message.message_id), "wechat message");
     if let Some(notice) = state.rate_limit_notice(&bot, &decoded.message).await? {
         let reply = channel
             .account

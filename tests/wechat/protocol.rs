@@ -1,16 +1,26 @@
 //! The webhook's protocol surface: URL verification, events, media, and refusals of bad input.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use botgate_testkit::FakeBailian;
 use botgate_wechat::{CallbackMode, SimulatedMessage};
 use botgate_wxcrypt::signature;
 
 use crate::harness::{event, msg_id, settings, text, Gateway, TOKEN};
 
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn url_verification_returns_echostr_byte_for_byte() {
     let fake = FakeBailian::start().await;
     let gateway = Gateway::start(settings(&fake, None, "")).await;
-    let (timestamp, nonce, echostr) = ("1714036504", "1514711492", "4375120948345356249");
+    let timestamp = &unix_now().to_string();
+    let (nonce, echostr) = ("1514711492", "4375120948345356249");
     let good = signature(&[TOKEN, timestamp, nonce]);
     let client = reqwest::Client::new();
     let url = |signature: &str| {
@@ -124,10 +134,10 @@ async fn bad_requests_are_refused_without_an_llm_call() {
     let fake = FakeBailian::start().await;
     let gateway = Gateway::start(settings(&fake, None, "")).await;
     let account = gateway.wechat(CallbackMode::Safe);
-    let xml = text(msg_id(70), "hi").to_xml("o-bad", "gh_x", 1_700_000_000);
+    let xml = text(msg_id(70), "hi").to_xml("o-bad", "gh_x", unix_now());
     let signed = account
         .account()
-        .sign_request(CallbackMode::Safe, &xml, 1_700_000_000, "n1", &[3; 16])
+        .sign_request(CallbackMode::Safe, &xml, unix_now(), "n1", &[3; 16])
         .unwrap();
     let client = reqwest::Client::new();
     let post = |query: String, body: String| {
@@ -155,4 +165,83 @@ async fn bad_requests_are_refused_without_an_llm_call() {
     assert_eq!(post(signed.query.clone(), oversize).await, 413);
     assert_eq!(post("timestamp=1".into(), signed.body.clone()).await, 400);
     assert_eq!(fake.calls(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_signed_outside_the_timestamp_window_are_refused_with_401() {
+    let fake = FakeBailian::start().await;
+    let gateway = Gateway::start(settings(&fake, None, "timestamp_window_secs = 60")).await;
+    let wechat = gateway.wechat(CallbackMode::Safe);
+    let client = reqwest::Client::new();
+    let verify = |skew: i64| {
+        let timestamp = unix_now().saturating_add_signed(-skew).to_string();
+        let signature = signature(&[TOKEN, &timestamp, "7"]);
+        let url = format!(
+            "{}/wechat/shop?signature={signature}&timestamp={timestamp}&nonce=7&echostr=e",
+            gateway.url
+        );
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    let post = |skew: i64, n: u64| {
+        let at = unix_now().saturating_add_signed(-skew);
+        let xml = text(msg_id(n), "旧消息").to_xml("o-replayed", "gh_x", at);
+        let signed = wechat
+            .account()
+            .sign_request(CallbackMode::Safe, &xml, at, "n7", &[7; 16])
+            .unwrap();
+        let url = format!("{}/wechat/shop?{}", gateway.url, signed.query);
+        let client = client.clone();
+        async move {
+            let response = client.post(url).body(signed.body).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+
+    let verified_now = verify(0).await;
+    let verified_late = verify(61).await;
+    let verified_early = verify(-61).await;
+    let (replayed, reason) = post(600, 90).await;
+    let (from_the_future, _) = post(-600, 91).await;
+    let (in_time, _) = post(30, 92).await;
+
+    assert_eq!(
+        (verified_now, verified_late, verified_early),
+        (200, 401, 401)
+    );
+    assert_eq!((replayed, from_the_future, in_time), (401, 401, 200));
+    assert!(reason.contains("skew 600 s"), "says by how much: {reason}");
+    assert_eq!(fake.calls(), 1, "only the request in time reached the LLM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_with_a_key_refuses_plaintext_unless_told_otherwise() {
+    let fake = FakeBailian::start().await;
+    let mut defaults = settings(&fake, None, "");
+    // The harness turns the requirement off for the plaintext tests; this one wants the default.
+    defaults
+        .bots
+        .get_mut("shop")
+        .unwrap()
+        .wechat
+        .as_mut()
+        .unwrap()
+        .require_encryption = None;
+    let gateway = Gateway::start(defaults).await;
+
+    let plaintext = gateway
+        .wechat(CallbackMode::Plaintext)
+        .send("o-plain", &text(msg_id(95), "明文"))
+        .await;
+    let safe = gateway
+        .wechat(CallbackMode::Safe)
+        .send("o-plain", &text(msg_id(96), "密文"))
+        .await
+        .unwrap();
+
+    let refusal = plaintext.unwrap_err().to_string();
+    assert!(refusal.contains("400"), "{refusal}");
+    assert!(refusal.contains("requires encryption"), "{refusal}");
+    assert_eq!(safe.reply.as_deref(), Some("echo: 密文 (history: 0)"));
+    assert_eq!(fake.calls(), 1);
 }

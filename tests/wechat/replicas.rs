@@ -14,11 +14,15 @@ async fn a_retry_on_another_replica_joins_the_answer_in_progress() {
     fake.set_delay(Duration::from_millis(1300));
     let first = Gateway::start(settings(&fake, Some(&redis), "")).await;
     let second = Gateway::start(settings(&fake, Some(&redis), "")).await;
-    let xml = text(msg_id(80), "跨副本").to_xml("o-rep", "gh_x", 1_700_000_000);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let xml = text(msg_id(80), "跨副本").to_xml("o-rep", "gh_x", now);
     let simulator = first.wechat(CallbackMode::Safe);
     let signed = simulator
         .account()
-        .sign_request(CallbackMode::Safe, &xml, 1_700_000_000, "n2", &[4; 16])
+        .sign_request(CallbackMode::Safe, &xml, now, "n2", &[4; 16])
         .unwrap();
     let client = reqwest::Client::new();
     let deliver = |gateway: &Gateway| {

@@ -90,8 +90,11 @@ pub enum AdapterError {
     MissingParameter(&'static str),
     #[error("signature does not match")]
     BadSignature,
-    #[error("timestamp outside the accepted window")]
-    StaleTimestamp,
+    /// The request's timestamp is further from the receiver's clock than its window allows
+    /// (a replay of an old request, or a clock out of sync). `skew_secs` is now minus the
+    /// timestamp: positive when the request claims to be older than now, negative when newer.
+    #[error("timestamp outside the accepted window (skew {skew_secs} s)")]
+    StaleTimestamp { skew_secs: i64 },
     #[error("malformed body: {0}")]
     Malformed(String),
     #[error("cannot decrypt: {0}")]

@@ -80,6 +80,8 @@ fn cdata(text: &str) -> String {
 
 impl WechatAccount {
     /// Signs (and in aes modes encrypts) `xml` as WeChat would; `random` fills the frame.
+    /// `timestamp` is what the gateway compares with its clock: pass the current Unix time.
+    /// Like WeChat, the query names the sender (`openid`, the message's `FromUserName`).
     pub fn sign_request(
         &self,
         mode: CallbackMode,
@@ -90,9 +92,16 @@ impl WechatAccount {
     ) -> Result<SignedRequest, AdapterError> {
         let timestamp = timestamp.to_string();
         let plain_signature = signature(&[&self.token, &timestamp, nonce]);
-        let mut query = format!(
-            "signature={plain_signature}&timestamp={timestamp}&nonce={nonce}&openid=simulated"
-        );
+        let mut query = format!("signature={plain_signature}&timestamp={timestamp}&nonce={nonce}");
+        // A document that does not parse is sent anyway (tests send broken XML on purpose),
+        // just without an openid.
+        if let Some(openid) = parse_message(xml.as_bytes())
+            .ok()
+            .and_then(|message| message.from_user_name)
+        {
+            query.push_str("&openid=");
+            query.extend(form_urlencoded::byte_serialize(openid.as_bytes()));
+        }
         let body = match mode {
             CallbackMode::Plaintext => xml.to_owned(),
             CallbackMode::Compatible | CallbackMode::Safe => {
@@ -187,8 +196,14 @@ mod tests {
                 .sign_request(mode, &xml, 1_700_000_000, "nonce1", &[7; 16])
                 .unwrap();
             let decoded = account
-                .decode(&request.query, request.body.as_bytes())
+                .decode(&request.query, request.body.as_bytes(), 1_700_000_000)
                 .unwrap();
+            assert!(
+                request.query.ends_with("&openid=oUser")
+                    || request.query.contains("&openid=oUser&"),
+                "names the sender as WeChat does: {}",
+                request.query
+            );
             assert_eq!(
                 decoded.message.message_id, "6054768590064713728",
                 "{mode:?}"
@@ -224,7 +239,7 @@ mod tests {
             .sign_request(CallbackMode::Safe, &xml, 1, "n", &[1; 16])
             .unwrap();
         let decoded = account
-            .decode(&request.query, request.body.as_bytes())
+            .decode(&request.query, request.body.as_bytes(), 1)
             .unwrap();
         let reply = account.render_reply(&decoded.reply, "a", 2, &[2; 16]);
         let tampered = reply.replacen("<TimeStamp>2</TimeStamp>", "<TimeStamp>3</TimeStamp>", 1);

@@ -16,11 +16,18 @@
 //!
 //! # Freshness
 //!
-//! No timestamp window is enforced: Tencent documents none, and retries of one message span about
-//! 15 s with (unverified) reuse of the original timestamp. Replays are absorbed by the core's dedup
-//! on [`InboundMessage::message_id`].
+//! A signed request is accepted only while its `timestamp` is within the account's window of
+//! `now` (either direction; [`DEFAULT_TIMESTAMP_WINDOW`] unless set): a plaintext `signature`
+//! covers no body, so a logged or leaked URL would otherwise authorise forged messages forever.
+//! Tencent documents no window; retries of one message span about 15 s and (unverified) may
+//! reuse the original timestamp, so windows are never narrower than [`MIN_TIMESTAMP_WINDOW`].
+//! The signature is checked first: only an authentic request is refused as stale, so the skew
+//! in [`AdapterError::StaleTimestamp`] is a real replay or a real clock problem, never noise.
+//! Replays inside the window are absorbed by the core's dedup on
+//! [`InboundMessage::message_id`].
 
 use std::fmt;
+use std::time::Duration;
 
 use botgate_contract::{AdapterError, InboundMessage};
 use botgate_wxcrypt::{signature_matches, CryptError, EncodingAesKey, WxCrypt};
@@ -46,6 +53,13 @@ use query::{required, CallbackQuery, Mode};
 /// anything, and it needs no encryption even in safe mode (inbound.md §2.6).
 pub const ACKNOWLEDGE: &str = "success";
 
+/// How far a request's `timestamp` may be from `now` unless the account says otherwise.
+pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(300);
+
+/// The narrowest window that still accepts WeChat's own retries (about 15 s after the first
+/// delivery, possibly with the original timestamp) from a server whose clock is a few seconds off.
+pub const MIN_TIMESTAMP_WINDOW: Duration = Duration::from_secs(30);
+
 /// One Official Account's callback settings, as configured in its console.
 #[derive(Clone)]
 pub struct WechatAccount {
@@ -53,6 +67,7 @@ pub struct WechatAccount {
     crypt: Option<WxCrypt>,
     app_id: String,
     require_encryption: bool,
+    timestamp_window_secs: u64,
 }
 
 /// A verified and decoded POST.
@@ -86,6 +101,7 @@ impl WechatAccount {
             crypt: key.map(|key| WxCrypt::new(token, key, app_id)),
             app_id: app_id.to_owned(),
             require_encryption: false,
+            timestamp_window_secs: DEFAULT_TIMESTAMP_WINDOW.as_secs(),
         }
     }
 
@@ -97,19 +113,28 @@ impl WechatAccount {
         self
     }
 
+    /// Accepts requests whose `timestamp` is at most `window` from `now`, in either direction.
+    /// Narrower than [`MIN_TIMESTAMP_WINDOW`] is raised to it: WeChat's retries must pass.
+    pub fn timestamp_window(mut self, window: Duration) -> Self {
+        self.timestamp_window_secs = window.max(MIN_TIMESTAMP_WINDOW).as_secs();
+        self
+    }
+
     pub fn app_id(&self) -> &str {
         &self.app_id
     }
 
     /// GET URL verification: `signature`, `timestamp`, `nonce`, `echostr` (URL-encoded). Returns
-    /// `echostr`, URL-decoded and otherwise byte for byte, when the 3-field signature matches.
-    pub fn verify_url(&self, query: &str) -> Result<String, AdapterError> {
+    /// `echostr`, URL-decoded and otherwise byte for byte, when the 3-field signature matches
+    /// and `timestamp` is within the window of `now_secs` (Unix seconds).
+    pub fn verify_url(&self, query: &str, now_secs: u64) -> Result<String, AdapterError> {
         let query = CallbackQuery::parse(query)?;
         let signature = required(&query.signature, "signature")?;
         let timestamp = required(&query.timestamp, "timestamp")?;
         let nonce = required(&query.nonce, "nonce")?;
         let echostr = required(&query.echostr, "echostr")?;
         self.check_plain_signature(signature, timestamp, nonce)?;
+        self.check_fresh(timestamp, now_secs)?;
         Ok(echostr.to_owned())
     }
 
@@ -117,7 +142,9 @@ impl WechatAccount {
     /// `signature` is checked and the body parsed. `aes` (safe or compatible mode): only
     /// `msg_signature` over `Encrypt` is checked (never `signature`, which covers no body), the
     /// message is decrypted, and compatible mode's plaintext copies in the body are ignored.
-    pub fn decode(&self, query: &str, body: &[u8]) -> Result<Decoded, AdapterError> {
+    /// Either way `timestamp` must be within the window of `now_secs` (Unix seconds), checked
+    /// right after the signature: a stale message is never decrypted nor read.
+    pub fn decode(&self, query: &str, body: &[u8], now_secs: u64) -> Result<Decoded, AdapterError> {
         let query = CallbackQuery::parse(query)?;
         if body.len() > MAX_BODY_BYTES {
             return Err(AdapterError::TooLarge);
@@ -133,6 +160,7 @@ impl WechatAccount {
                 let timestamp = required(&query.timestamp, "timestamp")?;
                 let nonce = required(&query.nonce, "nonce")?;
                 self.check_plain_signature(signature, timestamp, nonce)?;
+                self.check_fresh(timestamp, now_secs)?;
                 (wire::parse_message(body)?, false)
             }
             Mode::Aes => {
@@ -146,9 +174,13 @@ impl WechatAccount {
                 let encrypt = wire::parse_envelope(body)?.encrypt.ok_or_else(|| {
                     AdapterError::Malformed("encrypted request without Encrypt".to_owned())
                 })?;
-                let decrypted = crypt
-                    .verify_and_decrypt(msg_signature, timestamp, nonce, &encrypt)
-                    .map_err(crypt_error)?;
+                // The same order as WxCrypt::verify_and_decrypt, with the window between: a
+                // stale request is never decrypted.
+                if !signature_matches(msg_signature, &[&self.token, timestamp, nonce, &encrypt]) {
+                    return Err(AdapterError::BadSignature);
+                }
+                self.check_fresh(timestamp, now_secs)?;
+                let decrypted = crypt.decrypt(&encrypt).map_err(crypt_error)?;
                 (wire::parse_message(&decrypted)?, true)
             }
         };
@@ -192,6 +224,19 @@ impl WechatAccount {
         }
     }
 
+    /// `timestamp` (decimal Unix seconds, as WeChat sends it) within the window of `now_secs`.
+    fn check_fresh(&self, timestamp: &str, now_secs: u64) -> Result<(), AdapterError> {
+        let timestamp: u64 = timestamp.parse().map_err(|_| {
+            AdapterError::Malformed("timestamp is not a whole number of seconds".to_owned())
+        })?;
+        let skew = i128::from(now_secs) - i128::from(timestamp);
+        if skew.unsigned_abs() <= u128::from(self.timestamp_window_secs) {
+            return Ok(());
+        }
+        let skew_secs = i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
+        Err(AdapterError::StaleTimestamp { skew_secs })
+    }
+
     fn check_plain_signature(
         &self,
         signature: &str,
@@ -220,6 +265,7 @@ impl fmt::Debug for WechatAccount {
             )
             .field("app_id", &self.app_id)
             .field("require_encryption", &self.require_encryption)
+            .field("timestamp_window_secs", &self.timestamp_window_secs)
             .finish()
     }
 }

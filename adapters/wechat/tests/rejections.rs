@@ -26,7 +26,7 @@ fn plaintext_post_with_any_signed_field_tampered_is_refused() {
     ];
 
     for query in tampered {
-        let result = account.decode(&query, plain_body().as_bytes());
+        let result = account.decode(&query, plain_body().as_bytes(), at(TV2_TIMESTAMP));
 
         assert_eq!(result, Err(AdapterError::BadSignature), "{query}");
     }
@@ -42,7 +42,7 @@ fn url_verification_with_any_signed_field_tampered_is_refused() {
     ];
 
     for query in tampered {
-        let result = WechatAccount::verify_url(&account, &query);
+        let result = WechatAccount::verify_url(&account, &query, TV1_NOW);
 
         assert_eq!(result, Err(AdapterError::BadSignature), "{query}");
     }
@@ -70,7 +70,7 @@ fn safe_mode_post_with_any_signed_field_tampered_is_refused() {
     ];
 
     for (query, body) in cases {
-        let result = account.decode(&query, body.as_bytes());
+        let result = account.decode(&query, body.as_bytes(), TV4_NOW);
 
         assert_eq!(result, Err(AdapterError::BadSignature), "{query}");
     }
@@ -91,8 +91,8 @@ fn safe_mode_never_accepts_the_three_field_signature_alone() {
         "",
     );
 
-    let wrong = account.decode(&wrong_msg_signature, tv4_body().as_bytes());
-    let missing = account.decode(&no_msg_signature, tv4_body().as_bytes());
+    let wrong = account.decode(&wrong_msg_signature, tv4_body().as_bytes(), TV4_NOW);
+    let missing = account.decode(&no_msg_signature, tv4_body().as_bytes(), TV4_NOW);
 
     assert_eq!(wrong, Err(AdapterError::BadSignature));
     assert_eq!(
@@ -112,10 +112,10 @@ fn a_safe_mode_url_replayed_as_plaintext_is_refused_when_encryption_is_required(
     );
     let forged = text_message("oVictim", "gh_97417a04a28d", "forged", 1);
 
-    let lenient = tv4_account().decode(&downgraded, forged.as_bytes());
+    let lenient = tv4_account().decode(&downgraded, forged.as_bytes(), TV4_NOW);
     let strict = tv4_account()
         .require_encryption()
-        .decode(&downgraded, forged.as_bytes());
+        .decode(&downgraded, forged.as_bytes(), TV4_NOW);
 
     assert!(lenient.is_ok());
     assert!(matches!(strict, Err(AdapterError::Malformed(_))));
@@ -125,7 +125,7 @@ fn a_safe_mode_url_replayed_as_plaintext_is_refused_when_encryption_is_required(
 fn ciphertext_for_another_app_id_is_refused() {
     let account = WechatAccount::new(DOC_TOKEN, Some(key(DOC_KEY)), "wx_someone_else");
 
-    let result = account.decode(TV4_QUERY, tv4_body().as_bytes());
+    let result = account.decode(TV4_QUERY, tv4_body().as_bytes(), TV4_NOW);
 
     assert_eq!(result, Err(AdapterError::WrongReceiver));
 }
@@ -143,7 +143,7 @@ fn correctly_signed_garbage_fails_to_decrypt() {
     for encrypt in cases {
         let query = aes_query(SAMPLE_TOKEN, "1", "2", encrypt);
 
-        let result = account.decode(&query, safe_body("gh", encrypt).as_bytes());
+        let result = account.decode(&query, safe_body("gh", encrypt).as_bytes(), 1);
 
         assert!(
             matches!(result, Err(AdapterError::Decrypt(_))),
@@ -156,7 +156,7 @@ fn correctly_signed_garbage_fails_to_decrypt() {
 fn encrypted_request_to_a_plaintext_only_account_is_refused() {
     let account = WechatAccount::new(DOC_TOKEN, None, TV4_APP_ID);
 
-    let result = account.decode(TV4_QUERY, tv4_body().as_bytes());
+    let result = account.decode(TV4_QUERY, tv4_body().as_bytes(), TV4_NOW);
 
     assert_eq!(result, Err(AdapterError::EncryptionNotConfigured));
 }
@@ -178,8 +178,8 @@ fn hostile_and_broken_xml_is_malformed_in_both_modes() {
     let safe = tv4_account();
 
     for body in &bodies {
-        let plain_result = plain.decode(&tv2_query(), body.as_bytes());
-        let safe_result = safe.decode(TV4_QUERY, body.as_bytes());
+        let plain_result = plain.decode(&tv2_query(), body.as_bytes(), at(TV2_TIMESTAMP));
+        let safe_result = safe.decode(TV4_QUERY, body.as_bytes(), TV4_NOW);
 
         assert!(
             matches!(plain_result, Err(AdapterError::Malformed(_))),
@@ -196,7 +196,11 @@ fn hostile_and_broken_xml_is_malformed_in_both_modes() {
 fn safe_mode_body_without_encrypt_is_malformed() {
     let account = tv4_account();
 
-    let result = account.decode(TV4_QUERY, b"<xml><ToUserName>gh</ToUserName></xml>");
+    let result = account.decode(
+        TV4_QUERY,
+        b"<xml><ToUserName>gh</ToUserName></xml>",
+        TV4_NOW,
+    );
 
     assert!(matches!(result, Err(AdapterError::Malformed(_))));
 }
@@ -208,7 +212,7 @@ fn decrypted_plaintext_missing_fields_is_malformed() {
     let encrypt = crypt.encrypt(b"<xml><MsgType>text</MsgType></xml>", &[7; 16]);
     let query = aes_query(SAMPLE_TOKEN, "1", "2", &encrypt);
 
-    let result = account.decode(&query, safe_body("gh", &encrypt).as_bytes());
+    let result = account.decode(&query, safe_body("gh", &encrypt).as_bytes(), 1);
 
     assert!(matches!(result, Err(AdapterError::Malformed(_))));
 }
@@ -222,8 +226,8 @@ fn oversize_bodies_and_queries_are_too_large() {
     );
     let query = format!("{}&openid={}", tv2_query(), "a".repeat(MAX_QUERY_BYTES));
 
-    let big_body = account.decode(&tv2_query(), body.as_bytes());
-    let big_query = account.decode(&query, plain_body().as_bytes());
+    let big_body = account.decode(&tv2_query(), body.as_bytes(), at(TV2_TIMESTAMP));
+    let big_query = account.decode(&query, plain_body().as_bytes(), at(TV2_TIMESTAMP));
 
     assert_eq!(big_body, Err(AdapterError::TooLarge));
     assert_eq!(big_query, Err(AdapterError::TooLarge));
@@ -249,12 +253,12 @@ fn missing_parameters_are_named() {
     ];
 
     for (query, name) in post_cases {
-        let result = account.decode(query, plain_body().as_bytes());
+        let result = account.decode(query, plain_body().as_bytes(), 1);
 
         assert_eq!(result, Err(AdapterError::MissingParameter(name)), "{query}");
     }
     for (query, name) in get_cases {
-        let result = account.verify_url(query);
+        let result = account.verify_url(query, 1);
 
         assert_eq!(result, Err(AdapterError::MissingParameter(name)), "{query}");
     }
@@ -266,8 +270,8 @@ fn repeated_signed_parameters_and_unknown_modes_are_malformed() {
     let repeated = format!("{TV4_QUERY}&msg_signature=6c12a4205838198b8fa631b3220723bb07f1015c");
     let unknown_mode = replace_once(TV4_QUERY, "encrypt_type=aes", "encrypt_type=sm4");
 
-    let repeated = account.decode(&repeated, tv4_body().as_bytes());
-    let unknown_mode = account.decode(&unknown_mode, tv4_body().as_bytes());
+    let repeated = account.decode(&repeated, tv4_body().as_bytes(), TV4_NOW);
+    let unknown_mode = account.decode(&unknown_mode, tv4_body().as_bytes(), TV4_NOW);
 
     assert!(matches!(repeated, Err(AdapterError::Malformed(_))));
     assert!(matches!(unknown_mode, Err(AdapterError::Malformed(_))));

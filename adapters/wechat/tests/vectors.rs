@@ -12,7 +12,7 @@ use support::*;
 fn tv1_url_verification_returns_echostr() {
     let account = doc_plain_account();
 
-    let echo = account.verify_url(TV1_QUERY);
+    let echo = account.verify_url(TV1_QUERY, TV1_NOW);
 
     assert_eq!(echo.as_deref(), Ok("4375120948345356249"));
 }
@@ -21,7 +21,7 @@ fn tv1_url_verification_returns_echostr() {
 fn tv1_keyed_accounts_verify_the_url_the_same_way() {
     let account = tv4_account();
 
-    let echo = account.verify_url(TV1_QUERY);
+    let echo = account.verify_url(TV1_QUERY, TV1_NOW);
 
     assert_eq!(echo.as_deref(), Ok("4375120948345356249"));
 }
@@ -31,9 +31,10 @@ fn url_verification_returns_the_decoded_echostr_byte_for_byte() {
     let account = doc_plain_account();
     let sig = signature(&[DOC_TOKEN, "1", "2"]);
 
-    let echo = account.verify_url(&format!(
-        "signature={sig}&timestamp=1&nonce=2&echostr=a%2Bb%2Fc%3D%3D%E4%BD%A0"
-    ));
+    let echo = account.verify_url(
+        &format!("signature={sig}&timestamp=1&nonce=2&echostr=a%2Bb%2Fc%3D%3D%E4%BD%A0"),
+        1,
+    );
 
     assert_eq!(echo.as_deref(), Ok("a+b/c==你"));
 }
@@ -46,7 +47,9 @@ fn tv2_plaintext_post_decodes() {
     );
     let body = text_message("oUser", "gh_97417a04a28d", "hello ]]", 6054768590064713728);
 
-    let decoded = account.decode(&query, body.as_bytes()).unwrap();
+    let decoded = account
+        .decode(&query, body.as_bytes(), at(TV2_TIMESTAMP))
+        .unwrap();
 
     assert_eq!(
         decoded.message,
@@ -74,7 +77,9 @@ fn tv2_plaintext_post_decodes() {
 fn tv4_safe_mode_event_decodes_and_is_ignored() {
     let account = tv4_account();
 
-    let decoded = account.decode(TV4_QUERY, tv4_body().as_bytes()).unwrap();
+    let decoded = account
+        .decode(TV4_QUERY, tv4_body().as_bytes(), TV4_NOW)
+        .unwrap();
 
     assert_eq!(decoded.kind, MessageKind::Event);
     assert_eq!(decoded.message.sender, "o9AgO5Kd5ggOC-bXrbNODIiE3bGY");
@@ -108,7 +113,9 @@ fn tv5_query() -> String {
 fn tv5_compatible_mode_decodes_the_encrypted_copy() {
     let account = sample_account();
 
-    let decoded = account.decode(&tv5_query(), TV5_BODY.as_bytes()).unwrap();
+    let decoded = account
+        .decode(&tv5_query(), TV5_BODY.as_bytes(), at(TV5_TIMESTAMP))
+        .unwrap();
 
     assert_eq!(
         decoded.message,
@@ -131,7 +138,9 @@ fn tv5_compatible_mode_ignores_the_unsigned_plaintext_copies() {
     let body = replace_once(&body, "[oyORnuP8q7ou2gfYjqLzSIWZf0rs]", "[oVictim]");
     let body = replace_once(&body, "6054768590064713728", "1");
 
-    let decoded = account.decode(&tv5_query(), body.as_bytes()).unwrap();
+    let decoded = account
+        .decode(&tv5_query(), body.as_bytes(), at(TV5_TIMESTAMP))
+        .unwrap();
 
     assert_eq!(decoded.message.content, Content::Text("abcdteT".into()));
     assert_eq!(decoded.message.sender, "oyORnuP8q7ou2gfYjqLzSIWZf0rs");
@@ -144,7 +153,9 @@ fn tv6_safe_mode_text_decodes() {
     let query = format!("timestamp={TV6_TIMESTAMP}&nonce={TV6_NONCE}&encrypt_type=aes&msg_signature={TV6_MSG_SIGNATURE}");
     let body = safe_body("gh_10f6c3c3ac5a", TV6_ENCRYPT);
 
-    let decoded = account.decode(&query, body.as_bytes()).unwrap();
+    let decoded = account
+        .decode(&query, body.as_bytes(), at(TV6_TIMESTAMP))
+        .unwrap();
 
     assert_eq!(decoded.message.content, Content::Text("abcdteT".into()));
     assert_eq!(decoded.message.message_id, "6057404712141979648");
@@ -161,7 +172,11 @@ fn safe_mode_round_trip_through_decode_and_an_encrypted_reply() {
     let answer = "答案：a ]]> b\n第二行";
 
     let decoded = account
-        .decode(&query, safe_body("gh_acct", &encrypt).as_bytes())
+        .decode(
+            &query,
+            safe_body("gh_acct", &encrypt).as_bytes(),
+            1_700_000_001,
+        )
         .unwrap();
     let reply = account.render_reply(&decoded.reply, answer, 1_700_000_005, b"fedcba9876543210");
 
@@ -192,7 +207,9 @@ fn plaintext_reply_is_plain_xml_that_reads_back_with_cdata_terminators() {
     let body = text_message("oUser", "gh_acct", "q", 1);
     let answer = "x]]>y]]]]>z]]";
 
-    let decoded = account.decode(&query, body.as_bytes()).unwrap();
+    let decoded = account
+        .decode(&query, body.as_bytes(), 1_700_000_001)
+        .unwrap();
     let reply = account.render_reply(&decoded.reply, answer, 1_700_000_002, &[0; 16]);
 
     let parsed = parse_message(reply.as_bytes()).unwrap();
@@ -209,8 +226,8 @@ fn cdata_less_and_cdata_wrapped_numbers_decode_alike() {
     let bare = "<xml><ToUserName>gh_a</ToUserName><FromUserName>oUser</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>你好</Content><MsgId>1456453720</MsgId></xml>";
     let wrapped = "<xml>\n  <ToUserName><![CDATA[gh_a]]></ToUserName>\n  <FromUserName><![CDATA[oUser]]></FromUserName>\n  <CreateTime><![CDATA[1]]></CreateTime>\n  <MsgType><![CDATA[text]]></MsgType>\n  <Content><![CDATA[你好]]></Content>\n  <MsgId><![CDATA[ 1456453720 ]]></MsgId>\n</xml>";
 
-    let bare = account.decode(&query, bare.as_bytes()).unwrap();
-    let wrapped = account.decode(&query, wrapped.as_bytes()).unwrap();
+    let bare = account.decode(&query, bare.as_bytes(), 1).unwrap();
+    let wrapped = account.decode(&query, wrapped.as_bytes(), 1).unwrap();
 
     assert_eq!(bare, wrapped);
     assert_eq!(bare.message.message_id, "1456453720");

@@ -131,8 +131,8 @@ pub async fn run(
     });
     let warmup = Duration::from_secs(options.warmup);
     let measure = Duration::from_secs(options.seconds);
-    // Timestamps are taken now, seconds before the requests go out: fine for botgate, which
-    // enforces no window (WeChat's own retries reuse a timestamp for about 15 s).
+    // Timestamps are taken now, seconds before the requests go out: well inside botgate's
+    // replay window (`timestamp_window_secs`, 300 s by default) for any run of minutes.
     let wanted = options.max_rate * (options.warmup + options.seconds);
     let per_connection = wanted
         .min(PREPARED_MAX)

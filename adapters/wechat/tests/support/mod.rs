@@ -12,12 +12,16 @@ pub const DOC_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 pub const TV4_APP_ID: &str = "wx134c8103faa5a59e";
 
 pub const TV1_QUERY: &str = "signature=f464b24fc39322e44b38aa78f5edd27bd1441696&echostr=4375120948345356249&timestamp=1714036504&nonce=1514711492";
+/// TV-1's `timestamp`: "now" for a request received the moment it was signed.
+pub const TV1_NOW: u64 = 1714036504;
 
 pub const TV2_SIGNATURE: &str = "899cf89e464efb63f54ddac96b0a0a235f53aa78";
 pub const TV2_TIMESTAMP: &str = "1714037059";
 pub const TV2_NONCE: &str = "486452656";
 
 pub const TV4_QUERY: &str = "signature=cc0c594499c1634947d5b502f158ee518947db27&timestamp=1715943329&nonce=1590219412&openid=o9AgO5Kd5ggOC-bXrbNODIiE3bGY&encrypt_type=aes&msg_signature=6c12a4205838198b8fa631b3220723bb07f1015c";
+/// TV-4's `timestamp`.
+pub const TV4_NOW: u64 = 1715943329;
 pub const TV4_ENCRYPT: &str = "D7yzvUNAL930rd28wf21s4hvXhz0L6Uit/p2Di6C5DHyYGpEgdBRnKjBec34JwoQXicwaZC7fOVihW80F4VtsdvE//1vr7oAbqjDv8KenVp+ajKYpJnyQ4zMRhIC+a31fCVOMC03FfzV/QuC94kBP55a+Za3sJgvAn+ZbsNqZI5DkyuzkhQN8OBqCzFhizGmy0xpM0MEA4agpvE+RuNO1rhHTtuJB5yltw1FiYzecSXJ+y/D2r81VkRn2eYjh2ltsoyfbDR7Is6ookXIFxTfyeNyeHxMeT4KN5WpCDmSbTcUYrbBUlkGLJ9n/rU8YOywma6G7aTb7KZKOqCxgfoUlYEZPk4FUL/TK7ShriFDMVCLyjQJ15Ob++agDWtcxhfUfe6HIoIpRW8mKNBQiY/Jd1svvuskA1wLef1RTtzKfMpagSCX/laZINmdnX4zrF6kIaR9P4xQrWXbsTFHTYe0Mg==";
 
 /// TV-5 and TV-6: Tencent's own OA samples (2014).
@@ -34,6 +38,11 @@ pub const TV6_TIMESTAMP: &str = "1410349438";
 pub const TV6_NONCE: &str = "298025754";
 pub const TV6_MSG_SIGNATURE: &str = "003fee52ecc56afb46c00b5c7721be87860ce785";
 pub const TV6_ENCRYPT: &str = "mfBCs65c67CeJw22u4VT2TD73q5H06+ocrAIxswCaeZ/d/Lw0msSZFHY0teqgSYiI1zR2gD2DKrB3TIrmX/liNSDrGqS8jSI/WPeKB5VPr7Ezr7gomZAyGCwJSgT1TRFWPfONGJMxuj2nk4faTuspAuVIFQ6SHwZuJBZC7mcJp7Cgr9cUhATQWDbOPaE7ukZBTV2YqyzH+UI2AK+J1S47cE79k1RX8t0hcTz/O0hlK8DGXKnvYv88qKQcI7z4iaajqHfRVZKBNyOODabs+It+ZfM3dWTeFcPgDbGtIEnpt/EDtuuA/zMvtkaKdHdswPnVZQ+xdwbYr3ldGvfT8HlEYEgkgKaThxTFobVlwzu2ZkXCjicbP3xdr15Iq48ObgzPpqYuZ3IEoyggZDKClquk0u0orMck4GTF/XyE8yGzc4=";
+
+/// A vector's `timestamp` as the receiver's clock: the request arrives the moment it was signed.
+pub fn at(timestamp: &str) -> u64 {
+    timestamp.parse().expect("a vector's timestamp is a number")
+}
 
 pub fn key(encoding_aes_key: &str) -> EncodingAesKey {
     EncodingAesKey::parse(encoding_aes_key).expect("valid EncodingAESKey")

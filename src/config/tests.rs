@@ -1,0 +1,171 @@
+//! Validation at load: settings that would silently break a guarantee are refused, naming the
+//! field, the safe range and why.
+
+use super::{parse, ConfigError, Settings};
+
+/// A valid configuration with a WeChat account (with a key); each test changes one field
+/// through a `BOTGATE__` override, as an operator's environment would.
+const BASE: &str = r#"
+[bots.shop.wechat]
+app_id = "wx2c2769f8efd9abc2"
+token = "spamtest"
+encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+"#;
+
+fn load(overrides: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let env: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    parse(BASE, &env)
+}
+
+/// The refusal's field and message; panics when the settings were accepted.
+fn refused(overrides: &[(&str, &str)]) -> (String, String) {
+    match load(overrides) {
+        Err(ConfigError::Invalid { field, message }) => (field, message),
+        Err(other) => panic!("{overrides:?}: expected a field error, got {other}"),
+        Ok(_) => panic!("{overrides:?}: accepted"),
+    }
+}
+
+const WAIT: &str = "BOTGATE__BOTS__SHOP__WECHAT__PASSIVE_WAIT_MS";
+const DEADLINE: &str = "BOTGATE__BOTS__SHOP__WECHAT__DEADLINE_MS";
+const WINDOW: &str = "BOTGATE__BOTS__SHOP__WECHAT__TIMESTAMP_WINDOW_SECS";
+const REQUIRE: &str = "BOTGATE__BOTS__SHOP__WECHAT__REQUIRE_ENCRYPTION";
+
+#[test]
+fn the_defaults_are_valid_and_safe() {
+    let settings = load(&[]).unwrap();
+
+    let wechat = settings.bots["shop"].wechat.as_ref().unwrap();
+    assert_eq!(wechat.deadline_ms, 5000);
+    assert_eq!(wechat.passive_wait_ms, 4500);
+    assert_eq!(wechat.timestamp_window_secs, 300);
+    assert!(wechat.requires_encryption(), "a key is configured");
+    assert_eq!(settings.delivery.dedup_ttl_secs, 86_400);
+    assert!(settings.server.log_id_key.is_none());
+}
+
+#[test]
+fn encryption_is_required_by_default_exactly_when_a_key_is_configured() {
+    let without_key = BASE.replace("encoding_aes_key", "# encoding_aes_key");
+    let requires = |settings: Settings| {
+        settings.bots["shop"]
+            .wechat
+            .as_ref()
+            .unwrap()
+            .requires_encryption()
+    };
+
+    let keyed = requires(load(&[]).unwrap());
+    let plaintext_only = requires(parse(&without_key, &[]).unwrap());
+    let turned_off = requires(load(&[(REQUIRE, "false")]).unwrap());
+    let (field, message) = match parse(&without_key, &[(REQUIRE.into(), "true".into())]) {
+        Err(ConfigError::Invalid { field, message }) => (field, message),
+        other => panic!("expected a field error, got {other:?}"),
+    };
+
+    assert!(keyed);
+    assert!(!plaintext_only);
+    assert!(
+        !turned_off,
+        "an explicit false wins (console still in plaintext mode)"
+    );
+    assert_eq!(field, "bots.shop.wechat.require_encryption");
+    assert!(message.contains("encoding_aes_key"), "{message}");
+}
+
+#[test]
+fn passive_wait_ms_is_refused_outside_70_percent_to_100_ms_before_the_deadline() {
+    for wait in ["0", "600", "3499", "4901", "5000", "6000"] {
+        let (field, message) = refused(&[(WAIT, wait)]);
+
+        assert_eq!(field, "bots.shop.wechat.passive_wait_ms", "{wait}");
+        assert!(
+            message.contains("3500") && message.contains("4900"),
+            "{message}"
+        );
+        assert!(message.contains("abandoned"), "says why: {message}");
+    }
+    for wait in ["3500", "4500", "4900"] {
+        assert!(load(&[(WAIT, wait)]).is_ok(), "{wait}");
+    }
+}
+
+#[test]
+fn the_passive_wait_range_follows_a_scaled_down_deadline() {
+    let accepted = ["700", "900"].map(|wait| load(&[(DEADLINE, "1000"), (WAIT, wait)]).is_ok());
+    let (field, message) = refused(&[(DEADLINE, "1000"), (WAIT, "600")]);
+    let too_late = refused(&[(DEADLINE, "1000"), (WAIT, "901")]);
+
+    assert_eq!(accepted, [true, true]);
+    assert_eq!(field, "bots.shop.wechat.passive_wait_ms");
+    assert!(
+        message.contains("700") && message.contains("900"),
+        "{message}"
+    );
+    assert_eq!(too_late.0, "bots.shop.wechat.passive_wait_ms");
+}
+
+#[test]
+fn deadline_ms_is_wechats_own_and_only_scaled_down() {
+    for deadline in ["0", "499", "5001"] {
+        let (field, message) = refused(&[(DEADLINE, deadline), (WAIT, "400")]);
+
+        assert_eq!(field, "bots.shop.wechat.deadline_ms", "{deadline}");
+        assert!(message.contains("5000"), "{message}");
+    }
+}
+
+#[test]
+fn the_timestamp_window_cannot_be_turned_off_or_made_too_narrow_or_too_wide() {
+    for window in ["0", "29", "3601"] {
+        let (field, message) = refused(&[(WINDOW, window)]);
+
+        assert_eq!(field, "bots.shop.wechat.timestamp_window_secs", "{window}");
+        assert!(
+            message.contains("15 s") || message.contains("replayed"),
+            "says why: {message}"
+        );
+    }
+    for window in ["30", "300", "3600"] {
+        assert!(load(&[(WINDOW, window)]).is_ok(), "{window}");
+    }
+}
+
+#[test]
+fn dedup_ttl_must_outlast_platform_retries() {
+    for ttl in ["0", "59"] {
+        let (field, message) = refused(&[("BOTGATE__DELIVERY__DEDUP_TTL_SECS", ttl)]);
+
+        assert_eq!(field, "delivery.dedup_ttl_secs", "{ttl}");
+        assert!(message.contains("at least 60"), "{message}");
+        assert!(message.contains("retr"), "says why: {message}");
+    }
+    assert!(load(&[("BOTGATE__DELIVERY__DEDUP_TTL_SECS", "60")]).is_ok());
+}
+
+#[test]
+fn the_visibility_timeout_cannot_be_zero() {
+    for timeout in ["0", "1"] {
+        let (field, message) = refused(&[("BOTGATE__DELIVERY__VISIBILITY_TIMEOUT_SECS", timeout)]);
+
+        assert_eq!(field, "delivery.visibility_timeout_secs", "{timeout}");
+        assert!(message.contains("at least 2"), "{message}");
+    }
+}
+
+#[test]
+fn a_short_log_id_key_is_refused_without_echoing_it() {
+    let (field, message) = refused(&[("BOTGATE__SERVER__LOG_ID_KEY", "tooshort")]);
+    let long_enough = load(&[("BOTGATE__SERVER__LOG_ID_KEY", "sixteen-chars-ok")]);
+
+    assert_eq!(field, "server.log_id_key");
+    assert!(message.contains("16"), "{message}");
+    assert!(
+        !message.contains("tooshort"),
+        "the key is a secret: {message}"
+    );
+    assert!(long_enough.is_ok());
+}

@@ -81,3 +81,25 @@ async fn a_command_on_a_dropped_connection_is_sent_again_once_reconnected() {
     assert_eq!(after, "PONG");
     assert_ne!(client_id(&connection).await, before, "on a new connection");
 }
+
+/// The case every script must survive: Redis ran the command, the connection dropped before
+/// the reply arrived, and the command was sent again on a new connection, so it ran twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_reply_was_lost_is_run_again() {
+    let redis = RedisServer::start().await;
+    let proxy = botgate_testkit::DropProxy::start(redis.port()).await;
+    let connection = RedisStore::connect(&proxy.url())
+        .await
+        .unwrap()
+        .connection();
+    proxy.arm("counted-twice");
+
+    let count: u64 = redis::cmd("INCR")
+        .arg("counted-twice")
+        .query_async(&mut connection.clone())
+        .await
+        .expect("answered on the new connection");
+
+    assert_eq!(proxy.fired(), 1);
+    assert_eq!(count, 2, "INCR ran before the drop and again after it");
+}

@@ -42,6 +42,9 @@ pub enum Answer {
         /// `(doc_name, title)` per reference, numbered from 1 in `index_id`.
         references: Vec<(String, String)>,
     },
+    /// `format!("{text} #{n}")`, `n` counting the calls planned so far (1, 2, …): every call
+    /// answers differently, so a test can tell which call a delivered text came from.
+    Numbered(String),
 }
 
 /// How one call fails. Each is consumed by one completion call that passed the key, app and
@@ -219,6 +222,7 @@ struct State {
     first_token_delay: Duration,
     chunk_interval: Duration,
     requests: Vec<RecordedRequest>,
+    planned: usize,
 }
 
 /// What one accepted call does, decided under a single lock.
@@ -226,6 +230,8 @@ struct State {
 pub(crate) struct Plan {
     pub(crate) failure: Option<Failure>,
     pub(crate) answer: Answer,
+    /// 1 for the first call planned, 2 for the next, …
+    pub(crate) call: usize,
     pub(crate) first_token_delay: Duration,
     pub(crate) chunk_interval: Duration,
 }
@@ -249,7 +255,9 @@ impl Shared {
     /// Takes the next scripted failure, if any, with the current answer and timings.
     pub(crate) fn plan(&self) -> Plan {
         let mut state = lock(&self.state);
+        state.planned += 1;
         Plan {
+            call: state.planned,
             failure: state.failures.pop_front(),
             answer: state.answer.clone(),
             first_token_delay: state.first_token_delay,
@@ -266,7 +274,7 @@ pub(crate) struct Reply {
 }
 
 impl Answer {
-    pub(crate) fn reply(&self, last_user: &str, history: usize) -> Reply {
+    pub(crate) fn reply(&self, last_user: &str, history: usize, call: usize) -> Reply {
         match self {
             Answer::Echo => Reply {
                 text: format!("echo: {last_user} (history: {history})"),
@@ -279,6 +287,10 @@ impl Answer {
             Answer::WithReferences { text, references } => Reply {
                 text: text.clone(),
                 references: references.clone(),
+            },
+            Answer::Numbered(text) => Reply {
+                text: format!("{text} #{call}"),
+                references: Vec::new(),
             },
         }
     }

@@ -6,6 +6,8 @@
 //! - [`bailian`]: [`FakeBailian`], an HTTP server speaking the Bailian application API
 //!   (`/api/v1/apps/{app_id}/completion`, JSON and the quirky SSE) and the OpenAI-compatible
 //!   `/compatible-mode/v1/chat/completions`, with scripted answers and failures.
+//! - [`proxy`]: [`DropProxy`], a TCP proxy in front of Redis that drops a connection after a
+//!   command ran and before its reply arrives.
 //! - [`platform`]: [`FakePlatform`], a recorder standing in for the WeChat, WeCom and DingTalk
 //!   send APIs.
 //!
@@ -17,9 +19,11 @@
 
 pub mod bailian;
 pub mod platform;
+pub mod proxy;
 pub mod redis;
 mod server;
 
 pub use bailian::{Answer, Failure, FakeBailian, RecordedRequest};
 pub use platform::{FakePlatform, Received};
+pub use proxy::DropProxy;
 pub use redis::RedisServer;

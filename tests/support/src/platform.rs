@@ -60,6 +60,8 @@ struct State {
     queued: VecDeque<(u16, Value)>,
     queued_by_path: HashMap<String, VecDeque<(u16, Value)>>,
     fixed_by_path: HashMap<String, (u16, Value)>,
+    /// How long each answer takes after its request was recorded.
+    delay: Duration,
 }
 
 impl State {
@@ -145,6 +147,12 @@ impl FakePlatform {
             .extend(responses);
     }
 
+    /// Every answer from now on comes this long after its request was recorded: a slow
+    /// platform, so a sender's parts are still going out when something else happens.
+    pub fn set_delay(&self, delay: Duration) {
+        lock(&self.shared.state).delay = delay;
+    }
+
     /// Every request on `path` gets this from now on (e.g. a token endpoint's answer).
     pub fn respond_to(&self, path: &str, status: u16, body: Value) {
         lock(&self.shared.state)
@@ -165,13 +173,16 @@ async fn receive(
         headers: header_pairs(&request),
         body: parse_body(&body),
     };
-    let (status, body) = {
+    let (status, body, delay) = {
         let mut state = lock(&shared.state);
-        let response = state.response_for(&received.path);
+        let (status, body) = state.response_for(&received.path);
         state.received.push(received);
-        response
+        (status, body, state.delay)
     };
     shared.count.send_modify(|count| *count += 1);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .content_type("application/json")
         .body(body.to_string())

@@ -69,7 +69,10 @@ pub(super) async fn chat_completions(
     };
 
     let plan = shared.plan();
-    let text = plan.answer.reply(&chat.last_user, chat.history).text;
+    let text = plan
+        .answer
+        .reply(&chat.last_user, chat.history, plan.call)
+        .text;
     match plan.failure {
         None => {}
         Some(Failure::Hang(duration)) => tokio::time::sleep(duration).await,

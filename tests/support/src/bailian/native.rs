@@ -73,7 +73,7 @@ pub(super) async fn completion(
     };
 
     let plan = shared.plan();
-    let reply = plan.answer.reply(&call.last_user, call.history);
+    let reply = plan.answer.reply(&call.last_user, call.history, plan.call);
     match plan.failure {
         None => {}
         Some(Failure::Hang(duration)) => tokio::time::sleep(duration).await,

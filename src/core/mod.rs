@@ -21,6 +21,7 @@ use crate::llm::Llm;
 use crate::llm::{Completion, CompletionRequest, DeltaSink, LlmError};
 use crate::metrics::{Metrics, ProviderLabels};
 use crate::store::{Store, StoreError, Turn};
+use crate::telemetry::{log_id, log_message_id};
 use commands::Command;
 
 /// Why a reply says what it says; platforms and metrics use it, users only see the text.
@@ -178,7 +179,7 @@ impl Conversations {
 
     /// Handles one message. `on_delta` sees the LLM answer as it streams. Returns `None` when
     /// the message needs no reply (unsubscribe, ignored events, empty text).
-    #[tracing::instrument(skip_all, fields(bot = bot_name, platform = %message.platform, message_id = %message.message_id))]
+    #[tracing::instrument(skip_all, fields(bot = bot_name, platform = %message.platform, message_id = %log_message_id(&message.message_id), conversation = %log_id(&message.conversation)))]
     pub async fn handle(
         &self,
         bot_name: &str,
@@ -199,7 +200,7 @@ impl Conversations {
     /// [`Conversations::history_key`] gave; `None` reads it here) and its write left to the
     /// caller, who must commit [`Handled::remember`] before this conversation's next message is
     /// handled (WeChat's passive outbox lets a user have one answer in the making at a time).
-    #[tracing::instrument(skip_all, fields(bot = bot_name, platform = %message.platform, message_id = %message.message_id))]
+    #[tracing::instrument(skip_all, fields(bot = bot_name, platform = %message.platform, message_id = %log_message_id(&message.message_id), conversation = %log_id(&message.conversation)))]
     pub async fn handle_deferred(
         &self,
         bot_name: &str,
@@ -242,7 +243,15 @@ impl Conversations {
                 }
                 let images = [url.clone()];
                 return self
-                    .ask(bot, key, "请描述这张图片。", &images, history, on_delta)
+                    .ask(
+                        bot,
+                        message,
+                        key,
+                        "请描述这张图片。",
+                        &images,
+                        history,
+                        on_delta,
+                    )
                     .await;
             }
             Content::FirstContact => {
@@ -277,15 +286,18 @@ impl Conversations {
         if let Some(answer) = bot.front_rules().and_then(|rules| rules.find(text)) {
             return Ok(Handled {
                 reply: Some(Reply::new(answer, ReplyKind::Rule)),
-                remember: Some(self.pending_turn(key, text, answer)),
+                remember: Some(self.pending_turn(key, &message.message_id, text, answer)),
             });
         }
-        self.ask(bot, key, text, &[], history, on_delta).await
+        self.ask(bot, message, key, text, &[], history, on_delta)
+            .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn ask(
         &self,
         bot: &Bot,
+        message: &InboundMessage,
         key: &str,
         text: &str,
         images: &[String],
@@ -378,8 +390,9 @@ impl Conversations {
                     }
                 }
                 let text = render_answer(bot, &completion);
-                let remember = (!bot.uses_bailian_session())
-                    .then(|| self.pending_turn(key, request.user, &completion.text));
+                let remember = (!bot.uses_bailian_session()).then(|| {
+                    self.pending_turn(key, &message.message_id, request.user, &completion.text)
+                });
                 let kind = if matches!(*bot.llm, crate::llm::Llm::Rules(_)) {
                     ReplyKind::Rule
                 } else {
@@ -417,12 +430,13 @@ impl Conversations {
         }
     }
 
-    fn pending_turn(&self, key: &str, user: &str, assistant: &str) -> PendingTurn {
+    fn pending_turn(&self, key: &str, id: &str, user: &str, assistant: &str) -> PendingTurn {
         PendingTurn {
             key: memory_key(key),
             turn: Turn {
                 user: user.to_owned(),
                 assistant: assistant.to_owned(),
+                id: Some(id.to_owned()),
             },
             max_turns: self.max_turns,
             ttl: self.session_ttl,

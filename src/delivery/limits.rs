@@ -20,11 +20,22 @@ const WAIT_POLL: Duration = Duration::from_millis(25);
 /// Sweep expired in-process entries every so many operations.
 const SWEEP_EVERY: usize = 4096;
 
-// PTTL < 0 also repairs a counter that somehow lost its expiry, which would block forever.
+// A window is a sorted set of the events counted in it, each scored with its place. Counting
+// the same event again (a platform's retry of one message, a replay of this script after a
+// dropped connection) returns its first verdict. Events beyond `max` are refused without being
+// stored, so the set never holds more than `max` members. PTTL < 0 also repairs a window that
+// somehow lost its expiry, which would refuse forever.
 const ALLOW: &str = r#"
-local count = redis.call('INCR', KEYS[1])
-if count == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return count
+local place = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if place then return tonumber(place) <= tonumber(ARGV[3]) and 1 or 0 end
+local count = redis.call('ZCARD', KEYS[1])
+if count >= tonumber(ARGV[3]) then
+  if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+  return 0
+end
+redis.call('ZADD', KEYS[1], count + 1, ARGV[2])
+if count == 0 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1
 "#;
 
 // Leases by Redis's clock, so replicas with skewed clocks agree on what has expired.
@@ -67,8 +78,8 @@ pub enum Limits {
 
 #[derive(Default)]
 pub struct MemoryLimits {
-    /// Key → (events in the current window, when the window ends).
-    windows: HashMap<String, (u32, Instant)>,
+    /// Key → (the events counted in the current window, in order, when the window ends).
+    windows: HashMap<String, (Vec<String>, Instant)>,
     /// Key → holder → lease expiry.
     slots: HashMap<String, HashMap<String, Instant>>,
     operations: usize,
@@ -96,19 +107,30 @@ impl Limits {
         }
     }
 
-    /// Fixed window: true while this is one of the first `max` events for `key` in the current
-    /// `window` (the window starts with its first event).
-    pub async fn allow(&self, key: &str, max: u32, window: Duration) -> Result<bool, StoreError> {
+    /// Fixed window: true while `event` is one of the first `max` distinct events for `key` in
+    /// the current `window` (the window starts with its first event). Asking again about the
+    /// same event gives the same answer and counts nothing.
+    pub async fn allow(
+        &self,
+        key: &str,
+        event: &str,
+        max: u32,
+        window: Duration,
+    ) -> Result<bool, StoreError> {
         match self {
-            Limits::Memory(memory) => Ok(lock(memory).allow(key, max, window, Instant::now())),
+            Limits::Memory(memory) => {
+                Ok(lock(memory).allow(key, event, max, window, Instant::now()))
+            }
             Limits::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
-                let count: u64 = ALLOW_SCRIPT
+                let allowed: u8 = ALLOW_SCRIPT
                     .key(format!("{prefix}:rate:{key}"))
                     .arg(millis(window))
+                    .arg(event)
+                    .arg(max)
                     .invoke_async(&mut connection)
                     .await?;
-                Ok(count <= u64::from(max))
+                Ok(allowed == 1)
             }
         }
     }
@@ -192,18 +214,24 @@ impl MemoryLimits {
         });
     }
 
-    fn allow(&mut self, key: &str, max: u32, window: Duration, now: Instant) -> bool {
+    fn allow(&mut self, key: &str, event: &str, max: u32, window: Duration, now: Instant) -> bool {
         self.sweep(now);
-        let (count, ends) = self
+        let (events, ends) = self
             .windows
             .entry(key.to_owned())
-            .or_insert((0, now + window));
+            .or_insert((Vec::new(), now + window));
         if *ends <= now {
-            *count = 0;
+            events.clear();
             *ends = now + window;
         }
-        *count = count.saturating_add(1);
-        *count <= max
+        if events.iter().any(|counted| counted == event) {
+            return true;
+        }
+        if events.len() >= max as usize {
+            return false;
+        }
+        events.push(event.to_owned());
+        true
     }
 
     fn acquire(
@@ -348,14 +376,14 @@ mod tests {
     async fn a_window_allows_max_events_then_resets() {
         let limits = Limits::memory();
         let mut allowed = Vec::new();
-        for _ in 0..4 {
-            allowed.push(limits.allow("user", 3, WINDOW).await.unwrap());
+        for event in ["m1", "m2", "m3", "m4", "m1", "m4"] {
+            allowed.push(limits.allow("user", event, 3, WINDOW).await.unwrap());
         }
         tokio::time::sleep(WINDOW).await;
 
-        assert_eq!(allowed, [true, true, true, false]);
-        assert!(limits.allow("user", 3, WINDOW).await.unwrap());
-        assert!(limits.allow("other", 3, WINDOW).await.unwrap());
+        assert_eq!(allowed, [true, true, true, false, true, false]);
+        assert!(limits.allow("user", "m5", 3, WINDOW).await.unwrap());
+        assert!(limits.allow("other", "m1", 3, WINDOW).await.unwrap());
     }
 
     #[tokio::test]

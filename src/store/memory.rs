@@ -83,6 +83,10 @@ impl MemoryStore {
                 value: Value::History(turns),
                 expires_at: at,
             }) => {
+                if turn.id.is_some() && turns.back() == Some(&turn) {
+                    *at = expires_at;
+                    return;
+                }
                 turns.push_back(turn);
                 while turns.len() > max_turns {
                     turns.pop_front();

@@ -10,7 +10,7 @@ mod redis;
 
 pub use self::connection::RedisConnection;
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{append_turn_args, RedisStore, APPEND_TURN_LUA};
 
 use std::time::Duration;
 
@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 pub struct Turn {
     pub user: String,
     pub assistant: String,
+    /// The message this turn answers. Appending the same turn twice (a write replayed after a
+    /// dropped connection, a second worker that lost the race) leaves one copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// A turn as stored in a Redis memory list (one JSON document per item), for the scripts that
@@ -28,7 +32,7 @@ pub struct Turn {
 pub fn encode_turn(key: &str, turn: &Turn) -> Result<String, StoreError> {
     serde_json::to_string(turn).map_err(|error| StoreError::Corrupt {
         key: key.to_owned(),
-        reason: error.to_string(),
+        reason: json_reason(&error),
     })
 }
 
@@ -45,17 +49,62 @@ pub fn decode_history(key: &str, items: &[Vec<u8>]) -> Result<Vec<Turn>, StoreEr
         .map(|item| {
             let text = simdutf8::basic::from_utf8(item)
                 .map_err(|_| corrupt("a turn is not UTF-8".to_owned()))?;
-            serde_json::from_str(text).map_err(|error| corrupt(error.to_string()))
+            serde_json::from_str(text).map_err(|error| corrupt(json_reason(&error)))
         })
         .collect()
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why a stored document did not (de)serialise, without the document: serde_json's messages
+/// quote the values they met (`invalid type: string "…"`), and stored values hold what users
+/// wrote. Syntax errors say where; shape errors say only that and where.
+pub fn json_reason(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let (line, column) = (error.line(), error.column());
+    match error.classify() {
+        Category::Syntax | Category::Eof => error.to_string(),
+        Category::Data => format!("unexpected shape at line {line} column {column}"),
+        Category::Io => "I/O error".to_owned(),
+    }
+}
+
+/// `Debug` as `Display`: both may reach a log line, and neither may show a key's user id.
+#[derive(thiserror::Error)]
 pub enum StoreError {
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
-    #[error("stored value under {key} is not valid: {reason}")]
+    /// `key` is the full key, for code; its `Display` shows only [`redacted_key`].
+    #[error("stored value under {} is not valid: {reason}", redacted_key(key))]
     Corrupt { key: String, reason: String },
+}
+
+impl std::fmt::Debug for StoreError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Redis(error) => formatter.debug_tuple("Redis").field(error).finish(),
+            StoreError::Corrupt { key, reason } => formatter
+                .debug_struct("Corrupt")
+                .field("key", &redacted_key(key))
+                .field("reason", reason)
+                .finish(),
+        }
+    }
+}
+
+/// Key kinds whose name is shown when they end a key (`…:history`): they say what broke.
+const KEY_KINDS: [&str; 4] = ["history", "bailian_session", "seq", "dead"];
+
+/// A Redis key as logs may show it. Keys embed user ids (`botgate:shop:wechat:<openid>:history`),
+/// so only the configured prefix, a known kind at the end and the key's
+/// [`crate::telemetry::log_id`] are shown: `botgate:…:history (key 3fa2c1d0e9b8)`.
+pub fn redacted_key(key: &str) -> String {
+    let hash = crate::telemetry::log_id(key);
+    let Some((prefix, rest)) = key.split_once(':') else {
+        return format!("a key (key {hash})");
+    };
+    match rest.rsplit_once(':').map(|(_, last)| last) {
+        Some(kind) if KEY_KINDS.contains(&kind) => format!("{prefix}:…:{kind} (key {hash})"),
+        _ => format!("{prefix}:… (key {hash})"),
+    }
 }
 
 #[derive(Clone)]
@@ -77,7 +126,8 @@ impl Store {
         }
     }
 
-    /// Appends a turn, keeps only the last `max_turns`, and restarts the idle TTL.
+    /// Appends a turn, keeps only the last `max_turns`, and restarts the idle TTL. A turn equal
+    /// to the last one stored (same message id) is not appended again.
     pub async fn append_turn(
         &self,
         key: &str,
@@ -162,12 +212,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_damaged_value_is_reported_without_its_user_id_or_its_text() {
+        let key = "botgate:shop:wechat:oyORnuP8q7ou2gfYjqLzSIWZf0rs:history";
+        let stored = [b"\"what the user wrote\"".to_vec()];
+
+        let error = decode_history(key, &stored).unwrap_err();
+
+        let shown = [error.to_string(), format!("{error:?}")];
+        for shown in shown {
+            assert!(!shown.contains("oyORnuP8q7ou2gfYjqLzSIWZf0rs"), "{shown}");
+            assert!(!shown.contains("what the user wrote"), "{shown}");
+            assert!(shown.contains("botgate:…:history (key "), "{shown}");
+            assert!(
+                shown.contains(&crate::telemetry::log_id(key).to_string()),
+                "{shown}"
+            );
+        }
+        let dead_letter = "botgate:jobs:dead 1-0";
+        assert_eq!(
+            redacted_key(dead_letter),
+            format!("botgate:… (key {})", crate::telemetry::log_id(dead_letter))
+        );
+        assert!(!redacted_key("oUserWithoutPrefix").contains("oUser"));
+    }
+
+    #[test]
     fn stored_turns_decode_and_damaged_ones_name_their_key() {
         let good = encode_turn(
             "k",
             &Turn {
                 user: "几点开门？".to_owned(),
                 assistant: "九点。".to_owned(),
+                id: None,
             },
         )
         .unwrap();

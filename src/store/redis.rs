@@ -18,6 +18,41 @@ if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 "#;
+/// The one way a turn enters a memory list in Lua, for every script that writes memory with
+/// other state: a replay of the same append (same turn, same message id) finds its turn already
+/// last and adds nothing; the list keeps its last `keep` turns and idles out after `ttl` s.
+pub const APPEND_TURN_LUA: &str = r#"
+local function append_turn(key, turn, keep, ttl)
+  if redis.call('LINDEX', key, -1) ~= turn then
+    redis.call('RPUSH', key, turn)
+    redis.call('LTRIM', key, -tonumber(keep), -1)
+  end
+  redis.call('EXPIRE', key, ttl)
+end
+"#;
+/// Adds a memory append to a script that runs [`APPEND_TURN_LUA`]'s `append_turn`: the memory
+/// list as the next key, then the turn, the turns kept and the TTL as the next arguments.
+pub fn append_turn_args(
+    invocation: &mut redis::ScriptInvocation<'_>,
+    key: &str,
+    turn: &Turn,
+    max_turns: usize,
+    ttl: Duration,
+) -> Result<(), StoreError> {
+    invocation
+        .key(key)
+        .arg(super::encode_turn(key, turn)?)
+        .arg(max_turns.max(1))
+        .arg(ttl.as_secs().max(1));
+    Ok(())
+}
+
+static APPEND_TURN_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{APPEND_TURN_LUA}\nappend_turn(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\nreturn 1"
+    ))
+});
+
 static ADVANCE_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(ADVANCE));
 
@@ -68,18 +103,14 @@ impl RedisStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let item = super::encode_turn(key, turn)?;
-        let keep = i64::try_from(max_turns).unwrap_or(i64::MAX);
         // One round trip, applied atomically: a reader never sees the list over its bound.
         let mut connection = self.connection.clone();
-        redis::pipe()
-            .atomic()
-            .rpush(key, item)
-            .ignore()
-            .ltrim(key, (-keep) as isize, -1)
-            .ignore()
-            .expire(key, ttl.as_secs().max(1) as i64)
-            .ignore()
-            .query_async::<()>(&mut connection)
+        APPEND_TURN_SCRIPT
+            .key(key)
+            .arg(item)
+            .arg(max_turns.max(1))
+            .arg(ttl.as_secs().max(1))
+            .invoke_async::<i64>(&mut connection)
             .await?;
         Ok(())
     }

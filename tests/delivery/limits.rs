@@ -27,17 +27,28 @@ async fn allow_admits_max_per_window_across_replicas_then_resets(kind: Kind) {
     let window = Duration::from_millis(400);
 
     let mut allowed = Vec::new();
-    for replica in [&replica_a, &replica_b, &replica_a, &replica_b] {
-        allowed.push(replica.allow(USER, 3, window).await.unwrap());
+    for (replica, message) in [
+        (&replica_a, "m1"),
+        (&replica_b, "m2"),
+        (&replica_a, "m3"),
+        (&replica_b, "m4"),
+    ] {
+        allowed.push(replica.allow(USER, message, 3, window).await.unwrap());
     }
+    // A retry of a message already counted gets its first verdict and counts nothing more.
+    let retried = [
+        replica_b.allow(USER, "m2", 3, window).await.unwrap(),
+        replica_a.allow(USER, "m4", 3, window).await.unwrap(),
+    ];
     let other_user = replica_a
-        .allow("wechat:wx1:openid-2", 3, window)
+        .allow("wechat:wx1:openid-2", "m1", 3, window)
         .await
         .unwrap();
     sleep(window + Duration::from_millis(50)).await;
-    let next_window = replica_b.allow(USER, 3, window).await.unwrap();
+    let next_window = replica_b.allow(USER, "m5", 3, window).await.unwrap();
 
     assert_eq!(allowed, [true, true, true, false]);
+    assert_eq!(retried, [true, false]);
     assert!(other_user);
     assert!(next_window);
 }

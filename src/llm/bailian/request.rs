@@ -114,6 +114,7 @@ mod tests {
         Turn {
             user: user.to_owned(),
             assistant: assistant.to_owned(),
+            id: None,
         }
     }
 

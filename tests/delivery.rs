@@ -37,7 +37,7 @@ mod tokens;
 use std::time::Duration;
 
 use botgate::delivery::{Limits, Queue, TokenCache};
-use botgate::store::{RedisConnection, RedisStore};
+use botgate::store::{MemoryStore, RedisConnection, RedisStore};
 use botgate_testkit::RedisServer;
 
 const PREFIX: &str = "test";
@@ -87,7 +87,7 @@ impl Backend {
             _ => {
                 let queue = self
                     .memory_queue
-                    .get_or_insert_with(|| Queue::memory(visibility));
+                    .get_or_insert_with(|| Queue::memory(visibility, MemoryStore::new()));
                 std::array::from_fn(|_| queue.clone())
             }
         }

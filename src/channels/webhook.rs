@@ -67,8 +67,9 @@ pub fn decode(
     mac.update(body);
     mac.verify_slice(&expected)
         .map_err(|_| AdapterError::BadSignature)?;
-    let inbound: Inbound = serde_json::from_slice(body)
-        .map_err(|error| AdapterError::Malformed(format!("JSON: {error}")))?;
+    let inbound: Inbound = serde_json::from_slice(body).map_err(|error| {
+        AdapterError::Malformed(format!("JSON: {}", crate::store::json_reason(&error)))
+    })?;
     for (value, field) in [
         (&inbound.conversation, "conversation"),
         (&inbound.message_id, "message_id"),
@@ -76,6 +77,19 @@ pub fn decode(
         if value.is_empty() || value.len() > MAX_ID_BYTES {
             return Err(AdapterError::Malformed(format!(
                 "`{field}` must be 1 to {MAX_ID_BYTES} bytes"
+            )));
+        }
+    }
+    // Ids travel on in headers (`Idempotency-Key`) and storage keys: a control character
+    // (CR/LF) would be accepted here and then fail every delivery attempt.
+    for (value, field) in [
+        (Some(&inbound.conversation), "conversation"),
+        (inbound.sender.as_ref(), "sender"),
+        (Some(&inbound.message_id), "message_id"),
+    ] {
+        if value.is_some_and(|value| value.chars().any(char::is_control)) {
+            return Err(AdapterError::Malformed(format!(
+                "`{field}` must not contain control characters"
             )));
         }
     }
@@ -156,5 +170,24 @@ mod tests {
             decode(SECRET, Some(&sign(SECRET, &empty_id)), &empty_id),
             Err(AdapterError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn ids_with_control_characters_are_malformed() {
+        for body in [
+            r#"{"conversation":"c","message_id":"m1\r\nX-Evil: 1","text":"x"}"#,
+            r#"{"conversation":"c\n","message_id":"m1","text":"x"}"#,
+            r#"{"conversation":"c","sender":"u\u0000","message_id":"m1","text":"x"}"#,
+        ] {
+            let body = body.as_bytes();
+            assert!(
+                matches!(
+                    decode(SECRET, Some(&sign(SECRET, body)), body),
+                    Err(AdapterError::Malformed(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }

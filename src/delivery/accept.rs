@@ -1,27 +1,24 @@
-//! The accepting side of the engine: claim the platform message id, take the conversation's next
-//! sequence number, and enqueue durably — all before the webhook is acknowledged.
+//! The accepting side of the engine: claim the platform message id and queue the job in its
+//! conversation's order, in one atomic step, before the webhook is acknowledged.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use botgate_contract::InboundMessage;
 
 use super::job::{JobContent, JobPayload};
-use super::queue::Queue;
-use crate::store::{Store, StoreError};
+use super::queue::{Admitted, Queue};
+use crate::store::StoreError;
 
 /// What happened to an inbound message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
-    /// Durably enqueued under this job id.
+    /// Durably enqueued under this job id (its ticket in the conversation).
     Enqueued(String),
     /// Seen before (a platform retry, a redelivery, another replica's): nothing to do.
     Duplicate,
     /// Needs no answer (an ignored event).
     Ignored,
 }
-
-/// Order counters must outlive any job still waiting on them.
-pub const ORDER_TTL: Duration = Duration::from_secs(48 * 3600);
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -31,16 +28,14 @@ pub fn now_ms() -> u64 {
 }
 
 pub struct Acceptor {
-    store: Store,
     queue: Queue,
     prefix: String,
     dedup_ttl: Duration,
 }
 
 impl Acceptor {
-    pub fn new(store: Store, queue: Queue, prefix: &str, dedup_ttl: Duration) -> Self {
+    pub fn new(queue: Queue, prefix: &str, dedup_ttl: Duration) -> Self {
         Acceptor {
-            store,
             queue,
             prefix: prefix.to_owned(),
             dedup_ttl,
@@ -58,12 +53,14 @@ impl Acceptor {
         )
     }
 
+    /// The conversation's order: which of its jobs has the turn, and which wait behind it.
     pub fn order_key(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {
         format!("{prefix}:order:{bot}:{platform}:{conversation}")
     }
 
-    /// Claims, sequences and enqueues. On any failure after the claim, the claim is released so
-    /// the platform's retry can succeed: an accepted message is one that is durably queued.
+    /// Claims the message id and queues its job, atomically: an accepted message is one that
+    /// is durably queued, and a claim never exists without its job (a crash cannot leave the
+    /// platform's retry told "duplicate" for a message nobody will answer).
     pub async fn accept(
         &self,
         bot: &str,
@@ -73,34 +70,7 @@ impl Acceptor {
         let Some(content) = JobContent::from_content(&message.content) else {
             return Ok(Accepted::Ignored);
         };
-        let claim = self.claim_key(bot, message);
-        if !self.store.claim(&claim, "1", self.dedup_ttl).await? {
-            return Ok(Accepted::Duplicate);
-        }
-        match self.enqueue(bot, message, content, notice).await {
-            Ok(id) => Ok(Accepted::Enqueued(id)),
-            Err(error) => {
-                if let Err(release) = self.store.delete(&[&claim]).await {
-                    tracing::error!(%release, "could not release the claim after a failed enqueue");
-                }
-                Err(error)
-            }
-        }
-    }
-
-    async fn enqueue(
-        &self,
-        bot: &str,
-        message: &InboundMessage,
-        content: JobContent,
-        notice: Option<String>,
-    ) -> Result<String, StoreError> {
         let platform = message.platform.as_str();
-        let sequence_key = format!(
-            "{}:seq",
-            Self::order_key(&self.prefix, bot, platform, &message.conversation)
-        );
-        let seq = self.store.incr(&sequence_key, ORDER_TTL).await?;
         let payload = JobPayload {
             bot: bot.to_owned(),
             platform: platform.to_owned(),
@@ -108,15 +78,23 @@ impl Acceptor {
             sender: message.sender.clone(),
             message_id: message.message_id.clone(),
             content,
-            seq,
             received_at_ms: now_ms(),
             notice,
         };
+        let claim = self.claim_key(bot, message);
         let json = serde_json::to_string(&payload).map_err(|error| StoreError::Corrupt {
-            key: sequence_key.clone(),
-            reason: error.to_string(),
+            key: claim.clone(),
+            reason: crate::store::json_reason(&error),
         })?;
-        let id = self.queue.enqueue(&json).await?;
-        Ok(id)
+        let order = Self::order_key(&self.prefix, bot, platform, &message.conversation);
+        let ticket = super::random_id();
+        let admitted = self
+            .queue
+            .admit(&claim, self.dedup_ttl, &order, &ticket, &json)
+            .await?;
+        Ok(match admitted {
+            Admitted::Enqueued(ticket) => Accepted::Enqueued(ticket),
+            Admitted::Duplicate => Accepted::Duplicate,
+        })
     }
 }

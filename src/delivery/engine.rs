@@ -4,14 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use botgate_contract::Platform;
 use tokio::sync::watch;
 
-use super::accept::{Acceptor, ORDER_TTL};
 use super::job::JobPayload;
-use super::queue::{Job, Queue};
+use super::queue::{Fenced, Job, PartClaim, Queue};
 use super::send::{send_webhook, SendError};
 use crate::channels::webhook::Outbound;
 use crate::channels::wechat::{active::WechatActive, active_parts};
@@ -20,16 +19,13 @@ use crate::core::Conversations;
 use crate::metrics::DeliveryLabels;
 use crate::store::Store;
 
-/// A job whose predecessor in the conversation is still queued behind it goes to the back of
-/// the queue this many times at most; a predecessor in progress is waited for this long at most.
-/// Past either bound the predecessor is presumed lost and the job goes ahead.
-const MAX_YIELDS: u32 = 50;
-const ORDER_STALL: Duration = Duration::from_secs(120);
-const ORDER_POLL: Duration = Duration::from_millis(25);
-/// A predecessor not picked up by any worker within this long is taken to be queued behind.
-const YIELD_AFTER: Duration = Duration::from_millis(250);
 /// Between two attempts of a failed send, before jitter.
 const SEND_BACKOFF: Duration = Duration::from_millis(500);
+/// How long a worker's claim on sending one part lasts; it is renewed before every attempt,
+/// so it lapses only when its worker stopped (lost the job, died). Longer than one attempt.
+const PART_CLAIM_TTL: Duration = Duration::from_secs(30);
+/// How often a worker looks again at a part another worker is sending.
+const PART_BUSY_POLL: Duration = Duration::from_millis(250);
 /// How long a worker sleeps after the queue itself failed (Redis down), so an outage is not a busy loop.
 const QUEUE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 const NEXT_BLOCK: Duration = Duration::from_secs(1);
@@ -43,6 +39,9 @@ enum Failure {
     Retry(String),
     /// Give up: dead-letter with this reason.
     Dead(String),
+    /// Another worker holds the job now (this one stalled past the visibility timeout): stop
+    /// without writing or sending anything more.
+    Lost,
 }
 
 pub struct Engine {
@@ -160,49 +159,72 @@ impl Engine {
         let payload: JobPayload = match serde_json::from_str(&job.payload) {
             Ok(payload) => payload,
             Err(error) => {
-                self.give_up(&job, None, &format!("unreadable payload: {error}"))
-                    .await;
+                self.give_up(
+                    &job,
+                    &format!("unreadable payload: {}", crate::store::json_reason(&error)),
+                )
+                .await;
                 return;
             }
         };
         if job.deliveries > self.settings.max_deliveries {
-            // With the payload, so the conversation's later messages are not held up by it.
-            self.give_up(
-                &job,
-                Some(&payload),
-                "delivered too many times without completing",
-            )
-            .await;
+            self.give_up(&job, "delivered too many times without completing")
+                .await;
             return;
         }
-        let (stop_heartbeat, heartbeat) = self.keep_alive(consumer, &job.id);
-        let result = self.process(&job, &payload).await;
+        let (stop_heartbeat, lost, heartbeat) = self.keep_alive(consumer, &job.id);
+        let reply_key = format!(
+            "{}:reply:{}:{}:{}",
+            self.prefix, payload.bot, payload.platform, payload.message_id
+        );
+        let result = self
+            .process(consumer, &job, &payload, &reply_key, lost)
+            .await;
         drop(stop_heartbeat);
         let _ = heartbeat.await;
         match result {
-            Ok(()) | Err(Failure::FellBack) => {
-                if let Err(error) = self.queue.ack(&job.id).await {
-                    // Not fatal: a reclaim finds the reply and the sent-markers and sends nothing twice.
-                    tracing::warn!(%error, "could not acknowledge a finished job");
-                }
-            }
-            Err(Failure::Dead(reason)) => self.give_up(&job, Some(&payload), &reason).await,
+            Ok(parts) => self.complete(&job, &reply_key, parts).await,
+            Err(Failure::FellBack) => self.complete(&job, &reply_key, 0).await,
+            Err(Failure::Dead(reason)) => self.give_up(&job, &reason).await,
             Err(Failure::Retry(reason)) => {
                 tracing::warn!(%reason, "job failed; it will be retried after the visibility timeout");
+            }
+            Err(Failure::Lost) => {
+                tracing::warn!("job was taken over by another worker; this one stopped");
             }
         }
     }
 
-    /// Heartbeats every visibility/3 until the returned sender is dropped.
+    /// Acknowledges the job (its conversation's next job gets the turn), then forgets its
+    /// reply and sent-markers: an acknowledged job is never run again, so they are no longer
+    /// needed, and keeping them would grow Redis with traffic.
+    async fn complete(&self, job: &Job, reply_key: &str, parts: usize) {
+        if let Err(error) = self.queue.ack(job).await {
+            // Not fatal: a reclaim finds the reply and the sent-markers and sends nothing twice.
+            tracing::warn!(%error, "could not acknowledge a finished job");
+            return;
+        }
+        let markers: Vec<String> = (0..parts).map(|chunk| marker(reply_key, chunk)).collect();
+        let mut keys: Vec<&str> = markers.iter().map(String::as_str).collect();
+        keys.push(reply_key);
+        if let Err(error) = self.store.delete(&keys).await {
+            tracing::debug!(%error, "could not delete a finished job's reply; it expires");
+        }
+    }
+
+    /// Heartbeats every visibility/3 until the returned sender is dropped. The watch turns
+    /// true once a heartbeat finds the job is no longer this worker's.
     fn keep_alive(
         &self,
         consumer: &str,
         job_id: &str,
     ) -> (
         tokio::sync::oneshot::Sender<()>,
+        watch::Receiver<bool>,
         tokio::task::JoinHandle<()>,
     ) {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (lose, lost) = watch::channel(false);
         let queue = self.queue.clone();
         let consumer = consumer.to_owned();
         let job_id = job_id.to_owned();
@@ -214,161 +236,63 @@ impl Engine {
                     _ = tokio::time::sleep(period) => {
                         match queue.heartbeat(&consumer, &job_id).await {
                             Ok(true) => {}
-                            Ok(false) => tracing::warn!("job was taken over by another worker"),
+                            Ok(false) => {
+                                let _ = lose.send(true);
+                                break;
+                            }
                             Err(error) => tracing::warn!(%error, "heartbeat failed"),
                         }
                     }
                 }
             }
         });
-        (stop, handle)
+        (stop, lost, handle)
     }
 
-    async fn give_up(&self, job: &Job, payload: Option<&JobPayload>, reason: &str) {
+    /// Dead-letters the job; its conversation's next job gets the turn in the same step, so
+    /// the conversation never waits for a job that will not finish.
+    async fn give_up(&self, job: &Job, reason: &str) {
         tracing::error!(reason, "job dead-lettered");
-        if let Some(payload) = payload {
-            // The conversation must not wait forever for a job that will never finish.
-            let done = format!("{}:done", self.order_key(payload));
-            if let Err(error) = self.store.advance(&done, payload.seq, ORDER_TTL).await {
-                tracing::warn!(%error, "could not advance the conversation after a dead letter");
-            }
-        }
         if let Err(error) = self.queue.dead_letter(job, reason).await {
             tracing::error!(%error, "could not dead-letter the job; it will be retried");
         }
     }
 
-    fn order_key(&self, payload: &JobPayload) -> String {
-        Acceptor::order_key(
-            &self.prefix,
-            &payload.bot,
-            &payload.platform,
-            &payload.conversation,
-        )
-    }
-
-    async fn process(&self, job: &Job, payload: &JobPayload) -> Result<(), Failure> {
-        let order = self.order_key(payload);
-        if !self.wait_turn(job, payload, &order).await? {
-            return Ok(()); // yielded: a copy of this job now waits behind its predecessor
-        }
-        let reply_key = format!(
-            "{}:reply:{}:{}:{}",
-            self.prefix, payload.bot, payload.platform, payload.message_id
-        );
-        let text = self.answer(payload, &reply_key).await?;
-        if !text.is_empty() {
-            match self.deliver(payload, &reply_key, &text).await {
-                Ok(()) | Err(Failure::FellBack) => {}
-                Err(failure) => return Err(failure),
-            }
-        }
-        self.store
-            .advance(&format!("{order}:done"), payload.seq, ORDER_TTL)
-            .await
-            .map_err(|error| Failure::Retry(format!("advance the conversation: {error}")))?;
-        Ok(())
-    }
-
-    /// True when it is this job's turn. The job is marked started as soon as a worker holds
-    /// it, so its successor can tell "predecessor in progress (wait for it)" from "predecessor
-    /// still queued behind me" — then this job yields its place by going to the back of the
-    /// queue, so that even a single worker can never wait on a job that is waiting on it.
-    async fn wait_turn(
+    /// The job's turn in its conversation came when the queue handed it over: its predecessors
+    /// are done. Returns how many parts went out.
+    async fn process(
         &self,
+        consumer: &str,
         job: &Job,
         payload: &JobPayload,
-        order: &str,
-    ) -> Result<bool, Failure> {
-        let started_key = format!("{order}:started:{}", payload.seq);
-        let store_error =
-            |error: crate::store::StoreError| Failure::Retry(format!("order: {error}"));
-        self.store
-            .set(&started_key, "1", ORDER_TTL)
-            .await
-            .map_err(store_error)?;
-        if payload.seq <= 1 {
-            return Ok(true);
+        reply_key: &str,
+        lost: watch::Receiver<bool>,
+    ) -> Result<usize, Failure> {
+        let text = self.answer(consumer, job, payload, reply_key, lost).await?;
+        if text.is_empty() {
+            return Ok(0);
         }
-        let previous_started = format!("{order}:started:{}", payload.seq - 1);
-        let waited = Instant::now();
-        loop {
-            let done = self
-                .store
-                .get(&format!("{order}:done"))
-                .await
-                .map_err(store_error)?;
-            let done: u64 = done.and_then(|value| value.parse().ok()).unwrap_or(0);
-            if done + 1 >= payload.seq {
-                return Ok(true);
-            }
-            if waited.elapsed() > ORDER_STALL {
-                tracing::warn!(seq = payload.seq, done, "predecessor stalled; going ahead");
-                return Ok(true);
-            }
-            let predecessor_started = self
-                .store
-                .get(&previous_started)
-                .await
-                .map_err(store_error)?
-                .is_some();
-            if !predecessor_started && waited.elapsed() >= YIELD_AFTER {
-                let yields = self.yields(job);
-                let age = Duration::from_millis(
-                    super::accept::now_ms().saturating_sub(payload.received_at_ms),
-                );
-                if yields >= MAX_YIELDS || age >= ORDER_STALL {
-                    tracing::warn!(
-                        seq = payload.seq,
-                        yields,
-                        "predecessor never started; going ahead"
-                    );
-                    return Ok(true);
-                }
-                self.store
-                    .delete(&[&started_key])
-                    .await
-                    .map_err(store_error)?;
-                self.requeue(job, payload, yields + 1).await?;
-                return Ok(false);
-            }
-            tokio::time::sleep(ORDER_POLL).await;
-        }
+        self.deliver(consumer, job, payload, reply_key, &text).await
     }
 
-    fn yields(&self, job: &Job) -> u32 {
-        serde_json::from_str::<serde_json::Value>(&job.payload)
-            .ok()
-            .and_then(|value| value.get("yields").and_then(|yields| yields.as_u64()))
-            .unwrap_or(0) as u32
-    }
-
-    async fn requeue(&self, job: &Job, payload: &JobPayload, yields: u32) -> Result<(), Failure> {
-        let mut value =
-            serde_json::to_value(payload).map_err(|error| Failure::Dead(error.to_string()))?;
-        value["yields"] = yields.into();
-        self.queue
-            .enqueue(&value.to_string())
-            .await
-            .map_err(|error| Failure::Retry(format!("requeue behind predecessor: {error}")))?;
-        // The copy is durable; the original goes. A crash between the two leaves a duplicate
-        // job, which finds the reply and sent-markers of the first and sends nothing twice.
-        self.queue
-            .ack(&job.id)
-            .await
-            .map_err(|error| Failure::Retry(format!("ack yielded job: {error}")))?;
-        Ok(())
-    }
-
-    /// The reply text, generated once: a reclaimed job reuses what its predecessor stored.
-    async fn answer(&self, payload: &JobPayload, reply_key: &str) -> Result<String, Failure> {
+    /// The reply text, generated once: a job taken over reuses what its predecessor stored,
+    /// and of two workers that both generated one, the first to store it wins and both deliver
+    /// that one. Generation stops as soon as the job is lost.
+    async fn answer(
+        &self,
+        consumer: &str,
+        job: &Job,
+        payload: &JobPayload,
+        reply_key: &str,
+        mut lost: watch::Receiver<bool>,
+    ) -> Result<String, Failure> {
         let store_error =
             |error: crate::store::StoreError| Failure::Retry(format!("reply store: {error}"));
         if let Some(text) = self.store.get(reply_key).await.map_err(store_error)? {
             return Ok(text);
         }
-        let text = match &payload.notice {
-            Some(notice) => notice.clone(),
+        let (text, remember) = match &payload.notice {
+            Some(notice) => (notice.clone(), None),
             None => {
                 let message = payload.message().ok_or_else(|| {
                     Failure::Dead(format!("unknown platform {}", payload.platform))
@@ -378,12 +302,15 @@ impl Engine {
                     (Some(Platform::Wechat), Some(active)) => Some(active.typing(&payload.sender)),
                     _ => None,
                 };
-                match self
-                    .conversations
-                    .handle(&payload.bot, &message, None)
-                    .await
-                {
-                    Ok(reply) => reply.map(|reply| reply.text).unwrap_or_default(),
+                let handled = tokio::select! {
+                    handled = self.conversations.handle_deferred(&payload.bot, &message, None, None) => handled,
+                    _ = lost.wait_for(|lost| *lost) => return Err(Failure::Lost),
+                };
+                match handled {
+                    Ok(handled) => (
+                        handled.reply.map(|reply| reply.text).unwrap_or_default(),
+                        handled.remember,
+                    ),
                     Err(crate::core::CoreError::UnknownBot(bot)) => {
                         return Err(Failure::Dead(format!("no bot named {bot}")))
                     }
@@ -392,19 +319,25 @@ impl Engine {
             }
         };
         let ttl = Duration::from_secs(self.settings.dedup_ttl_secs);
-        self.store
-            .set(reply_key, &text, ttl)
+        match self
+            .queue
+            .store_reply(consumer, job, reply_key, &text, ttl, remember.as_ref())
             .await
-            .map_err(store_error)?;
-        Ok(text)
+            .map_err(store_error)?
+        {
+            Fenced::Held(text) => Ok(text),
+            Fenced::Lost => Err(Failure::Lost),
+        }
     }
 
     async fn deliver(
         &self,
+        consumer: &str,
+        job: &Job,
         payload: &JobPayload,
         reply_key: &str,
         text: &str,
-    ) -> Result<(), Failure> {
+    ) -> Result<usize, Failure> {
         match payload.platform() {
             Some(Platform::Webhook) => {
                 let settings = self.webhooks.get(&payload.bot).ok_or_else(|| {
@@ -421,12 +354,12 @@ impl Engine {
                         chunks,
                         text: part,
                     };
-                    self.send_once(reply_key, chunk, "webhook", || {
+                    self.send_once(consumer, job, reply_key, chunk, "webhook", || {
                         send_webhook(&self.http, settings, &outbound)
                     })
                     .await?;
                 }
-                Ok(())
+                Ok(chunks)
             }
             Some(Platform::Wechat) => {
                 let active = self.wechat.get(&payload.bot).ok_or_else(|| {
@@ -435,13 +368,13 @@ impl Engine {
                 let parts = active_parts(text);
                 for (chunk, part) in parts.iter().enumerate() {
                     let sent = self
-                        .send_once(reply_key, chunk, "wechat", || {
+                        .send_once(consumer, job, reply_key, chunk, "wechat", || {
                             active.send_part(&payload.sender, part)
                         })
                         .await;
                     if let Err(Failure::FellBack) = sent {
                         active
-                            .fall_back(&payload.sender, &parts[chunk..])
+                            .fall_back(&payload.sender, &payload.message_id, &parts[chunk..])
                             .await
                             .map_err(|error| {
                                 Failure::Retry(format!("passive fallback: {error}"))
@@ -450,7 +383,7 @@ impl Engine {
                     }
                     sent?;
                 }
-                Ok(())
+                Ok(parts.len())
             }
             _ => Err(Failure::Dead(format!(
                 "no asynchronous delivery for platform {}",
@@ -459,10 +392,14 @@ impl Engine {
         }
     }
 
-    /// Sends one part unless its marker says it went out already; transient failures are
-    /// retried with backoff and jitter, permanent ones end the job.
+    /// Sends one part unless it went out already. The send is claimed first (atomically,
+    /// while this worker holds the job, and again before every attempt), so two workers never
+    /// send the same part; transient failures are retried with backoff and jitter, permanent
+    /// ones end the job.
     async fn send_once<F, Fut>(
         &self,
+        consumer: &str,
+        job: &Job,
         reply_key: &str,
         chunk: usize,
         platform: &'static str,
@@ -472,18 +409,9 @@ impl Engine {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(), SendError>>,
     {
-        let marker = format!("{reply_key}:sent:{chunk}");
+        let marker = marker(reply_key, chunk);
         let store_error =
             |error: crate::store::StoreError| Failure::Retry(format!("sent-marker: {error}"));
-        if self
-            .store
-            .get(&marker)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
-            return Ok(());
-        }
         let metrics = self.conversations.metrics();
         let record = |outcome: &'static str, code: &str| {
             metrics
@@ -497,13 +425,29 @@ impl Engine {
         };
         let mut attempt = 0;
         loop {
+            match self
+                .queue
+                .claim_part(consumer, job, &marker, PART_CLAIM_TTL)
+                .await
+                .map_err(store_error)?
+            {
+                PartClaim::Mine => {}
+                PartClaim::Sent => return Ok(()),
+                PartClaim::Lost => return Err(Failure::Lost),
+                PartClaim::Busy => {
+                    // The worker that held the job before is still sending it; its claim lapses
+                    // within PART_CLAIM_TTL if it stopped.
+                    tokio::time::sleep(PART_BUSY_POLL).await;
+                    continue;
+                }
+            }
             attempt += 1;
             match send().await {
                 Ok(()) => {
                     record("delivered", "0");
                     let ttl = Duration::from_secs(self.settings.dedup_ttl_secs);
                     self.store
-                        .set(&marker, "1", ttl)
+                        .set(&marker, "sent", ttl)
                         .await
                         .map_err(store_error)?;
                     return Ok(());
@@ -515,12 +459,14 @@ impl Engine {
                 }
                 Err(SendError::Permanent { code, message }) => {
                     record("failed", &code);
+                    self.release_part(&marker).await;
                     return Err(Failure::Dead(format!(
                         "{platform} refused the delivery ({code}): {message}"
                     )));
                 }
                 Err(error) if attempt >= self.settings.send_attempts => {
                     record("dead", error.code());
+                    self.release_part(&marker).await;
                     return Err(Failure::Dead(format!(
                         "{platform} delivery failed {attempt} times, last: {error}"
                     )));
@@ -535,6 +481,18 @@ impl Engine {
             }
         }
     }
+
+    /// A part given up on is nobody's to send, so a replay of the dead letter sends it at once.
+    async fn release_part(&self, marker: &str) {
+        if let Err(error) = self.store.delete(&[marker]).await {
+            tracing::debug!(%error, "could not release a part's claim; it lapses");
+        }
+    }
+}
+
+/// The sent-marker of one part of a reply.
+fn marker(reply_key: &str, chunk: usize) -> String {
+    format!("{reply_key}:sent:{chunk}")
 }
 
 fn hostname() -> String {

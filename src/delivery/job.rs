@@ -49,8 +49,6 @@ pub struct JobPayload {
     pub sender: String,
     pub message_id: String,
     pub content: JobContent,
-    /// Position in the conversation (1, 2, …): answers go out in this order on every replica.
-    pub seq: u64,
     pub received_at_ms: u64,
     /// A reply decided at accept time (e.g. the rate-limit notice): sent without an LLM call.
     #[serde(default, skip_serializing_if = "Option::is_none")]

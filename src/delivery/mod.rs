@@ -15,7 +15,7 @@ pub mod tokens;
 pub use self::accept::{Accepted, Acceptor};
 pub use self::engine::Engine;
 pub use self::limits::{Limits, Slot};
-pub use self::queue::{DeadLetter, Job, Queue, QueueDepth};
+pub use self::queue::{Admitted, DeadLetter, Fenced, Job, PartClaim, Queue, QueueDepth, Ticket};
 pub use self::tokens::{TokenCache, TokenError};
 
 use std::sync::atomic::{AtomicU64, Ordering};

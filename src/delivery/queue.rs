@@ -9,8 +9,12 @@
 //!
 //! Redis layout, under the `prefix` given to [`Queue::redis`]:
 //!
-//! - `{prefix}:jobs`: the stream; each entry has one field, `payload`. Acked entries are
-//!   deleted, so the stream holds exactly the jobs not done yet.
+//! - `{prefix}:jobs`: the stream; each entry has the field `payload`, and `order` and `ticket`
+//!   when it keeps its place in a conversation. Acked entries are deleted, so the stream holds
+//!   exactly the jobs not done yet.
+//! - `{order}` and `{order}:backlog` per conversation: which job has the conversation's turn,
+//!   and the jobs waiting behind it (see `redis/order.rs`). Only the job whose turn it is sits
+//!   in the stream, so a busy conversation holds at most one worker.
 //! - consumer group `workers` on it, created lazily and again whenever Redis lost it.
 //! - `{prefix}:jobs:dead`: hash, job id → JSON `{payload, reason, failed_at_ms, deliveries}`.
 //! - `{prefix}:jobs:dead:order`: sorted set of the same ids scored by `failed_at_ms`, for
@@ -25,13 +29,15 @@ pub use self::redis::RedisQueue;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::RedisConnection;
-
-use crate::store::StoreError;
+use crate::core::PendingTurn;
+use crate::store::{MemoryStore, RedisConnection, StoreError};
 
 /// Dead letters kept for operators; beyond this the oldest are dropped, so a flood of poison
 /// jobs cannot grow Redis without bound.
 pub const DEAD_LETTER_CAP: usize = 10_000;
+
+/// Per-conversation order state outlives any job still waiting in it.
+pub const ORDER_TTL: Duration = Duration::from_secs(48 * 3600);
 
 /// One job as a consumer receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +49,48 @@ pub struct Job {
     /// 1 on the first delivery, one more for each reclaim after a silent consumer.
     pub deliveries: u64,
     pub enqueued_at_ms: u64,
+    /// Its conversation's order, for a job admitted in order: ending the job passes the turn.
+    pub order: Option<Ticket>,
+}
+
+/// A job's place in a conversation: the order it belongs to and its own ticket in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    /// The conversation's order key (its storage name).
+    pub order: String,
+    /// 128 random bits in hex, unique to the job.
+    pub ticket: String,
+}
+
+/// What [`Queue::admit`] did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    /// Claimed and queued (in the stream, or behind its conversation's job); the ticket.
+    Enqueued(String),
+    /// The claim was held already: a platform retry or a redelivery. Nothing was queued.
+    Duplicate,
+}
+
+/// A write made only while the worker still holds its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fenced<T> {
+    /// Still ours: the value to go on with.
+    Held(T),
+    /// The job was taken over (or finished) by another worker: stop.
+    Lost,
+}
+
+/// Who sends one part of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartClaim {
+    /// This worker: send it, then mark it sent.
+    Mine,
+    /// It went out already.
+    Sent,
+    /// Another worker is sending it right now (it held the job before this one).
+    Busy,
+    /// The job is no longer this worker's: stop.
+    Lost,
 }
 
 /// A job given up on, kept for an operator to inspect and replay.
@@ -73,9 +121,10 @@ pub enum Queue {
 
 impl Queue {
     /// The embedded queue: lost when the process ends, which in embedded mode also ends every
-    /// worker that could have been owed a job.
-    pub fn memory(visibility: Duration) -> Self {
-        Queue::Memory(Arc::new(MemoryQueue::new(visibility)))
+    /// worker that could have been owed a job. Claims, replies and sent-markers live in
+    /// `store`, as they live in Redis beside the stream.
+    pub fn memory(visibility: Duration, store: MemoryStore) -> Self {
+        Queue::Memory(Arc::new(MemoryQueue::new(visibility, store)))
     }
 
     /// The shared queue. `connection` serves every short command; `client` opens the separate
@@ -100,7 +149,26 @@ impl Queue {
         }
     }
 
-    /// Adds a job; durable (in Redis) when this returns `Ok`. Returns the job id.
+    /// Claims `claim` (a platform message id, held for `claim_ttl`) and queues the job in its
+    /// conversation's `order`, atomically: durable (in Redis) when this returns `Ok`. A job
+    /// goes into the stream when its conversation is idle, else behind the conversation's
+    /// last job; safe to run twice with the same ticket.
+    pub async fn admit(
+        &self,
+        claim: &str,
+        claim_ttl: Duration,
+        order: &str,
+        ticket: &str,
+        payload: &str,
+    ) -> Result<Admitted, StoreError> {
+        match self {
+            Queue::Memory(queue) => Ok(queue.admit(claim, claim_ttl, order, ticket, payload)),
+            Queue::Redis(queue) => queue.admit(claim, claim_ttl, order, ticket, payload).await,
+        }
+    }
+
+    /// Adds a job outside any conversation's order; durable (in Redis) when this returns `Ok`.
+    /// Returns the job id.
     pub async fn enqueue(&self, payload: &str) -> Result<String, StoreError> {
         match self {
             Queue::Memory(queue) => Ok(queue.enqueue(payload)),
@@ -128,14 +196,53 @@ impl Queue {
         }
     }
 
-    /// Done: the job leaves the queue for good.
-    pub async fn ack(&self, job_id: &str) -> Result<(), StoreError> {
+    /// Done: the job leaves the queue for good, and its conversation's next job gets the turn.
+    pub async fn ack(&self, job: &Job) -> Result<(), StoreError> {
         match self {
             Queue::Memory(queue) => {
-                queue.ack(job_id);
+                queue.ack(job);
                 Ok(())
             }
-            Queue::Redis(queue) => queue.ack(job_id).await,
+            Queue::Redis(queue) => queue.ack(job).await,
+        }
+    }
+
+    /// Stores the reply to `job` under `reply_key` unless one is stored (first writer wins),
+    /// with the conversation's turn when it won, while `consumer` still holds the job. Returns
+    /// the reply to deliver: this one, or the one stored first.
+    pub async fn store_reply(
+        &self,
+        consumer: &str,
+        job: &Job,
+        reply_key: &str,
+        text: &str,
+        ttl: Duration,
+        remember: Option<&PendingTurn>,
+    ) -> Result<Fenced<String>, StoreError> {
+        match self {
+            Queue::Memory(queue) => {
+                Ok(queue.store_reply(consumer, job, reply_key, text, ttl, remember))
+            }
+            Queue::Redis(queue) => {
+                queue
+                    .store_reply(consumer, job, reply_key, text, ttl, remember)
+                    .await
+            }
+        }
+    }
+
+    /// Claims the send of one part (its `marker`) for `ttl`, while `consumer` holds the job.
+    /// Claiming again refreshes the claim.
+    pub async fn claim_part(
+        &self,
+        consumer: &str,
+        job: &Job,
+        marker: &str,
+        ttl: Duration,
+    ) -> Result<PartClaim, StoreError> {
+        match self {
+            Queue::Memory(queue) => Ok(queue.claim_part(consumer, job, marker, ttl)),
+            Queue::Redis(queue) => queue.claim_part(consumer, job, marker, ttl).await,
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use botgate::delivery::{Queue, QueueDepth};
+use botgate::delivery::{Admitted, Fenced, PartClaim, Queue, QueueDepth};
 use botgate::spawn_traced;
 use tokio::time::{sleep, timeout};
 
@@ -32,6 +32,8 @@ both!(
     dead_letters_are_listed_and_replayed,
     a_blocked_consumer_does_not_delay_enqueue,
     two_hundred_jobs_over_four_consumers_are_each_delivered_once,
+    a_conversation_has_one_job_in_the_queue_and_passes_its_turn,
+    only_the_jobs_owner_stores_a_reply_or_claims_a_part,
 );
 
 async fn enqueue_next_ack_leaves_nothing_pending(kind: Kind) {
@@ -42,7 +44,7 @@ async fn enqueue_next_ack_leaves_nothing_pending(kind: Kind) {
     let id = queue.enqueue(r#"{"reply":"你好"}"#).await.unwrap();
     let waiting = queue.depth().await.unwrap();
     let job = queue.next("a", WAIT).await.unwrap().unwrap();
-    queue.ack(&job.id).await.unwrap();
+    queue.ack(&job).await.unwrap();
 
     assert_eq!(waiting.pending, 1);
     assert!(waiting.oldest_age.is_some_and(|age| age < WAIT));
@@ -67,7 +69,7 @@ async fn a_silent_consumers_job_is_reclaimed_after_the_visibility_timeout(kind: 
     let reclaimed = replica_b.next("b", WAIT).await.unwrap().unwrap();
     let waited = taken_at.elapsed();
     let a_still_owns_it = replica_a.heartbeat("a", &taken.id).await.unwrap();
-    replica_b.ack(&reclaimed.id).await.unwrap();
+    replica_b.ack(&reclaimed).await.unwrap();
 
     assert!(too_early.is_none());
     assert_eq!(
@@ -204,8 +206,12 @@ async fn two_hundred_jobs_over_four_consumers_are_each_delivered_once(kind: Kind
                     else {
                         continue;
                     };
-                    *deliveries.lock().unwrap().entry(job.payload).or_default() += 1;
-                    queue.ack(&job.id).await.unwrap();
+                    *deliveries
+                        .lock()
+                        .unwrap()
+                        .entry(job.payload.clone())
+                        .or_default() += 1;
+                    queue.ack(&job).await.unwrap();
                     acked.fetch_add(1, Ordering::SeqCst);
                 }
             })
@@ -248,8 +254,8 @@ async fn after_a_redis_restart_the_queue_works_again() {
     let id = enqueue_once_reconnected(&queue, "after").await;
     let job = queue.next("a", WAIT).await.unwrap().unwrap();
     let lost_still_owned = queue.heartbeat("a", &in_flight.id).await.unwrap();
-    queue.ack(&in_flight.id).await.unwrap();
-    queue.ack(&job.id).await.unwrap();
+    queue.ack(&in_flight).await.unwrap();
+    queue.ack(&job).await.unwrap();
 
     assert_eq!((job.id, job.payload.as_str()), (id, "after"));
     assert!(
@@ -273,4 +279,121 @@ async fn enqueue_once_reconnected(queue: &Queue, payload: &str) -> String {
             Err(error) => panic!("enqueue never recovered: {error}"),
         }
     }
+}
+
+async fn a_conversation_has_one_job_in_the_queue_and_passes_its_turn(kind: Kind) {
+    let mut backend = Backend::start(kind).await;
+    let queue = backend.queue(LONG);
+    let admit =
+        |claim: &'static str, order: &'static str, ticket: &'static str, payload: &'static str| {
+            let queue = queue.clone();
+            async move {
+                queue
+                    .admit(claim, LONG, order, ticket, payload)
+                    .await
+                    .unwrap()
+            }
+        };
+    for (claim, ticket, payload) in [
+        ("c:1", "t1", "m1"),
+        ("c:2", "t2", "m2"),
+        ("c:3", "t3", "m3"),
+    ] {
+        assert_eq!(
+            admit(claim, "order:a", ticket, payload).await,
+            Admitted::Enqueued(ticket.into())
+        );
+    }
+    admit("c:x", "order:b", "tx", "x").await;
+
+    let first = queue.next("w", WAIT).await.unwrap().unwrap();
+    let other = queue.next("w", WAIT).await.unwrap().unwrap();
+    let held_back = queue.next("w", Duration::from_millis(100)).await.unwrap();
+    let duplicate = admit("c:1", "order:a", "t-retry", "m1").await;
+    let replayed = admit("c:1", "order:a", "t1", "m1").await;
+    queue.ack(&first).await.unwrap();
+    let second = queue.next("w", WAIT).await.unwrap().unwrap();
+    queue.dead_letter(&second, "refused").await.unwrap();
+    let third = queue.next("w", WAIT).await.unwrap().unwrap();
+    queue.ack(&third).await.unwrap();
+    queue.ack(&other).await.unwrap();
+
+    assert_eq!(
+        (first.payload.as_str(), other.payload.as_str()),
+        ("m1", "x")
+    );
+    assert!(
+        held_back.is_none(),
+        "m2 waits for m1 without being handed out"
+    );
+    assert_eq!(duplicate, Admitted::Duplicate);
+    assert_eq!(
+        replayed,
+        Admitted::Enqueued("t1".into()),
+        "the same admission replayed"
+    );
+    assert_eq!(second.payload, "m2", "acking m1 passed the turn");
+    assert_eq!(third.payload, "m3", "dead-lettering m2 passed the turn");
+    assert_eq!(queue.depth().await.unwrap().pending, 0);
+    assert!(queue
+        .next("w", Duration::from_millis(50))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn only_the_jobs_owner_stores_a_reply_or_claims_a_part(kind: Kind) {
+    let mut backend = Backend::start(kind).await;
+    let [replica_a, replica_b] = backend.queues(SHORT);
+    replica_a.enqueue("job").await.unwrap();
+    let stalled = replica_a.next("a", WAIT).await.unwrap().unwrap();
+    let taken = replica_b.next("b", WAIT).await.unwrap().unwrap();
+    let ttl = Duration::from_secs(60);
+
+    let zombie_reply = replica_a
+        .store_reply("a", &stalled, "test:reply:job", "A's answer", ttl, None)
+        .await
+        .unwrap();
+    let reply = replica_b
+        .store_reply("b", &taken, "test:reply:job", "B's answer", ttl, None)
+        .await
+        .unwrap();
+    let second_reply = replica_b
+        .store_reply(
+            "b",
+            &taken,
+            "test:reply:job",
+            "B's second answer",
+            ttl,
+            None,
+        )
+        .await
+        .unwrap();
+    let zombie_part = replica_a
+        .claim_part("a", &stalled, "test:reply:job:sent:0", ttl)
+        .await
+        .unwrap();
+    let part = replica_b
+        .claim_part("b", &taken, "test:reply:job:sent:0", ttl)
+        .await
+        .unwrap();
+    let again = replica_b
+        .claim_part("b", &taken, "test:reply:job:sent:0", ttl)
+        .await
+        .unwrap();
+
+    assert_eq!(taken.id, stalled.id);
+    assert_eq!(
+        zombie_reply,
+        Fenced::Lost,
+        "the stalled worker may not store"
+    );
+    assert_eq!(reply, Fenced::Held("B's answer".to_owned()));
+    assert_eq!(
+        second_reply,
+        Fenced::Held("B's answer".to_owned()),
+        "first writer wins"
+    );
+    assert_eq!(zombie_part, PartClaim::Lost);
+    assert_eq!((part, again), (PartClaim::Mine, PartClaim::Mine));
 }

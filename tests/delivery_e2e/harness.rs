@@ -10,6 +10,21 @@ use tokio::process::{Child, Command};
 
 pub const SECRET: &str = "e2e-webhook-secret-0123456789";
 
+/// What the replicas of one scenario share: the fake Bailian, Redis and the fake platform.
+pub struct Stack {
+    pub fake: FakeBailian,
+    pub redis: RedisServer,
+    pub platform: FakePlatform,
+}
+
+pub async fn stack() -> Stack {
+    Stack {
+        fake: FakeBailian::start().await,
+        redis: RedisServer::start().await,
+        platform: FakePlatform::start().await,
+    }
+}
+
 pub struct Replica {
     child: Child,
     pub url: String,
@@ -132,6 +147,17 @@ impl Replica {
     /// `kill -9`: no drain, no goodbye.
     pub async fn kill9(&mut self) {
         self.child.kill().await.unwrap();
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, …) with `kill`, as an operator or the kernel would.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().unwrap();
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
     }
 
     /// SIGTERM, then wait for the process to exit (graceful drain).

@@ -5,7 +5,9 @@
 // Test code: a failed setup step should stop the test right there.
 #![allow(clippy::unwrap_used)]
 
+mod hardening;
 mod harness;
 mod operations;
 mod passive_takeover;
+mod privacy;
 mod scenarios;

@@ -3,23 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use botgate_testkit::{FakeBailian, FakePlatform, RedisServer};
-
-use crate::harness::{config, deliveries, post, post_until_accepted, Replica};
-
-struct Stack {
-    fake: FakeBailian,
-    redis: RedisServer,
-    platform: FakePlatform,
-}
-
-async fn stack() -> Stack {
-    Stack {
-        fake: FakeBailian::start().await,
-        redis: RedisServer::start().await,
-        platform: FakePlatform::start().await,
-    }
-}
+use crate::harness::{config, deliveries, post, post_until_accepted, stack, Replica, Stack};
 
 async fn replicas(stack: &Stack) -> (Replica, Replica) {
     let a = Replica::start(config(

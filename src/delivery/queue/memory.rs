@@ -7,14 +7,18 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
 
-use super::{DeadLetter, Job, QueueDepth, DEAD_LETTER_CAP};
+use super::{Admitted, DeadLetter, Fenced, Job, PartClaim, QueueDepth, Ticket, DEAD_LETTER_CAP};
+use crate::core::PendingTurn;
 use crate::delivery::unix_ms;
+use crate::store::MemoryStore;
 
 pub struct MemoryQueue {
     state: Mutex<State>,
     /// Wakes one consumer waiting in `next` as soon as a job arrives, instead of polling.
     arrived: Notify,
     visibility: Duration,
+    /// Claims, replies and sent-markers, as Redis holds them beside the stream.
+    store: MemoryStore,
 }
 
 #[derive(Default)]
@@ -25,6 +29,14 @@ struct State {
     dead: HashMap<String, DeadLetter>,
     /// Dead-letter ids, oldest first.
     dead_order: VecDeque<String>,
+    /// Per conversation: the ticket of the job that has the turn, and the jobs behind it.
+    orders: HashMap<String, Order>,
+}
+
+#[derive(Default)]
+struct Order {
+    active: Option<String>,
+    backlog: VecDeque<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -35,6 +47,7 @@ struct Entry {
     payload: String,
     enqueued_at_ms: u64,
     deliveries: u64,
+    order: Option<Ticket>,
 }
 
 struct InFlight {
@@ -51,16 +64,18 @@ impl Entry {
             payload: self.payload.clone(),
             deliveries: self.deliveries,
             enqueued_at_ms: self.enqueued_at_ms,
+            order: self.order.clone(),
         }
     }
 }
 
 impl MemoryQueue {
-    pub fn new(visibility: Duration) -> Self {
+    pub fn new(visibility: Duration, store: MemoryStore) -> Self {
         MemoryQueue {
             state: Mutex::new(State::default()),
             arrived: Notify::new(),
             visibility,
+            store,
         }
     }
 
@@ -76,8 +91,41 @@ impl MemoryQueue {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    pub fn admit(
+        &self,
+        claim: &str,
+        claim_ttl: Duration,
+        order: &str,
+        ticket: &str,
+        payload: &str,
+    ) -> Admitted {
+        let mut state = self.lock();
+        if !self.store.set_nx(claim, ticket, claim_ttl) {
+            return match self.store.get(claim).as_deref() == Some(ticket) {
+                true => Admitted::Enqueued(ticket.to_owned()),
+                false => Admitted::Duplicate,
+            };
+        }
+        let conversation = state.orders.entry(order.to_owned()).or_default();
+        if conversation.active.is_some() {
+            conversation
+                .backlog
+                .push_back((ticket.to_owned(), payload.to_owned()));
+            return Admitted::Enqueued(ticket.to_owned());
+        }
+        conversation.active = Some(ticket.to_owned());
+        let place = Ticket {
+            order: order.to_owned(),
+            ticket: ticket.to_owned(),
+        };
+        state.push(payload.to_owned(), Some(place));
+        drop(state);
+        self.arrived.notify_one();
+        Admitted::Enqueued(ticket.to_owned())
+    }
+
     pub fn enqueue(&self, payload: &str) -> String {
-        let id = self.lock().push(payload.to_owned());
+        let id = self.lock().push(payload.to_owned(), None);
         // A stored permit if nobody waits yet: the next `next` call then returns at once.
         self.arrived.notify_one();
         id
@@ -122,13 +170,66 @@ impl MemoryQueue {
         }
     }
 
-    pub fn ack(&self, job_id: &str) {
-        self.lock().remove(job_id);
+    pub fn ack(&self, job: &Job) {
+        let mut state = self.lock();
+        state.remove(&job.id);
+        if state.pass_turn(job) {
+            drop(state);
+            self.arrived.notify_one();
+        }
+    }
+
+    pub fn store_reply(
+        &self,
+        consumer: &str,
+        job: &Job,
+        reply_key: &str,
+        text: &str,
+        ttl: Duration,
+        remember: Option<&PendingTurn>,
+    ) -> Fenced<String> {
+        // Held across the writes, as the Redis script holds the server: the owner cannot change
+        // between the check and the write.
+        let state = self.lock();
+        if !state.owns(consumer, &job.id) {
+            return Fenced::Lost;
+        }
+        if !self.store.set_nx(reply_key, text, ttl) {
+            return Fenced::Held(self.store.get(reply_key).unwrap_or_default());
+        }
+        if let Some(pending) = remember {
+            self.store.append_turn(
+                &pending.key,
+                pending.turn.clone(),
+                pending.max_turns,
+                pending.ttl,
+            );
+        }
+        drop(state);
+        Fenced::Held(text.to_owned())
+    }
+
+    pub fn claim_part(&self, consumer: &str, job: &Job, marker: &str, ttl: Duration) -> PartClaim {
+        let state = self.lock();
+        if !state.owns(consumer, &job.id) {
+            return PartClaim::Lost;
+        }
+        match self.store.get(marker).as_deref() {
+            Some("sent") => PartClaim::Sent,
+            Some(holder) if holder != consumer => PartClaim::Busy,
+            _ => {
+                self.store.set(marker, consumer, ttl);
+                PartClaim::Mine
+            }
+        }
     }
 
     pub fn dead_letter(&self, job: &Job, reason: &str) {
         let mut state = self.lock();
         state.remove(&job.id);
+        if state.pass_turn(job) {
+            self.arrived.notify_one();
+        }
         state.dead.insert(
             job.id.clone(),
             DeadLetter {
@@ -168,7 +269,7 @@ impl MemoryQueue {
             let mut state = self.lock();
             let dead = state.dead.remove(id)?;
             state.dead_order.retain(|other| other != id);
-            state.push(dead.payload)
+            state.push(dead.payload, None)
         };
         self.arrived.notify_one();
         Some(new_id)
@@ -190,7 +291,42 @@ impl MemoryQueue {
 }
 
 impl State {
-    fn push(&mut self, payload: String) -> String {
+    fn owns(&self, consumer: &str, job_id: &str) -> bool {
+        self.in_flight
+            .get(job_id)
+            .is_some_and(|flight| flight.consumer == consumer)
+    }
+
+    /// When `job` held its conversation's turn, the next job of the conversation gets it (true:
+    /// a job was queued), or the conversation falls idle.
+    fn pass_turn(&mut self, job: &Job) -> bool {
+        let Some(place) = &job.order else {
+            return false;
+        };
+        let Some(conversation) = self.orders.get_mut(&place.order) else {
+            return false;
+        };
+        if conversation.active.as_deref() != Some(place.ticket.as_str()) {
+            return false;
+        }
+        match conversation.backlog.pop_front() {
+            Some((ticket, payload)) => {
+                conversation.active = Some(ticket.clone());
+                let next = Ticket {
+                    order: place.order.clone(),
+                    ticket,
+                };
+                self.push(payload, Some(next));
+                true
+            }
+            None => {
+                self.orders.remove(&place.order);
+                false
+            }
+        }
+    }
+
+    fn push(&mut self, payload: String, order: Option<Ticket>) -> String {
         self.sequence += 1;
         let enqueued_at_ms = unix_ms();
         // Shaped like a stream id, so logs and the operator CLI read the same in both modes.
@@ -201,6 +337,7 @@ impl State {
             payload,
             enqueued_at_ms,
             deliveries: 0,
+            order,
         });
         id
     }
@@ -247,12 +384,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_goes_to_one_consumer_and_leaves_on_ack() {
-        let queue = MemoryQueue::new(LONG);
+        let queue = MemoryQueue::new(LONG, MemoryStore::new());
         let id = queue.enqueue("{}");
 
         let job = queue.next("a", Duration::ZERO).await.unwrap();
         let other = queue.next("b", Duration::ZERO).await;
-        queue.ack(&id);
+        queue.ack(&job);
 
         assert_eq!((job.id.as_str(), job.deliveries), (id.as_str(), 1));
         assert!(other.is_none());
@@ -264,7 +401,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_consumer_loses_its_job_after_the_visibility_timeout() {
-        let queue = MemoryQueue::new(SHORT);
+        let queue = MemoryQueue::new(SHORT, MemoryStore::new());
         queue.enqueue("{}");
         let first = queue.next("a", Duration::ZERO).await.unwrap();
 
@@ -280,7 +417,7 @@ mod tests {
 
     #[tokio::test]
     async fn heartbeats_keep_a_job_from_being_reclaimed() {
-        let queue = MemoryQueue::new(SHORT);
+        let queue = MemoryQueue::new(SHORT, MemoryStore::new());
         queue.enqueue("{}");
         let job = queue.next("a", Duration::ZERO).await.unwrap();
 
@@ -293,7 +430,7 @@ mod tests {
 
     #[tokio::test]
     async fn dead_letters_list_newest_first_and_retry_once() {
-        let queue = MemoryQueue::new(LONG);
+        let queue = MemoryQueue::new(LONG, MemoryStore::new());
         queue.enqueue("first");
         queue.enqueue("second");
         let first = queue.next("a", Duration::ZERO).await.unwrap();

@@ -18,11 +18,13 @@ use crate::store::RedisConnection;
 use redis::streams::StreamReadReply;
 use redis::{AsyncConnectionConfig, Client, RedisError, Script};
 
-use super::{Job, QueueDepth};
+use super::{Job, QueueDepth, Ticket};
 use crate::delivery::millis;
 use crate::store::StoreError;
 
 mod dead_letters;
+mod fence;
+mod order;
 
 const GROUP: &str = "workers";
 /// Longest single `BLOCK`: between two, `next` looks again for reclaimable jobs.
@@ -66,13 +68,6 @@ redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
 return 1
 "#;
 
-// pcall: a group lost with a Redis restart has nothing left to ack; the entry goes all the same.
-const ACK: &str = r#"
-redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-return 1
-"#;
-
 // Age by Redis's clock, the same clock that stamped the entry ids.
 const DEPTH: &str = r#"
 local length = redis.call('XLEN', KEYS[1])
@@ -85,7 +80,6 @@ return {length, '', now}
 
 static RECLAIM_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RECLAIM));
 static HEARTBEAT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(HEARTBEAT));
-static ACK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACK));
 static DEPTH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DEPTH));
 
 pub struct RedisQueue {
@@ -172,6 +166,7 @@ impl RedisQueue {
                         payload: String::new(),
                         deliveries,
                         enqueued_at_ms: 0,
+                        order: None,
                     };
                     self.dead_letter(&job, "stream entry has no payload field")
                         .await?;
@@ -231,11 +226,14 @@ impl RedisQueue {
             .invoke_async(&mut connection)
             .await?;
         Ok(claimed.map(|(id, fields, deliveries)| {
-            let payload = fields
-                .chunks_exact(2)
-                .find(|pair| pair[0] == "payload")
-                .map(|pair| pair[1].clone());
-            found(id, payload, deliveries)
+            let field = |name: &str| {
+                fields
+                    .chunks_exact(2)
+                    .find(|pair| pair[0] == name)
+                    .map(|pair| pair[1].clone())
+            };
+            let order = ticket(field("order"), field("ticket"));
+            found(id, field("payload"), deliveries, order)
         }))
     }
 
@@ -275,8 +273,9 @@ impl RedisQueue {
             .and_then(|reply| reply.keys.into_iter().next())
             .and_then(|key| key.ids.into_iter().next());
         Ok(entry.map(|entry| {
-            let payload = entry.get::<String>("payload");
-            found(entry.id, payload, 1)
+            let order = ticket(entry.get("order"), entry.get("ticket"));
+            let payload = entry.get("payload");
+            found(entry.id, payload, 1, order)
         }))
     }
 
@@ -319,17 +318,6 @@ impl RedisQueue {
         }
     }
 
-    pub async fn ack(&self, job_id: &str) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        ACK_SCRIPT
-            .key(&self.stream)
-            .arg(GROUP)
-            .arg(job_id)
-            .invoke_async::<()>(&mut connection)
-            .await?;
-        Ok(())
-    }
-
     pub async fn depth(&self) -> Result<QueueDepth, StoreError> {
         let mut connection = self.connection.clone();
         let (pending, oldest_id, now_ms): (u64, String, u64) = DEPTH_SCRIPT
@@ -345,16 +333,25 @@ impl RedisQueue {
     }
 }
 
-fn found(id: String, payload: Option<String>, deliveries: u64) -> Found {
+fn found(id: String, payload: Option<String>, deliveries: u64, order: Option<Ticket>) -> Found {
     match payload {
         Some(payload) => Found::Job(Job {
             enqueued_at_ms: entry_ms(&id).unwrap_or(0),
             id,
             payload,
             deliveries,
+            order,
         }),
         None => Found::Unreadable { id, deliveries },
     }
+}
+
+/// An entry's place in its conversation, when it was admitted in order.
+fn ticket(order: Option<String>, ticket: Option<String>) -> Option<Ticket> {
+    Some(Ticket {
+        order: order?,
+        ticket: ticket?,
+    })
 }
 
 /// The milliseconds part of a stream id (`<ms>-<seq>`): when Redis added the entry.

@@ -5,13 +5,16 @@ use std::sync::LazyLock;
 use redis::Script;
 use serde::{Deserialize, Serialize};
 
+use super::order::{pass_turn_args, PASS_TURN};
 use super::{RedisQueue, GROUP};
 use crate::delivery::queue::{DeadLetter, Job, DEAD_LETTER_CAP};
 use crate::delivery::unix_ms;
 use crate::store::StoreError;
 
-// Records, trims to the cap and acks in one step: a job given up on is never gone from the
-// stream without being in the dead letters. pcall: a group lost with Redis has nothing to ack.
+// Records, trims to the cap, acks and passes the conversation's turn in one step: a job given
+// up on is never gone from the stream without being in the dead letters, and its conversation
+// goes on. pcall: a group lost with Redis has nothing to ack. KEYS: stream, dead, dead order[,
+// order, backlog]. ARGV: group, id, record, failed at, cap[, ticket, order TTL, order name].
 const DEAD_LETTER: &str = r#"
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
@@ -23,6 +26,7 @@ if excess > 0 then
 end
 redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+if #KEYS >= 5 then pass_turn(KEYS[1], KEYS[4], KEYS[5], ARGV[6], ARGV[7], ARGV[8]) end
 return 1
 "#;
 
@@ -33,7 +37,8 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('XADD', KEYS[1], '*', 'payload', ARGV[2])
 "#;
 
-static DEAD_LETTER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DEAD_LETTER));
+static DEAD_LETTER_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(&format!("{PASS_TURN}{DEAD_LETTER}")));
 static RETRY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RETRY));
 
 /// A dead letter as stored in the hash (the id is the hash field).
@@ -55,10 +60,11 @@ impl RedisQueue {
         };
         let json = serde_json::to_string(&record).map_err(|error| StoreError::Corrupt {
             key: self.dead.clone(),
-            reason: error.to_string(),
+            reason: crate::store::json_reason(&error),
         })?;
         let mut connection = self.connection.clone();
-        DEAD_LETTER_SCRIPT
+        let mut invocation = DEAD_LETTER_SCRIPT.prepare_invoke();
+        invocation
             .key(&self.stream)
             .key(&self.dead)
             .key(&self.dead_order)
@@ -66,9 +72,9 @@ impl RedisQueue {
             .arg(&job.id)
             .arg(json)
             .arg(record.failed_at_ms)
-            .arg(DEAD_LETTER_CAP)
-            .invoke_async::<()>(&mut connection)
-            .await?;
+            .arg(DEAD_LETTER_CAP);
+        pass_turn_args(&mut invocation, job);
+        invocation.invoke_async::<()>(&mut connection).await?;
         Ok(())
     }
 
@@ -129,7 +135,7 @@ impl RedisQueue {
     fn parse(&self, id: String, record: &str) -> Result<DeadLetter, StoreError> {
         let record: Record = serde_json::from_str(record).map_err(|error| StoreError::Corrupt {
             key: format!("{} {id}", self.dead),
-            reason: error.to_string(),
+            reason: crate::store::json_reason(&error),
         })?;
         Ok(DeadLetter {
             id,

@@ -21,7 +21,7 @@ use crate::delivery::{Acceptor, Engine, Limits, Queue, TokenCache};
 use crate::llm::{Bailian, Llm, LlmHttp, OpenAi, Rules};
 use crate::store::StoreError;
 use crate::store::{MemoryStore, RedisStore, Store};
-use botgate_contract::InboundMessage;
+use botgate_contract::{Content, InboundMessage};
 use tokio::sync::watch;
 
 /// What every request handler shares.
@@ -38,11 +38,20 @@ pub struct AppState {
 impl AppState {
     /// The bot's polite notice when this sender is over its message rate (then no LLM call is
     /// made); `None` when within the rate or no limit is configured. Shared by all replicas.
+    /// Only what asks something counts (text, voice, images, a menu click that asks its key),
+    /// each message once however often the platform delivers it; events (subscribe,
+    /// unsubscribe, location reports) are never counted nor answered with the notice.
     pub async fn rate_limit_notice(
         &self,
         bot: &str,
         message: &InboundMessage,
     ) -> Result<Option<String>, StoreError> {
+        if !matches!(
+            message.content,
+            Content::Text(_) | Content::Voice { .. } | Content::Image { .. }
+        ) {
+            return Ok(None);
+        }
         let Some(rate) = self
             .conversations
             .bot(bot)
@@ -53,7 +62,12 @@ impl AppState {
         let key = format!("rate:{bot}:{}:{}", message.platform, message.sender);
         let allowed = self
             .limits
-            .allow(&key, rate.messages, Duration::from_secs(rate.per_secs))
+            .allow(
+                &key,
+                &message.message_id,
+                rate.messages,
+                Duration::from_secs(rate.per_secs),
+            )
             .await?;
         Ok((!allowed).then(|| rate.reply.clone()))
     }
@@ -188,6 +202,7 @@ pub struct Application {
     port: u16,
     server: Server,
     engine: Arc<Engine>,
+    passive: Passive,
     shutdown_timeout: Duration,
 }
 
@@ -209,17 +224,21 @@ impl Application {
         let http = http_client()?;
         let conversations = Arc::new(build_conversations(&settings, &http).await?);
         let outbox = match conversations.store() {
-            Store::Memory(_) => Outbox::memory(),
+            Store::Memory(_) => Outbox::memory(wechat::CONTINUE_HINT),
             Store::Redis(redis) => Outbox::redis(
                 redis.connection(),
                 &format!("{}:wechat", settings.store.key_prefix),
+                wechat::CONTINUE_HINT,
             ),
         };
         let visibility = Duration::from_secs(settings.delivery.visibility_timeout_secs);
         let prefix = &settings.store.key_prefix;
         let limits = conversations.limits().clone();
         let (queue, tokens) = match conversations.store() {
-            Store::Memory(_) => (Queue::memory(visibility), TokenCache::memory()),
+            Store::Memory(memory) => (
+                Queue::memory(visibility, memory.clone()),
+                TokenCache::memory(),
+            ),
             Store::Redis(redis) => (
                 Queue::redis(redis.connection(), redis.client(), prefix, visibility),
                 TokenCache::redis(redis.connection(), prefix),
@@ -261,12 +280,7 @@ impl Application {
             .filter_map(|(name, bot)| Some((name.clone(), bot.webhook.clone()?)))
             .collect();
         let dedup_ttl = Duration::from_secs(settings.delivery.dedup_ttl_secs);
-        let acceptor = Acceptor::new(
-            conversations.store().clone(),
-            queue.clone(),
-            prefix,
-            dedup_ttl,
-        );
+        let acceptor = Acceptor::new(queue.clone(), prefix, dedup_ttl);
         let engine = Arc::new(Engine::new(
             queue,
             conversations.clone(),
@@ -285,6 +299,7 @@ impl Application {
             acceptor,
             limits,
         });
+        let passive = state.passive.clone();
         let max_body = settings.server.max_body_bytes;
         let redis = match state.conversations.store() {
             Store::Redis(redis) => Some(redis.connection()),
@@ -298,7 +313,7 @@ impl Application {
                 }
             }
             App::new()
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<crate::routes::RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(|config| {
@@ -319,6 +334,7 @@ impl Application {
             port,
             server: server.run(),
             engine,
+            passive,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         })
     }
@@ -328,22 +344,36 @@ impl Application {
     }
 
     /// Runs until SIGTERM/SIGINT. Then the delivery workers stop taking jobs, the HTTP server
-    /// stops accepting connections, and answers in flight get `server.shutdown_timeout_secs` to
-    /// finish; a job not finished by then stays un-acknowledged and another replica takes it
-    /// over after the visibility timeout.
+    /// stops accepting connections, and answers in flight (queued jobs and passive answers
+    /// being generated) get `server.shutdown_timeout_secs` to finish; a job not finished by
+    /// then stays un-acknowledged and another replica takes it over after the visibility
+    /// timeout, and a passive answer's lease lapses so a waiting request adopts it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let (stop_workers, stopped) = watch::channel(false);
         let workers = self.engine.start(stopped);
         let handle = self.server.handle();
+        let passive = self.passive.clone();
+        let shutdown_timeout = self.shutdown_timeout;
         crate::spawn_traced(async move {
             wait_for_signal().await;
             tracing::info!("shutdown requested: draining");
             let _ = stop_workers.send(true);
+            // Passive answers run on the HTTP workers' runtimes, which end with the server:
+            // let them finish before the workers stop.
+            handle.pause().await;
+            if tokio::time::timeout(shutdown_timeout, passive.drained())
+                .await
+                .is_err()
+            {
+                tracing::warn!("passive answers still in the making at the shutdown timeout; their leases lapse and other replicas adopt them");
+            }
             handle.stop(true).await;
         });
         let served = self.server.await;
-        let drained = tokio::time::timeout(self.shutdown_timeout, workers).await;
-        if drained.is_err() {
+        if tokio::time::timeout(self.shutdown_timeout, workers)
+            .await
+            .is_err()
+        {
             tracing::warn!("delivery workers still busy at the shutdown timeout; their jobs will be taken over");
         }
         served

@@ -1,7 +1,7 @@
 //! WeChat passive mode across replicas: the replica generating an answer dies, and the user
 //! still gets it — another replica adopts the orphaned answer once its generation lease lapses.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use botgate::config;
 use botgate::simulate::WechatSimulator;
@@ -15,7 +15,8 @@ const WECHAT: &str = r#"
 app_id = "wx2c2769f8efd9abc2"
 token = "spamtest"
 encoding_aes_key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-passive_wait_ms = 600
+deadline_ms = 1000
+passive_wait_ms = 700
 "#;
 
 fn simulator(text: &str, replica: &Replica) -> WechatSimulator {
@@ -42,10 +43,15 @@ async fn kill_9_of_the_generating_replica_still_delivers_the_answer() {
         msg_id: 7_000_000_000_000_000_001,
         content: "问".into(),
     };
-    let xml = question.to_xml("o-orphan", "gh_x", 1_700_000_000);
+    // Signed now: the gateway refuses timestamps outside its window.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let xml = question.to_xml("o-orphan", "gh_x", now);
     let signed = on_a
         .account()
-        .sign_request(CallbackMode::Safe, &xml, 1_700_000_000, "n9", &[5; 16])
+        .sign_request(CallbackMode::Safe, &xml, now, "n9", &[5; 16])
         .unwrap();
     let client = reqwest::Client::new();
     let deliver = |replica: &Replica| {
@@ -90,4 +96,53 @@ async fn kill_9_of_the_generating_replica_still_delivers_the_answer() {
         "B adopted the orphaned answer"
     );
     assert_eq!(fake.calls(), 2, "A's lost call, then B's");
+}
+
+/// SIGTERM waits for passive answers in the making, as it does for queued jobs: the answer is
+/// committed (remembered, waiting in the outbox) before the replica exits, not lost with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_passive_answer_in_the_making_finish() {
+    let fake = FakeBailian::start().await;
+    let redis = RedisServer::start().await;
+    let platform = FakePlatform::start().await;
+    // Longer than any delivery of the message is held open: the answer outlives its requests.
+    fake.set_delay(Duration::from_secs(3));
+    let text = replica_config("replica-a", &fake, &redis, &platform, WECHAT);
+    let mut replica = Replica::start(text.clone()).await;
+    let wechat = simulator(&text, &replica);
+    let question = SimulatedMessage::Text {
+        msg_id: 7_000_000_000_000_000_200,
+        content: "问".into(),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let xml = question.to_xml("o-drain", "gh_x", now);
+    let signed = wechat
+        .account()
+        .sign_request(CallbackMode::Safe, &xml, now, "n10", &[6; 16])
+        .unwrap();
+    let delivery = reqwest::Client::new()
+        .post(format!("{}/wechat/shop?{}", replica.url, signed.query))
+        .body(signed.body.clone())
+        .timeout(Duration::from_millis(300))
+        .send();
+
+    assert!(
+        delivery.await.is_err(),
+        "WeChat gave up on the first delivery"
+    );
+    assert!(fake.wait_for_calls(1, Duration::from_secs(5)).await);
+    let status = replica.terminate().await;
+
+    assert!(status.success(), "clean exit: {status}");
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let remembered: usize = redis::cmd("LLEN")
+        .arg("botgate:shop:wechat:o-drain:history")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(remembered, 1, "the answer was committed before the exit");
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use botgate_testkit::{Answer, FakeBailian, FakePlatform, Received};
+use botgate_testkit::{Answer, FakeBailian, FakePlatform, Received, RedisServer};
 use botgate_wechat::CallbackMode;
 use serde_json::json;
 
@@ -238,4 +238,69 @@ async fn pull_until_answered(
         }
     }
     None
+}
+
+/// A long answer that falls back after 48001 waits in parts that each ask for a reply, as a
+/// passive answer's parts do: the user knows there is more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_answer_falling_back_is_pulled_in_parts_that_ask_for_more() {
+    let fake = FakeBailian::start().await;
+    let paragraph = "这是一个很长的回答。".repeat(60);
+    let answer = format!("{paragraph}\n\n{paragraph}\n\n{paragraph}");
+    fake.set_answer(Answer::Fixed(answer.clone()));
+    let api = wechat_api().await;
+    api.push_responses_for(
+        SEND,
+        [(200, json!({"errcode": 48001, "errmsg": "api unauthorized"}))],
+    );
+    let redis = RedisServer::start().await;
+    let gateway = Gateway::start(settings(&fake, Some(&redis), &active(&api))).await;
+    let wechat = gateway.wechat(CallbackMode::Safe);
+
+    wechat
+        .send("o-fallback", &text(msg_id(300), "详细说说"))
+        .await
+        .unwrap();
+    wait_on(&api, SEND, 1, Duration::from_secs(10)).await;
+    // The parts are queued just after WeChat's refusal; a message before that is a question.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let queued: usize = redis::cmd("LLEN")
+            .arg("botgate:wechat:outbox:shop:o-fallback")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if queued > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the answer never fell back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut parts = vec![pull_until_answered(&wechat, "o-fallback").await.unwrap()];
+    for n in 0..10 {
+        if !parts.last().unwrap().contains("回复任意文字继续") {
+            break;
+        }
+        let next = wechat
+            .send("o-fallback", &text(msg_id(310 + n), "继续"))
+            .await
+            .unwrap();
+        parts.push(next.reply.unwrap_or_default());
+    }
+
+    assert!(parts.len() >= 2, "{parts:?}");
+    let last = parts.len() - 1;
+    assert!(parts[..last]
+        .iter()
+        .all(|part| part.ends_with("（未完待续，回复任意文字继续）")));
+    let strip = |text: &str| {
+        text.replace("（未完待续，回复任意文字继续）", "")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+    };
+    assert_eq!(strip(&parts.concat()), strip(&answer), "nothing lost");
+    assert_eq!(fake.calls(), 1);
 }

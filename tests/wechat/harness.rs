@@ -13,9 +13,10 @@ pub const TOKEN: &str = "spamtest";
 pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 pub const APP_ID: &str = "wx2c2769f8efd9abc2";
 /// The gateway waits this long inside one request; the simulated WeChat gives up at
-/// `WECHAT_TIMEOUT`. Both are scaled down from 4.5 s / 5 s to keep the suite quick, with the
-/// same shape (the wait ends well before WeChat hangs up).
-pub const PASSIVE_WAIT_MS: u64 = 600;
+/// `WECHAT_TIMEOUT` (the gateway's `deadline_ms`). Both are scaled down from 4.5 s / 5 s to keep
+/// the suite quick, with the same shape (the wait ends well before WeChat hangs up, within the
+/// 70%..deadline − 100 ms the configuration accepts).
+pub const PASSIVE_WAIT_MS: u64 = 700;
 pub const WECHAT_TIMEOUT: Duration = Duration::from_millis(1000);
 
 pub fn settings(fake: &FakeBailian, redis: Option<&RedisServer>, extra: &str) -> Settings {
@@ -53,6 +54,9 @@ welcome = "欢迎关注！"
 app_id = "{APP_ID}"
 token = "{TOKEN}"
 encoding_aes_key = "{AES_KEY}"
+# The suite also sends plaintext-mode messages to this keyed account (off is not the default).
+require_encryption = false
+deadline_ms = {deadline_ms}
 passive_wait_ms = {PASSIVE_WAIT_MS}
 placeholder = "正在思考中，回复任意文字获取回答"
 {extra}
@@ -60,21 +64,23 @@ placeholder = "正在思考中，回复任意文字获取回答"
         app_id = fake.app_id(),
         api_key = fake.api_key(),
         base_url = fake.base_url(),
+        deadline_ms = WECHAT_TIMEOUT.as_millis(),
     );
     config::parse(&text, &[]).expect("test configuration is valid")
 }
 
 pub struct Gateway {
     pub url: String,
-    wechat: botgate::config::WechatSettings,
+    wechat: std::collections::HashMap<String, botgate::config::WechatSettings>,
 }
 
 impl Gateway {
     pub async fn start(settings: Settings) -> Gateway {
-        let wechat = settings.bots["shop"]
-            .wechat
-            .clone()
-            .expect("shop has a wechat table");
+        let wechat = settings
+            .bots
+            .iter()
+            .filter_map(|(name, bot)| Some((name.clone(), bot.wechat.clone()?)))
+            .collect();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let app = Application::build_with_listener(settings, listener)
             .await
@@ -85,7 +91,13 @@ impl Gateway {
     }
 
     pub fn wechat(&self, mode: CallbackMode) -> WechatSimulator {
-        WechatSimulator::new(&self.url, "shop", &self.wechat, Some(mode))
+        self.wechat_for("shop", mode)
+    }
+
+    /// WeChat's side of another bot's account.
+    pub fn wechat_for(&self, bot: &str, mode: CallbackMode) -> WechatSimulator {
+        let wechat = self.wechat.get(bot).expect("the bot has a wechat table");
+        WechatSimulator::new(&self.url, bot, wechat, Some(mode))
             .unwrap()
             .with_timeout(WECHAT_TIMEOUT)
     }

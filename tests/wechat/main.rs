@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod active;
+mod hardening;
 mod harness;
 mod outbox;
 mod passive;

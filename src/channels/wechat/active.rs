@@ -72,11 +72,13 @@ impl WechatActive {
         }
     }
 
-    /// 48001: this account cannot send actively. The answer waits in the user's passive outbox
-    /// (their next message receives it) and the bot answers passively for a while.
+    /// 48001: this account cannot send actively. The answer's unsent `parts` wait in the
+    /// user's passive outbox (their next messages receive them, one per message, each but the
+    /// last asking for a reply) and the bot answers passively for a while. Once per message.
     pub async fn fall_back(
         &self,
         openid: &str,
+        message_id: &str,
         parts: &[String],
     ) -> Result<(), crate::store::StoreError> {
         tracing::error!(
@@ -86,9 +88,12 @@ impl WechatActive {
         self.store
             .set(&self.fallback_key, "48001", PASSIVE_FALLBACK_TTL)
             .await?;
-        self.outbox
-            .push_parts(&format!("{}:{openid}", self.bot), parts)
-            .await
+        let passive = super::answer_parts(&parts.join("\n\n"));
+        let mailbox = super::Mailbox {
+            bot: &self.bot,
+            user: openid,
+        };
+        self.outbox.push_parts(mailbox, message_id, &passive).await
     }
 
     /// Shows "typing…" to the user until the returned sender is dropped.

@@ -2,15 +2,16 @@
 
 pub mod active;
 pub mod api;
-mod outbox;
+pub mod outbox;
 mod passive;
 mod render;
 
-pub use outbox::Outbox;
+pub use outbox::{Mailbox, Outbox};
 pub use passive::Passive;
-pub use render::{active_parts, answer_parts};
+pub use render::{active_parts, answer_parts, CONTINUE_HINT};
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use anyhow::Context;
 use botgate_wechat::WechatAccount;
@@ -35,8 +36,9 @@ pub fn build(settings: &Settings) -> anyhow::Result<HashMap<String, WechatChanne
             .map(|key| EncodingAesKey::parse(key.expose_secret()))
             .transpose()
             .with_context(|| format!("bots.{name}.wechat.encoding_aes_key"))?;
-        let mut account = WechatAccount::new(wechat.token.expose_secret(), key, &wechat.app_id);
-        if wechat.require_encryption {
+        let mut account = WechatAccount::new(wechat.token.expose_secret(), key, &wechat.app_id)
+            .timestamp_window(Duration::from_secs(wechat.timestamp_window_secs));
+        if wechat.requires_encryption() {
             account = account.require_encryption();
         }
         channels.insert(

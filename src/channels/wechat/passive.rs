@@ -1,15 +1,17 @@
 //! Passive mode: the answer travels inside WeChat's own HTTP request, within its 5-second limit.
 //!
 //! WeChat delivers a message up to three times, 5 s apart, until one response arrives in time.
-//! The first delivery claims the message and starts the answer; every delivery (on any replica)
-//! waits up to `passive_wait_ms` for it. Content is bound to a request only when that request
-//! is answered in time, so nothing is shown twice and nothing is lost: on the last delivery the
-//! user gets the placeholder and the answer waits in their outbox for their next message.
-//! Long answers go out one part per message, each asking the user to reply for more.
+//! The first delivery decides what the message is (a question, a pull of what is owed, a
+//! restart; see [`super::outbox`]); every delivery (on any replica) waits up to
+//! `passive_wait_ms` for the next piece the user is owed. Content is bound to a request only
+//! when that request is answered in time, so nothing is shown twice and nothing is lost: on
+//! the last delivery, when something is owed and not ready, the user gets the placeholder and
+//! the answer waits in their outbox for their next message.
 //!
-//! The request that generates an answer is handed it directly by its generator (which bound it
-//! in Redis in the same round trip that stored it), so the usual message costs two round trips:
-//! arrive, commit.
+//! Answers are generated one at a time per user, in the order asked: the task that commits an
+//! answer goes on with the next one the outbox names. The request that starts an answer is
+//! handed it directly by its generator (which bound it in Redis in the same round trip that
+//! stored it), so the usual message costs two round trips: arrive, commit.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,14 +19,17 @@ use std::time::{Duration, Instant};
 use botgate_contract::{Content, InboundMessage};
 use botgate_wechat::{Decoded, ACKNOWLEDGE};
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
-use super::outbox::{Outbox, GENERATION_LEASE};
+use super::outbox::{Kind, Mailbox, Outbox, Role, Take, TakeMode, GENERATION_LEASE};
 use super::{answer_parts, WechatChannel};
 use crate::channels::Signals;
-use crate::core::{Conversations, CoreError};
+use crate::core::commands::{self, Command};
+use crate::core::{Conversations, CoreError, PendingTurn};
 use crate::delivery::job::{JobContent, JobPayload};
 use crate::metrics::{PassiveLabels, PlatformLabels};
 use crate::store::{StoreError, Turn};
+use crate::telemetry::log_message_id;
 
 /// WeChat's last delivery of a message is its third.
 const LAST_ATTEMPT: u64 = 3;
@@ -33,14 +38,24 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// A waiting request checks for an orphaned answer on its first miss, then every this many
 /// polls (about a second).
 const TAKEOVER_EVERY_POLLS: u32 = 10;
-/// After the wait, earlier deliveries keep the connection open past WeChat's 5 s, so that
-/// WeChat retries instead of taking an empty answer as final.
-const HOLD_PAST_WAIT: Duration = Duration::from_millis(1000);
 
 #[derive(Clone)]
 pub struct Passive {
     outbox: Outbox,
     signals: Signals,
+    /// Answers in the making: they finish even when WeChat hangs up, and shutdown waits for
+    /// them before it stops the HTTP workers whose runtimes they run on (each stays on the
+    /// thread of the request that started it, with that thread's Redis and LLM connections).
+    tasks: TaskTracker,
+}
+
+/// One answer for a generation task to make.
+struct Generation {
+    message: InboundMessage,
+    /// The memory, when the arriving request read it already.
+    history: Option<Vec<Turn>>,
+    /// Where the request that started it waits to be handed the answer bound to it.
+    handed: Option<oneshot::Sender<Option<String>>>,
 }
 
 impl Passive {
@@ -48,11 +63,19 @@ impl Passive {
         Passive {
             outbox,
             signals: Signals::default(),
+            tasks: TaskTracker::new(),
         }
     }
 
+    /// Resolves once every answer in the making is committed (call once no new connections are
+    /// accepted; an answer started meanwhile is waited for too).
+    pub async fn drained(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
     /// The response body for one delivery: a passive reply, or `success`.
-    #[tracing::instrument(skip_all, fields(bot = bot, message_id = %decoded.message.message_id))]
+    #[tracing::instrument(skip_all, fields(bot = bot, message_id = %log_message_id(&decoded.message.message_id)))]
     pub async fn respond(
         &self,
         conversations: &Arc<Conversations>,
@@ -62,237 +85,207 @@ impl Passive {
         received: Instant,
     ) -> Result<String, CoreError> {
         let message = &decoded.message;
-        let user = format!("{bot}:{}", message.sender);
+        let mailbox = Mailbox {
+            bot,
+            user: &message.sender,
+        };
         match &message.content {
             Content::Ignored { .. } => return Ok(ACKNOWLEDGE.to_owned()),
             Content::Left => {
-                self.outbox.clear(&user).await?;
+                self.outbox.clear(mailbox).await?;
                 conversations.handle(bot, message, None).await?;
                 return Ok(ACKNOWLEDGE.to_owned());
             }
             _ => {}
         }
-        let question = question_of(bot, message);
-        let wait = Duration::from_millis(channel.settings.passive_wait_ms);
-        let deadline = received + wait;
+        let settings = &channel.settings;
+        let deadline = received + Duration::from_millis(settings.passive_wait_ms);
         let history_key = conversations.history_key(bot, message);
+        let request = crate::delivery::random_id();
         let arrival = self
             .outbox
             .arrive(
-                &user,
+                mailbox,
                 &message.message_id,
-                &question,
+                &request,
+                &question_of(bot, message),
+                kind_of(conversations, bot, message),
                 history_key.as_deref(),
                 deadline.saturating_duration_since(Instant::now()),
             )
             .await?;
-        tracing::debug!(
-            attempt = arrival.attempt,
-            generate = arrival.generate,
-            "wechat delivery"
-        );
+        tracing::debug!(attempt = arrival.attempt, role = ?arrival.role, "wechat delivery");
+        let key = signal_key(mailbox);
         // Held across the spawn, so the answer's wake-up finds a holder and leaves its permit
         // even if the answer is ready before this request starts waiting.
-        let signal = self.signals.get(&user);
-        let own_answer = arrival.generate.then(|| {
+        let signal = self.signals.get(&key);
+        let own_answer = (arrival.role == Role::Generate).then(|| {
             let (handed, receive) = oneshot::channel();
             self.start_answer(
                 conversations.clone(),
                 bot.to_owned(),
-                user.clone(),
-                message.clone(),
-                arrival.history,
-                Some(handed),
+                Generation {
+                    message: message.clone(),
+                    history: arrival.history,
+                    handed: Some(handed),
+                },
             );
             receive
         });
         let metrics = conversations.metrics();
-        if !arrival.generate && arrival.attempt > 1 {
+        if arrival.role == Role::Retry {
             metrics
                 .duplicates
                 .get_or_create(&PlatformLabels { platform: "wechat" })
                 .inc();
         }
-        let content = match own_answer {
-            Some(own_answer) => {
-                self.wait_for_own(
-                    conversations,
-                    bot,
-                    &user,
-                    &message.message_id,
-                    deadline,
-                    own_answer,
-                )
-                .await
-            }
+        let waited = match own_answer {
+            Some(own_answer) => match tokio::time::timeout_at(deadline.into(), own_answer).await {
+                Ok(Ok(Some(text))) => Ok(Some(text)),
+                _ => {
+                    self.wait_for_content(conversations, mailbox, &message.message_id, deadline)
+                        .await
+                }
+            },
             None => {
-                self.wait_for_content(conversations, bot, &user, &message.message_id, deadline)
+                self.wait_for_content(conversations, mailbox, &message.message_id, deadline)
                     .await
             }
         };
-        self.signals.release(&user, signal);
-        if let Some(text) = content? {
+        self.signals.release(&key, signal);
+        let last = arrival.attempt >= LAST_ATTEMPT;
+        let taken = match waited? {
+            Some(text) => Take::Text(text),
+            None => {
+                let mode = if last {
+                    TakeMode::Last
+                } else {
+                    TakeMode::GiveUp
+                };
+                self.outbox.take(mailbox, &message.message_id, mode).await?
+            }
+        };
+        let outcome = |outcome: &'static str| {
             metrics
                 .passive
-                .get_or_create(&PassiveLabels { outcome: "in_time" })
+                .get_or_create(&PassiveLabels { outcome })
                 .inc();
-            return Ok(render(channel, decoded, &text));
+        };
+        match taken {
+            Take::Text(text) => {
+                outcome("in_time");
+                Ok(render(channel, decoded, &text))
+            }
+            Take::Placeholder => {
+                outcome("placeholder");
+                tracing::info!(attempt = arrival.attempt, "answer not ready on the last delivery; placeholder sent, answer kept for the next message");
+                Ok(render(channel, decoded, &settings.placeholder))
+            }
+            Take::Empty => {
+                outcome("nothing_owed");
+                Ok(ACKNOWLEDGE.to_owned())
+            }
+            Take::Pending => {
+                outcome("hold");
+                // Answered after WeChat hung up, so WeChat retries instead of taking an empty
+                // answer as final.
+                let deadline_ms = settings.deadline_ms;
+                let hold = Duration::from_millis(deadline_ms + deadline_ms / 5);
+                tokio::time::sleep_until((received + hold).into()).await;
+                Ok(ACKNOWLEDGE.to_owned())
+            }
         }
-        if arrival.attempt >= LAST_ATTEMPT {
-            metrics
-                .passive
-                .get_or_create(&PassiveLabels {
-                    outcome: "placeholder",
-                })
-                .inc();
-            tracing::info!(attempt = arrival.attempt, "answer not ready on the last delivery; placeholder sent, answer kept for the next message");
-            return Ok(render(channel, decoded, &channel.settings.placeholder));
-        }
-        metrics
-            .passive
-            .get_or_create(&PassiveLabels { outcome: "hold" })
-            .inc();
-        tokio::time::sleep_until((deadline + HOLD_PAST_WAIT).into()).await;
-        Ok(ACKNOWLEDGE.to_owned())
     }
 
-    /// Generates the answer in its own task: it must finish even when WeChat hangs up. The
-    /// generating request passes the memory it read and a channel on which it is handed the
-    /// answer when [`Outbox::commit`] bound it to that request.
-    fn start_answer(
-        &self,
-        conversations: Arc<Conversations>,
-        bot: String,
-        user: String,
-        message: InboundMessage,
-        history: Option<Vec<Turn>>,
-        handed: Option<oneshot::Sender<Option<String>>>,
-    ) {
+    /// Generates answers in a task of their own (they must finish even when WeChat hangs up):
+    /// this one, then each next one the outbox names when this one is committed.
+    fn start_answer(&self, conversations: Arc<Conversations>, bot: String, first: Generation) {
         let outbox = self.outbox.clone();
         let signals = self.signals.clone();
-        crate::spawn_traced(async move {
-            // Keep the generation lease while the LLM works, so no other replica takes over.
-            let generate = conversations.handle_deferred(&bot, &message, history, None);
-            tokio::pin!(generate);
-            let mut renew = tokio::time::interval(GENERATION_LEASE / 3);
-            renew.tick().await;
-            let result = loop {
-                tokio::select! {
-                    result = &mut generate => break result,
-                    _ = renew.tick() => {
-                        if let Err(error) = outbox.renew(&message.message_id).await {
-                            tracing::warn!(%error, "could not renew the generation lease");
-                        }
-                    }
-                }
-            };
-            let (parts, remember) = match result {
-                Ok(handled) => match handled.reply {
-                    Some(reply) => (answer_parts(&reply.text), handled.remember),
-                    // Nothing to say (e.g. an empty message): bind an empty acknowledgement.
-                    None => (vec![String::new()], handled.remember),
-                },
-                Err(error) => {
-                    tracing::error!(%error, "conversation failed; answering with the fallback");
-                    let fallback = conversations
-                        .bot(&bot)
-                        .map(|bot| bot.settings.fallback.clone())
-                        .unwrap_or_default();
-                    (vec![fallback], None)
-                }
-            };
-            let committed = outbox
-                .commit(
-                    conversations.store(),
-                    &user,
-                    &message.message_id,
-                    &parts,
-                    remember.as_ref(),
+        let generate = async move {
+            let mut next = Some(first);
+            while let Some(generation) = next.take() {
+                let user = generation.message.sender.clone();
+                let mailbox = Mailbox {
+                    bot: &bot,
+                    user: &user,
+                };
+                let message_id = generation.message.message_id.clone();
+                let committed = answer_one(
+                    &outbox,
+                    &conversations,
+                    mailbox,
+                    generation.message,
+                    generation.history,
                 )
                 .await;
-            let bound = committed.unwrap_or_else(|error| {
-                tracing::error!(%error, "could not store the answer for passive delivery");
-                None
-            });
-            if let Some(handed) = handed {
-                // The request may have stopped waiting; then the text is in Redis, bound or queued.
-                let _ = handed.send(bound);
+                let committed = committed.unwrap_or_else(|error| {
+                    tracing::error!(%error, "could not store the answer for passive delivery");
+                    Default::default()
+                });
+                if let Some(handed) = generation.handed {
+                    // The request may have stopped waiting; then the text is in the outbox.
+                    let _ = handed.send(committed.bound);
+                }
+                signals.wake(&signal_key(mailbox));
+                next = committed.next.map(|(id, question)| {
+                    tracing::debug!(after = %log_message_id(&message_id), next = %log_message_id(&id), "generating the next answer");
+                    Generation {
+                        message: stored_question(&question, &id, &user),
+                        history: None,
+                        handed: None,
+                    }
+                });
             }
-            signals.wake(&user);
-        });
+        };
+        self.tasks
+            .spawn(tracing::Instrument::in_current_span(generate));
     }
 
-    /// If the answer this user is owed next lost its generator (the replica died mid-answer),
+    /// If the user's next answer to generate lost its generator (the replica died mid-answer),
     /// generate it here. Cheap when nothing is orphaned: one script call, about once a second.
     async fn adopt_orphan(
         &self,
         conversations: &Arc<Conversations>,
-        bot: &str,
-        user: &str,
+        mailbox: Mailbox<'_>,
     ) -> Result<(), StoreError> {
-        let Some((message_id, question)) = self.outbox.takeover(user).await? else {
+        let Some((message_id, question)) = self.outbox.takeover(mailbox).await? else {
             return Ok(());
         };
-        match serde_json::from_str::<JobPayload>(&question)
-            .ok()
-            .and_then(|payload| payload.message())
-        {
-            Some(message) => {
-                tracing::warn!(%message_id, "answer's generator is gone; generating it here");
-                self.start_answer(
-                    conversations.clone(),
-                    bot.to_owned(),
-                    user.to_owned(),
-                    message,
-                    None,
-                    None,
-                );
-            }
-            None => tracing::error!(%message_id, "stored question unreadable; cannot regenerate"),
-        }
+        tracing::warn!(message_id = %log_message_id(&message_id), "answer's generator is gone; generating it here");
+        let message = stored_question(&question, &message_id, mailbox.user);
+        self.start_answer(
+            conversations.clone(),
+            mailbox.bot.to_owned(),
+            Generation {
+                message,
+                history: None,
+                handed: None,
+            },
+        );
         Ok(())
     }
 
-    /// The generating request's wait: its generator hands it the answer, bound to it in Redis.
-    /// At the deadline it gives up with [`Outbox::take_final`], so the generator binds nothing
-    /// to it afterwards; when the generator could not bind (or died), it looks in the outbox
-    /// like any other delivery.
-    async fn wait_for_own(
-        &self,
-        conversations: &Arc<Conversations>,
-        bot: &str,
-        user: &str,
-        message_id: &str,
-        deadline: Instant,
-        own_answer: oneshot::Receiver<Option<String>>,
-    ) -> Result<Option<String>, StoreError> {
-        match tokio::time::timeout_at(deadline.into(), own_answer).await {
-            Ok(Ok(Some(text))) => Ok(Some(text)),
-            Ok(_) => {
-                self.wait_for_content(conversations, bot, user, message_id, deadline)
-                    .await
-            }
-            Err(_) => self.outbox.take_final(user, message_id).await,
-        }
-    }
-
+    /// Waits until something is bound to this message (woken by a local commit, else polling
+    /// for another replica's), up to `deadline`. `None`: nothing by then.
     async fn wait_for_content(
         &self,
         conversations: &Arc<Conversations>,
-        bot: &str,
-        user: &str,
+        mailbox: Mailbox<'_>,
         message_id: &str,
         deadline: Instant,
     ) -> Result<Option<String>, StoreError> {
-        let notify = self.signals.get(user);
+        let key = signal_key(mailbox);
+        let notify = self.signals.get(&key);
         let mut polls = 0u32;
         let result = loop {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.outbox.take(user, message_id).await {
-                Ok(Some(text)) => break Ok(Some(text)),
-                Ok(None) => {}
+            match self.outbox.take(mailbox, message_id, TakeMode::Look).await {
+                Ok(Take::Text(text)) => break Ok(Some(text)),
+                Ok(Take::Empty) => break Ok(None),
+                Ok(_) => {}
                 Err(error) => break Err(error),
             }
             let now = Instant::now();
@@ -301,7 +294,7 @@ impl Passive {
             }
             polls += 1;
             if polls % TAKEOVER_EVERY_POLLS == 1 {
-                if let Err(error) = self.adopt_orphan(conversations, bot, user).await {
+                if let Err(error) = self.adopt_orphan(conversations, mailbox).await {
                     tracing::warn!(%error, "could not check for an orphaned answer");
                 }
             }
@@ -311,8 +304,76 @@ impl Passive {
                 _ = tokio::time::sleep_until(next_poll.into()) => {}
             }
         };
-        self.signals.release(user, notify);
+        self.signals.release(&key, notify);
         result
+    }
+}
+
+/// Generates one answer, keeping its lease while the LLM works, and commits it.
+async fn answer_one(
+    outbox: &Outbox,
+    conversations: &Arc<Conversations>,
+    mailbox: Mailbox<'_>,
+    message: InboundMessage,
+    history: Option<Vec<Turn>>,
+) -> Result<super::outbox::Committed, StoreError> {
+    let generate = conversations.handle_deferred(mailbox.bot, &message, history, None);
+    tokio::pin!(generate);
+    let mut renew = tokio::time::interval(GENERATION_LEASE / 3);
+    renew.tick().await;
+    let result = loop {
+        tokio::select! {
+            result = &mut generate => break result,
+            _ = renew.tick() => {
+                if let Err(error) = outbox.renew(mailbox, &message.message_id).await {
+                    tracing::warn!(%error, "could not renew the generation lease");
+                }
+            }
+        }
+    };
+    let (parts, remember): (Vec<String>, Option<PendingTurn>) = match result {
+        Ok(handled) => match handled.reply {
+            Some(reply) => (answer_parts(&reply.text), handled.remember),
+            // Nothing to say (e.g. an empty message): bind an empty acknowledgement.
+            None => (vec![String::new()], handled.remember),
+        },
+        Err(error) => {
+            tracing::error!(%error, "conversation failed; answering with the fallback");
+            let fallback = conversations
+                .bot(mailbox.bot)
+                .map(|bot| bot.settings.fallback.clone())
+                .unwrap_or_default();
+            (vec![fallback], None)
+        }
+    };
+    outbox
+        .commit(
+            conversations.store(),
+            mailbox,
+            &message.message_id,
+            &parts,
+            remember.as_ref(),
+        )
+        .await
+}
+
+fn signal_key(mailbox: Mailbox<'_>) -> String {
+    format!("{}:{}", mailbox.bot, mailbox.user)
+}
+
+/// `/reset`, `/new` and farewells restart the conversation: they are never a pull, and what is
+/// owed is dropped. Everything else is a question (or a pull, when something is owed).
+fn kind_of(conversations: &Conversations, bot: &str, message: &InboundMessage) -> Kind {
+    let Content::Text(text) = &message.content else {
+        return Kind::Question;
+    };
+    let text = text.trim();
+    let farewell = conversations
+        .bot(bot)
+        .is_some_and(|bot| commands::is_farewell(text, &bot.farewells));
+    match (commands::command(text), farewell) {
+        (Some(Command::Reset), _) | (_, true) => Kind::Restart,
+        _ => Kind::Question,
     }
 }
 
@@ -325,13 +386,30 @@ fn question_of(bot: &str, message: &InboundMessage) -> String {
         sender: message.sender.clone(),
         message_id: message.message_id.clone(),
         content,
-        seq: 0,
         received_at_ms: crate::delivery::accept::now_ms(),
         notice: None,
     });
     payload
         .and_then(|payload| serde_json::to_string(&payload).ok())
         .unwrap_or_default()
+}
+
+/// A stored question back as a message. One that cannot be read (written by a future version,
+/// damaged) is answered as an empty message, so the answers after it are not held up.
+fn stored_question(question: &str, message_id: &str, user: &str) -> InboundMessage {
+    serde_json::from_str::<JobPayload>(question)
+        .ok()
+        .and_then(|payload| payload.message())
+        .unwrap_or_else(|| {
+            tracing::error!(message_id = %log_message_id(message_id), "stored question unreadable; answering it as empty");
+            InboundMessage {
+                platform: botgate_contract::Platform::Wechat,
+                conversation: user.to_owned(),
+                sender: user.to_owned(),
+                message_id: message_id.to_owned(),
+                content: Content::Text(String::new()),
+            }
+        })
 }
 
 fn render(channel: &WechatChannel, decoded: &Decoded, text: &str) -> String {

@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`config`]: typed settings from TOML + environment, validated at load.
+//! - [`clock`]: the one place for "now" and for random bytes.
 //! - [`store`]: shared state (conversation memory, claims, TTL values) in Redis or in process.
 //! - [`llm`]: providers (Bailian application API, OpenAI-compatible, rules) and the retry loop.
 //! - [`core`]: the platform-agnostic conversation core (commands, farewell, memory, ordering).
@@ -20,6 +21,7 @@
 pub mod channels;
 pub mod chat;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod core;
 pub mod delivery;

@@ -11,9 +11,11 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
+use crate::channels::passive::{Outbox, Passive};
+use crate::channels::webhook::WebhookChannel;
 use crate::channels::wechat::active::WechatActive;
 use crate::channels::wechat::api::WechatApi;
-use crate::channels::wechat::{self, Outbox, Passive, WechatChannel};
+use crate::channels::wechat::{self, WechatChannel};
 use crate::config::ReplyMode;
 use crate::config::{LlmSettings, Settings, WebhookSettings};
 use crate::core::{Bot, Conversations};
@@ -21,7 +23,7 @@ use crate::delivery::{Acceptor, Engine, Limits, Queue, TokenCache};
 use crate::llm::{Bailian, Llm, LlmHttp, OpenAi, Rules};
 use crate::store::StoreError;
 use crate::store::{MemoryStore, RedisStore, Store};
-use botgate_contract::{Content, InboundMessage};
+use botgate_contract::{Content, InboundMessage, Platform};
 use tokio::sync::watch;
 
 /// What every request handler shares.
@@ -29,7 +31,7 @@ pub struct AppState {
     pub conversations: Arc<Conversations>,
     pub wechat: HashMap<String, WechatChannel>,
     pub passive: Passive,
-    pub webhooks: HashMap<String, WebhookSettings>,
+    pub webhooks: HashMap<String, WebhookChannel>,
     pub key_prefix: String,
     pub acceptor: Acceptor,
     pub limits: Limits,
@@ -292,10 +294,13 @@ impl Application {
         ));
         let state = web::Data::new(AppState {
             wechat: wechat::build(&settings)?,
-            passive: Passive::new(outbox),
+            passive: Passive::new(Platform::Wechat, outbox, wechat::answer_parts),
             conversations,
             key_prefix: prefix.clone(),
-            webhooks,
+            webhooks: webhooks
+                .into_iter()
+                .map(|(name, settings)| (name, WebhookChannel::new(settings)))
+                .collect(),
             acceptor,
             limits,
         });

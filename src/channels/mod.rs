@@ -1,7 +1,5 @@
 //! Platform channels: the glue between an adapter (pure, in `adapters/`) and the core.
 
-mod signals;
+pub mod passive;
 pub mod webhook;
 pub mod wechat;
-
-pub use signals::Signals;

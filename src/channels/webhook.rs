@@ -2,7 +2,13 @@
 //! deliver_url`), both signed `X-Botgate-Signature: sha256=<hex HMAC-SHA256(secret, body)>`.
 //! For custom integrations, and the simplest acknowledge-then-deliver channel to test with.
 
-use botgate_contract::{AdapterError, Content, InboundMessage, Platform};
+use botgate_contract::{
+    Adapter, AdapterError, Content, Inbound, InboundMessage, Method, Outcome, Platform, RawRequest,
+    Response,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::WebhookSettings;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -15,7 +21,7 @@ const MAX_ID_BYTES: usize = 256;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Inbound {
+struct WireMessage {
     conversation: String,
     #[serde(default)]
     sender: Option<String>,
@@ -32,6 +38,76 @@ pub struct Outbound<'a> {
     pub chunk: usize,
     pub chunks: usize,
     pub text: &'a str,
+}
+
+/// One bot's webhook channel: its adapter, and where answers go.
+pub struct WebhookChannel {
+    pub adapter: WebhookAdapter,
+    pub settings: WebhookSettings,
+}
+
+impl WebhookChannel {
+    pub fn new(settings: WebhookSettings) -> Self {
+        WebhookChannel {
+            adapter: WebhookAdapter::new(settings.secret.clone()),
+            settings,
+        }
+    }
+}
+
+/// The webhook's inbound side behind the platform-neutral [`Adapter`] trait.
+pub struct WebhookAdapter {
+    secret: SecretString,
+}
+
+impl WebhookAdapter {
+    /// `secret` signs both directions.
+    pub fn new(secret: SecretString) -> Self {
+        WebhookAdapter { secret }
+    }
+}
+
+const JSON: &str = "application/json";
+
+impl Adapter for WebhookAdapter {
+    /// Nothing: answers never travel in the response.
+    type Reply = ();
+
+    fn platform(&self) -> Platform {
+        Platform::Webhook
+    }
+
+    fn accept(&self, request: &RawRequest<'_>) -> Result<Inbound<()>, AdapterError> {
+        if request.method != Method::Post {
+            return Err(AdapterError::Malformed("messages are POSTed".to_owned()));
+        }
+        let signature = request.headers.header(SIGNATURE_HEADER);
+        let message = decode(
+            self.secret.expose_secret().as_bytes(),
+            signature,
+            request.body,
+        )?;
+        Ok(Inbound::Message { message, reply: () })
+    }
+
+    fn render(&self, _: &(), _: &str, _: u64, _: &[u8; 16]) -> Response {
+        self.acknowledge(Outcome::Ignored)
+    }
+
+    /// `202 {"status":"accepted","job":…}` once durably queued, `200 {"status":"duplicate"}`
+    /// for a message id seen before.
+    fn acknowledge(&self, outcome: Outcome<'_>) -> Response {
+        let (status, body) = match outcome {
+            Outcome::Queued { job } => (202, serde_json::json!({"status": "accepted", "job": job})),
+            Outcome::Duplicate => (200, serde_json::json!({"status": "duplicate"})),
+            Outcome::Ignored => (200, serde_json::json!({"status": "ignored"})),
+        };
+        Response {
+            status,
+            content_type: JSON,
+            body: body.to_string(),
+        }
+    }
 }
 
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
@@ -67,7 +143,7 @@ pub fn decode(
     mac.update(body);
     mac.verify_slice(&expected)
         .map_err(|_| AdapterError::BadSignature)?;
-    let inbound: Inbound = serde_json::from_slice(body).map_err(|error| {
+    let inbound: WireMessage = serde_json::from_slice(body).map_err(|error| {
         AdapterError::Malformed(format!("JSON: {}", crate::store::json_reason(&error)))
     })?;
     for (value, field) in [

@@ -1,7 +1,7 @@
 //! The accepting side of the engine: claim the platform message id and queue the job in its
 //! conversation's order, in one atomic step, before the webhook is acknowledged.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use botgate_contract::InboundMessage;
 
@@ -18,13 +18,6 @@ pub enum Accepted {
     Duplicate,
     /// Needs no answer (an ignored event).
     Ignored,
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 pub struct Acceptor {
@@ -78,7 +71,7 @@ impl Acceptor {
             sender: message.sender.clone(),
             message_id: message.message_id.clone(),
             content,
-            received_at_ms: now_ms(),
+            received_at_ms: crate::clock::unix_ms(),
             notice,
         };
         let claim = self.claim_key(bot, message);
@@ -87,7 +80,7 @@ impl Acceptor {
             reason: crate::store::json_reason(&error),
         })?;
         let order = Self::order_key(&self.prefix, bot, platform, &message.conversation);
-        let ticket = super::random_id();
+        let ticket = crate::clock::random_id();
         let admitted = self
             .queue
             .admit(&claim, self.dedup_ttl, &order, &ticket, &json)

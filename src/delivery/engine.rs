@@ -66,15 +66,9 @@ impl Engine {
         settings: DeliverySettings,
         prefix: &str,
     ) -> Self {
-        let mut id = [0u8; 4];
-        let _ = getrandom::fill(&mut id);
         // Unique per process, so a restarted replica never inherits a dead one's pending jobs by name.
-        let consumer = format!(
-            "{}-{}-{:08x}",
-            hostname(),
-            std::process::id(),
-            u32::from_le_bytes(id)
-        );
+        let random = crate::clock::random_id();
+        let consumer = format!("{}-{}-{}", hostname(), std::process::id(), &random[..8]);
         Engine {
             queue,
             store: conversations.store().clone(),

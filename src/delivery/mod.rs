@@ -18,33 +18,9 @@ pub use self::limits::{Limits, Slot};
 pub use self::queue::{Admitted, DeadLetter, Fenced, Job, PartClaim, Queue, QueueDepth, Ticket};
 pub use self::tokens::{TokenCache, TokenError};
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// 128 random bits in hex: owners of locks and holders of slots, unique across replicas so one
-/// replica can never release what another holds.
-pub(crate) fn random_id() -> String {
-    let mut bytes = [0_u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // The OS refused randomness (practically never). Uniqueness is what matters here, not
-        // secrecy: the process id, the clock and a counter still tell holders apart.
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-        bytes[..8].copy_from_slice(&nanos.to_le_bytes());
-        let count = COUNTER.fetch_add(1, Ordering::Relaxed) ^ (u64::from(std::process::id()) << 40);
-        bytes[8..].copy_from_slice(&count.to_le_bytes());
-    }
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// Wall-clock milliseconds since the Unix epoch: the unit Redis stream ids and TTLs speak.
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
+pub(crate) use crate::clock::{random_id, unix_ms};
 
 /// `base` plus up to `spread` at random, so replicas polling the same key drift apart instead
 /// of hitting Redis in lockstep.
@@ -65,15 +41,6 @@ pub(crate) fn millis(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn random_ids_are_distinct_hex() {
-        let first = random_id();
-        let second = random_id();
-        assert_eq!(first.len(), 32);
-        assert!(first.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(first, second);
-    }
 
     #[test]
     fn jitter_stays_within_its_spread() {

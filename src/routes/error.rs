@@ -20,18 +20,6 @@ pub enum WebhookError {
     Store(#[from] StoreError),
 }
 
-/// The bot's settings for one channel, or 404 naming what is missing.
-pub fn channel_of<'a, T>(
-    channels: &'a std::collections::HashMap<String, T>,
-    channel: &'static str,
-    bot: &str,
-) -> Result<&'a T, WebhookError> {
-    channels.get(bot).ok_or_else(|| WebhookError::UnknownBot {
-        channel,
-        bot: bot.to_owned(),
-    })
-}
-
 impl ResponseError for WebhookError {
     fn status_code(&self) -> StatusCode {
         match self {

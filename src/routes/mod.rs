@@ -3,9 +3,10 @@
 mod bot;
 mod error;
 mod health;
+pub mod inbound;
 mod span;
 mod webhook;
-pub mod wechat;
+mod wechat;
 
 pub use bot::BotName;
 pub use error::WebhookError;
@@ -15,41 +16,43 @@ use std::sync::Arc;
 
 use actix_web::web;
 
+use crate::channels::webhook::WebhookChannel;
+use crate::channels::wechat::WechatChannel;
 use bot::RouteBot;
+use inbound::Channel;
 
-/// Mounts every route; `wechat_bots` and `webhook_bots` (configured names) get literal routes
-/// ahead of the `{bot}` patterns.
+/// Mounts every route; each platform's configured bots get literal routes ahead of the
+/// `{bot}` patterns.
 pub fn configure<'a>(
     config: &mut web::ServiceConfig,
     wechat_bots: impl IntoIterator<Item = &'a String>,
     webhook_bots: impl IntoIterator<Item = &'a String>,
 ) {
-    for name in wechat_bots
-        .into_iter()
-        .filter(|name| BotName::routable(name))
-    {
-        config.service(
-            web::resource(format!("/wechat/{name}"))
-                .app_data(RouteBot(Arc::from(name.as_str())))
-                .route(web::get().to(wechat::verify))
-                .route(web::post().to(wechat::receive)),
-        );
-    }
-    for name in webhook_bots
-        .into_iter()
-        .filter(|name| BotName::routable(name))
-    {
-        config.service(
-            web::resource(format!("/webhook/{name}"))
-                .app_data(RouteBot(Arc::from(name.as_str())))
-                .route(web::post().to(webhook::receive)),
-        );
-    }
+    mount::<WechatChannel>(config, wechat_bots);
+    mount::<WebhookChannel>(config, webhook_bots);
     config
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/wechat/{bot}", web::get().to(wechat::verify))
-        .route("/wechat/{bot}", web::post().to(wechat::receive))
-        .route("/webhook/{bot}", web::post().to(webhook::receive));
+        .route("/metrics", web::get().to(health::metrics));
+}
+
+/// `/{route}/NAME` for each configured bot, then `/{route}/{bot}` for names no bot has (404):
+/// POST for messages, and GET too where the platform verifies the URL with one.
+fn mount<'a, C: Channel>(
+    config: &mut web::ServiceConfig,
+    bots: impl IntoIterator<Item = &'a String>,
+) {
+    let resource = |path: String| {
+        let resource = web::resource(path).route(web::post().to(inbound::receive::<C>));
+        match C::HANDSHAKE {
+            true => resource.route(web::get().to(inbound::receive::<C>)),
+            false => resource,
+        }
+    };
+    for name in bots.into_iter().filter(|name| BotName::routable(name)) {
+        config.service(
+            resource(format!("/{}/{name}", C::ROUTE)).app_data(RouteBot(Arc::from(name.as_str()))),
+        );
+    }
+    config.service(resource(format!("/{}/{{bot}}", C::ROUTE)));
 }

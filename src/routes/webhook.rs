@@ -1,55 +1,26 @@
 //! `POST /webhook/{bot}`: the generic signed webhook channel; acknowledged once durably queued.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use secrecy::ExposeSecret;
-use serde_json::json;
-
-use super::error::{channel_of, WebhookError};
-use super::BotName;
-use crate::channels::webhook;
-use crate::delivery::Accepted;
+use super::inbound::Channel;
+use crate::channels::passive::PassiveWindow;
+use crate::channels::webhook::{WebhookAdapter, WebhookChannel};
 use crate::startup::AppState;
+use crate::store::StoreError;
 
-pub async fn receive(
-    bot: BotName,
-    request: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, WebhookError> {
-    let metrics = state.conversations.metrics();
-    let settings = channel_of(&state.webhooks, "webhook", &bot)?;
-    let signature = request
-        .headers()
-        .get(webhook::SIGNATURE_HEADER)
-        .and_then(|value| value.to_str().ok());
-    let message =
-        match webhook::decode(settings.secret.expose_secret().as_bytes(), signature, &body) {
-            Ok(message) => message,
-            Err(error) => {
-                metrics.inbound("webhook", "rejected");
-                return Err(error.into());
-            }
-        };
-    let notice = state.rate_limit_notice(&bot, &message).await?;
-    match state.acceptor.accept(&bot, &message, notice).await {
-        Ok(Accepted::Enqueued(job)) => {
-            metrics.inbound("webhook", "accepted");
-            Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "job": job})))
-        }
-        Ok(Accepted::Duplicate) => {
-            metrics.inbound("webhook", "duplicate");
-            metrics
-                .duplicates
-                .get_or_create(&crate::metrics::PlatformLabels {
-                    platform: "webhook",
-                })
-                .inc();
-            Ok(HttpResponse::Ok().json(json!({"status": "duplicate"})))
-        }
-        Ok(Accepted::Ignored) => Ok(HttpResponse::Ok().json(json!({"status": "ignored"}))),
-        Err(error) => {
-            metrics.inbound("webhook", "error");
-            Err(error.into())
-        }
+impl Channel for WebhookChannel {
+    type Adapter = WebhookAdapter;
+    const ROUTE: &'static str = "webhook";
+    const HANDSHAKE: bool = false;
+
+    fn of<'a>(state: &'a AppState, bot: &str) -> Option<&'a Self> {
+        state.webhooks.get(bot)
+    }
+
+    fn adapter(&self) -> &Self::Adapter {
+        &self.adapter
+    }
+
+    /// Always acknowledged, then delivered to `deliver_url`.
+    async fn window(&self, _: &AppState, _: &str) -> Result<Option<&PassiveWindow>, StoreError> {
+        Ok(None)
     }
 }

@@ -5,6 +5,7 @@
 // Test code: a failed setup step should stop the test right there.
 #![allow(clippy::unwrap_used)]
 
+mod conformance;
 mod hardening;
 mod harness;
 mod operations;

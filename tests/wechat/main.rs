@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod active;
+mod conformance;
 mod hardening;
 mod harness;
 mod outbox;

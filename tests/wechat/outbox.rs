@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use botgate::channels::wechat::outbox::{Committed, Kind, Role, Take, TakeMode};
-use botgate::channels::wechat::{Mailbox, Outbox, CONTINUE_HINT};
+use botgate::channels::passive::outbox::{Committed, Kind, Role, Take, TakeMode};
+use botgate::channels::passive::{Mailbox, Outbox};
+use botgate::channels::wechat::CONTINUE_HINT;
 use botgate::core::PendingTurn;
 use botgate::store::{MemoryStore, RedisStore, Store, Turn};
 use botgate_testkit::RedisServer;

@@ -1,8 +1,12 @@
 //! The contract between platform adapters and the conversation core: what an adapter hands over.
 //!
 //! Adapters are pure: they take the bytes of a request and the current time, and return an
-//! [`InboundMessage`] or an [`AdapterError`]. They never do I/O, and this crate depends on
+//! [`InboundMessage`] or an [`AdapterError`]; [`Adapter`] is the trait every platform implements. They never do I/O, and this crate depends on
 //! nothing of ours (no actix, no redis), so the dependency direction is enforced by the graph.
+
+mod adapter;
+
+pub use adapter::{Adapter, HeaderList, Headers, Inbound, Method, Outcome, RawRequest, Response};
 
 use std::fmt;
 

@@ -32,6 +32,7 @@ use std::time::Duration;
 use botgate_contract::{AdapterError, InboundMessage};
 use botgate_wxcrypt::{signature_matches, CryptError, EncodingAesKey, WxCrypt};
 
+mod adapter;
 pub mod client;
 mod inbound;
 mod query;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::api::{ApiError, WechatApi};
-use super::outbox::Outbox;
+use crate::channels::passive::{Mailbox, Outbox};
 use crate::delivery::send::SendError;
 use crate::store::Store;
 
@@ -89,7 +89,7 @@ impl WechatActive {
             .set(&self.fallback_key, "48001", PASSIVE_FALLBACK_TTL)
             .await?;
         let passive = super::answer_parts(&parts.join("\n\n"));
-        let mailbox = super::Mailbox {
+        let mailbox = Mailbox {
             bot: &self.bot,
             user: openid,
         };

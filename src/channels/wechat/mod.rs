@@ -2,12 +2,8 @@
 
 pub mod active;
 pub mod api;
-pub mod outbox;
-mod passive;
 mod render;
 
-pub use outbox::{Mailbox, Outbox};
-pub use passive::Passive;
 pub use render::{active_parts, answer_parts, CONTINUE_HINT};
 
 use std::collections::HashMap;
@@ -18,11 +14,14 @@ use botgate_wechat::WechatAccount;
 use botgate_wxcrypt::EncodingAesKey;
 use secrecy::ExposeSecret;
 
+use crate::channels::passive::PassiveWindow;
 use crate::config::{Settings, WechatSettings};
 
 pub struct WechatChannel {
     pub account: WechatAccount,
     pub settings: WechatSettings,
+    /// Passive mode's reply window (active mode's too, while WeChat refuses its sends).
+    pub window: PassiveWindow,
 }
 
 /// One channel per bot with a `[bots.NAME.wechat]` table.
@@ -45,6 +44,11 @@ pub fn build(settings: &Settings) -> anyhow::Result<HashMap<String, WechatChanne
             name.clone(),
             WechatChannel {
                 account,
+                window: PassiveWindow {
+                    wait: Duration::from_millis(wechat.passive_wait_ms),
+                    deadline: Duration::from_millis(wechat.deadline_ms),
+                    placeholder: wechat.placeholder.clone(),
+                },
                 settings: wechat.clone(),
             },
         );

@@ -6,6 +6,7 @@
 //! - [`bailian`]: [`FakeBailian`], an HTTP server speaking the Bailian application API
 //!   (`/api/v1/apps/{app_id}/completion`, JSON and the quirky SSE) and the OpenAI-compatible
 //!   `/compatible-mode/v1/chat/completions`, with scripted answers and failures.
+//! - [`conformance`]: the checks every platform adapter must pass, given fixtures of its wire.
 //! - [`proxy`]: [`DropProxy`], a TCP proxy in front of Redis that drops a connection after a
 //!   command ran and before its reply arrives.
 //! - [`platform`]: [`FakePlatform`], a recorder standing in for the WeChat, WeCom and DingTalk
@@ -18,6 +19,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod bailian;
+pub mod conformance;
 pub mod platform;
 pub mod proxy;
 pub mod redis;

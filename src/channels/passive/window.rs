@@ -1,4 +1,5 @@
-//! Passive mode: the answer travels inside WeChat's own HTTP request, within its 5-second limit.
+//! The reply window: the answer travels inside the platform's own HTTP request, within its
+//! deadline (WeChat: 5 seconds).
 //!
 //! WeChat delivers a message up to three times, 5 s apart, until one response arrives in time.
 //! The first delivery decides what the message is (a question, a pull of what is owed, a
@@ -16,14 +17,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use botgate_contract::{Content, InboundMessage};
-use botgate_wechat::{Decoded, ACKNOWLEDGE};
+use botgate_contract::{Adapter, Content, InboundMessage, Outcome, Platform, Response};
 use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 
 use super::outbox::{Kind, Mailbox, Outbox, Role, Take, TakeMode, GENERATION_LEASE};
-use super::{answer_parts, WechatChannel};
-use crate::channels::Signals;
+use super::signals::Signals;
 use crate::core::commands::{self, Command};
 use crate::core::{Conversations, CoreError, PendingTurn};
 use crate::delivery::job::{JobContent, JobPayload};
@@ -39,9 +38,24 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// polls (about a second).
 const TAKEOVER_EVERY_POLLS: u32 = 10;
 
+/// One bot's reply window on its platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassiveWindow {
+    /// How long one delivery waits for the answer.
+    pub wait: Duration,
+    /// When the platform hangs up on a delivery.
+    pub deadline: Duration,
+    /// What the last delivery says when the answer is not ready: reply for it.
+    pub placeholder: String,
+}
+
+/// The reply window of one platform: its outbox, and how an answer is cut into replies.
 #[derive(Clone)]
 pub struct Passive {
+    platform: Platform,
     outbox: Outbox,
+    /// An answer as the platform shows it, one part per reply (the continue hint included).
+    parts: fn(&str) -> Vec<String>,
     signals: Signals,
     /// Answers in the making: they finish even when WeChat hangs up, and shutdown waits for
     /// them before it stops the HTTP workers whose runtimes they run on (each stays on the
@@ -59,9 +73,11 @@ struct Generation {
 }
 
 impl Passive {
-    pub fn new(outbox: Outbox) -> Self {
+    pub fn new(platform: Platform, outbox: Outbox, parts: fn(&str) -> Vec<String>) -> Self {
         Passive {
+            platform,
             outbox,
+            parts,
             signals: Signals::default(),
             tasks: TaskTracker::new(),
         }
@@ -74,34 +90,37 @@ impl Passive {
         self.tasks.wait().await;
     }
 
-    /// The response body for one delivery: a passive reply, or `success`.
-    #[tracing::instrument(skip_all, fields(bot = bot, message_id = %log_message_id(&decoded.message.message_id)))]
-    pub async fn respond(
+    /// The response to one delivery of `message`: a reply rendered by `adapter` for `reply`,
+    /// or its acknowledgement.
+    #[allow(clippy::too_many_arguments)]
+    #[tracing::instrument(skip_all, fields(bot = bot, message_id = %log_message_id(&message.message_id)))]
+    pub async fn respond<A: Adapter>(
         &self,
         conversations: &Arc<Conversations>,
         bot: &str,
-        channel: &WechatChannel,
-        decoded: &Decoded,
+        adapter: &A,
+        window: &PassiveWindow,
+        message: &InboundMessage,
+        reply: &A::Reply,
         received: Instant,
-    ) -> Result<String, CoreError> {
-        let message = &decoded.message;
+    ) -> Result<Response, CoreError> {
         let mailbox = Mailbox {
             bot,
             user: &message.sender,
         };
+        let acknowledged = || adapter.acknowledge(Outcome::Ignored);
         match &message.content {
-            Content::Ignored { .. } => return Ok(ACKNOWLEDGE.to_owned()),
+            Content::Ignored { .. } => return Ok(acknowledged()),
             Content::Left => {
                 self.outbox.clear(mailbox).await?;
                 conversations.handle(bot, message, None).await?;
-                return Ok(ACKNOWLEDGE.to_owned());
+                return Ok(acknowledged());
             }
             _ => {}
         }
-        let settings = &channel.settings;
-        let deadline = received + Duration::from_millis(settings.passive_wait_ms);
+        let deadline = received + window.wait;
         let history_key = conversations.history_key(bot, message);
-        let request = crate::delivery::random_id();
+        let request = crate::clock::random_id();
         let arrival = self
             .outbox
             .arrive(
@@ -136,7 +155,9 @@ impl Passive {
         if arrival.role == Role::Retry {
             metrics
                 .duplicates
-                .get_or_create(&PlatformLabels { platform: "wechat" })
+                .get_or_create(&PlatformLabels {
+                    platform: self.platform.as_str(),
+                })
                 .inc();
         }
         let waited = match own_answer {
@@ -171,28 +192,31 @@ impl Passive {
                 .get_or_create(&PassiveLabels { outcome })
                 .inc();
         };
+        let render = |text: &str| {
+            let (now, random) = crate::clock::now_and_random();
+            adapter.render(reply, text, now, &random)
+        };
         match taken {
             Take::Text(text) => {
                 outcome("in_time");
-                Ok(render(channel, decoded, &text))
+                Ok(render(&text))
             }
             Take::Placeholder => {
                 outcome("placeholder");
                 tracing::info!(attempt = arrival.attempt, "answer not ready on the last delivery; placeholder sent, answer kept for the next message");
-                Ok(render(channel, decoded, &settings.placeholder))
+                Ok(render(&window.placeholder))
             }
             Take::Empty => {
                 outcome("nothing_owed");
-                Ok(ACKNOWLEDGE.to_owned())
+                Ok(acknowledged())
             }
             Take::Pending => {
                 outcome("hold");
-                // Answered after WeChat hung up, so WeChat retries instead of taking an empty
+                // Answered after the platform hung up, so it retries instead of taking an empty
                 // answer as final.
-                let deadline_ms = settings.deadline_ms;
-                let hold = Duration::from_millis(deadline_ms + deadline_ms / 5);
+                let hold = window.deadline + window.deadline / 5;
                 tokio::time::sleep_until((received + hold).into()).await;
-                Ok(ACKNOWLEDGE.to_owned())
+                Ok(acknowledged())
             }
         }
     }
@@ -202,6 +226,8 @@ impl Passive {
     fn start_answer(&self, conversations: Arc<Conversations>, bot: String, first: Generation) {
         let outbox = self.outbox.clone();
         let signals = self.signals.clone();
+        let parts = self.parts;
+        let platform = self.platform;
         let generate = async move {
             let mut next = Some(first);
             while let Some(generation) = next.take() {
@@ -217,6 +243,7 @@ impl Passive {
                     mailbox,
                     generation.message,
                     generation.history,
+                    parts,
                 )
                 .await;
                 let committed = committed.unwrap_or_else(|error| {
@@ -231,7 +258,7 @@ impl Passive {
                 next = committed.next.map(|(id, question)| {
                     tracing::debug!(after = %log_message_id(&message_id), next = %log_message_id(&id), "generating the next answer");
                     Generation {
-                        message: stored_question(&question, &id, &user),
+                        message: stored_question(&question, &id, &user, platform),
                         history: None,
                         handed: None,
                     }
@@ -253,7 +280,7 @@ impl Passive {
             return Ok(());
         };
         tracing::warn!(message_id = %log_message_id(&message_id), "answer's generator is gone; generating it here");
-        let message = stored_question(&question, &message_id, mailbox.user);
+        let message = stored_question(&question, &message_id, mailbox.user, self.platform);
         self.start_answer(
             conversations.clone(),
             mailbox.bot.to_owned(),
@@ -316,6 +343,7 @@ async fn answer_one(
     mailbox: Mailbox<'_>,
     message: InboundMessage,
     history: Option<Vec<Turn>>,
+    parts: fn(&str) -> Vec<String>,
 ) -> Result<super::outbox::Committed, StoreError> {
     let generate = conversations.handle_deferred(mailbox.bot, &message, history, None);
     tokio::pin!(generate);
@@ -333,7 +361,7 @@ async fn answer_one(
     };
     let (parts, remember): (Vec<String>, Option<PendingTurn>) = match result {
         Ok(handled) => match handled.reply {
-            Some(reply) => (answer_parts(&reply.text), handled.remember),
+            Some(reply) => (parts(&reply.text), handled.remember),
             // Nothing to say (e.g. an empty message): bind an empty acknowledgement.
             None => (vec![String::new()], handled.remember),
         },
@@ -386,7 +414,7 @@ fn question_of(bot: &str, message: &InboundMessage) -> String {
         sender: message.sender.clone(),
         message_id: message.message_id.clone(),
         content,
-        received_at_ms: crate::delivery::accept::now_ms(),
+        received_at_ms: crate::clock::unix_ms(),
         notice: None,
     });
     payload
@@ -396,35 +424,23 @@ fn question_of(bot: &str, message: &InboundMessage) -> String {
 
 /// A stored question back as a message. One that cannot be read (written by a future version,
 /// damaged) is answered as an empty message, so the answers after it are not held up.
-fn stored_question(question: &str, message_id: &str, user: &str) -> InboundMessage {
+fn stored_question(
+    question: &str,
+    message_id: &str,
+    user: &str,
+    platform: Platform,
+) -> InboundMessage {
     serde_json::from_str::<JobPayload>(question)
         .ok()
         .and_then(|payload| payload.message())
         .unwrap_or_else(|| {
             tracing::error!(message_id = %log_message_id(message_id), "stored question unreadable; answering it as empty");
             InboundMessage {
-                platform: botgate_contract::Platform::Wechat,
+                platform,
                 conversation: user.to_owned(),
                 sender: user.to_owned(),
                 message_id: message_id.to_owned(),
                 content: Content::Text(String::new()),
             }
         })
-}
-
-fn render(channel: &WechatChannel, decoded: &Decoded, text: &str) -> String {
-    if text.is_empty() {
-        return ACKNOWLEDGE.to_owned();
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default();
-    let mut random = [0u8; 16];
-    // Only the reply's first 16 bytes are random filler; a failing RNG leaves zeros, which the
-    // receiver accepts as well (the protocol does not rely on their secrecy).
-    let _ = getrandom::fill(&mut random);
-    channel
-        .account
-        .render_reply(&decoded.reply, text, now, &random)
 }

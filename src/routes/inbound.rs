@@ -1,0 +1,150 @@
+//! One inbound pipeline for every platform: find the bot's channel, let its adapter verify and
+//! decode the request, count it, apply the rate limit, then answer inside the request (the
+//! reply window) or claim, queue and acknowledge. A platform adds a [`Channel`] impl and a
+//! route; nothing here names one.
+
+use std::future::Future;
+use std::time::Instant;
+
+use actix_web::http::header::HeaderMap;
+use actix_web::{web, HttpRequest, HttpResponse};
+use botgate_contract::{Adapter, Headers, Inbound, Method, Outcome, RawRequest, Response};
+
+use super::error::WebhookError;
+use super::BotName;
+use crate::channels::passive::PassiveWindow;
+use crate::delivery::Accepted;
+use crate::metrics::PlatformLabels;
+use crate::startup::AppState;
+use crate::store::StoreError;
+use crate::telemetry::log_message_id;
+
+/// A platform's channels, one per configured bot, as the pipeline needs them.
+pub trait Channel: Send + Sync + Sized + 'static {
+    type Adapter: Adapter;
+
+    /// The route segment and the name in "no such channel" errors (`/wechat/{bot}`).
+    const ROUTE: &'static str;
+
+    /// Whether the platform verifies the callback URL with a GET (then routed here too).
+    const HANDSHAKE: bool;
+
+    /// This platform's channel of `bot`, if it has one.
+    fn of<'a>(state: &'a AppState, bot: &str) -> Option<&'a Self>;
+
+    fn adapter(&self) -> &Self::Adapter;
+
+    /// The reply window when this bot answers inside the platform's request right now;
+    /// `None`: acknowledge, then deliver through the platform's API.
+    fn window(
+        &self,
+        state: &AppState,
+        bot: &str,
+    ) -> impl Future<Output = Result<Option<&PassiveWindow>, StoreError>>;
+}
+
+/// The handler of every platform callback: `web::to(receive::<SomeChannel>)`.
+pub async fn receive<C: Channel>(
+    bot: BotName,
+    request: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebhookError> {
+    let received = Instant::now();
+    let channel = C::of(&state, &bot).ok_or_else(|| WebhookError::UnknownBot {
+        channel: C::ROUTE,
+        bot: bot.to_string(),
+    })?;
+    let adapter = channel.adapter();
+    let platform = adapter.platform().as_str();
+    let metrics = state.conversations.metrics();
+    let headers = HeaderLookup(request.headers());
+    let raw = RawRequest {
+        method: method(request.method()),
+        query: request.query_string(),
+        headers: &headers,
+        body: &body,
+        now_secs: crate::clock::unix_secs(),
+    };
+    let (message, reply) = match adapter.accept(&raw) {
+        Ok(Inbound::Message { message, reply }) => (message, reply),
+        Ok(Inbound::Handshake(answer)) => {
+            tracing::info!(bot = %bot, platform, "URL verification answered");
+            return Ok(HttpResponse::Ok()
+                .content_type("text/plain; charset=utf-8")
+                .body(answer));
+        }
+        Ok(Inbound::Ignore) => return Ok(respond(adapter.acknowledge(Outcome::Ignored))),
+        Err(error) => {
+            metrics.inbound(platform, "rejected");
+            return Err(error.into());
+        }
+    };
+    tracing::debug!(bot = %bot, platform, message_id = %log_message_id(&message.message_id), "message");
+    let notice = state.rate_limit_notice(&bot, &message).await?;
+    if let Some(window) = channel.window(&state, &bot).await? {
+        metrics.inbound(platform, "accepted");
+        if let Some(notice) = notice {
+            let (now, random) = crate::clock::now_and_random();
+            return Ok(respond(adapter.render(&reply, &notice, now, &random)));
+        }
+        let response = state
+            .passive
+            .respond(
+                &state.conversations,
+                &bot,
+                adapter,
+                window,
+                &message,
+                &reply,
+                received,
+            )
+            .await?;
+        return Ok(respond(response));
+    }
+    // Acknowledged only once durably queued; a retry of an accepted message is a duplicate.
+    match state.acceptor.accept(&bot, &message, notice).await {
+        Ok(Accepted::Enqueued(job)) => {
+            metrics.inbound(platform, "accepted");
+            Ok(respond(adapter.acknowledge(Outcome::Queued { job: &job })))
+        }
+        Ok(Accepted::Duplicate) => {
+            metrics.inbound(platform, "duplicate");
+            metrics
+                .duplicates
+                .get_or_create(&PlatformLabels { platform })
+                .inc();
+            Ok(respond(adapter.acknowledge(Outcome::Duplicate)))
+        }
+        Ok(Accepted::Ignored) => Ok(respond(adapter.acknowledge(Outcome::Ignored))),
+        Err(error) => {
+            metrics.inbound(platform, "error");
+            Err(error.into())
+        }
+    }
+}
+
+fn respond(response: Response) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(response.status)
+        .unwrap_or(actix_web::http::StatusCode::OK);
+    HttpResponse::build(status)
+        .content_type(response.content_type)
+        .body(response.body)
+}
+
+fn method(method: &actix_web::http::Method) -> Method {
+    match *method {
+        actix_web::http::Method::GET => Method::Get,
+        actix_web::http::Method::POST => Method::Post,
+        _ => Method::Other,
+    }
+}
+
+/// actix's headers behind the adapters' framework-free lookup.
+struct HeaderLookup<'a>(&'a HeaderMap);
+
+impl Headers for HeaderLookup<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|value| value.to_str().ok())
+    }
+}

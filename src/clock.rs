@@ -2,7 +2,7 @@
 //! draws randomness the same way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock milliseconds since the Unix epoch: the unit Redis stream ids and TTLs speak.
 pub fn unix_ms() -> u64 {
@@ -47,6 +47,22 @@ pub fn random_id() -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+/// `base` plus up to `spread` at random, so replicas polling the same key drift apart instead
+/// of hitting Redis in lockstep.
+pub fn jittered(base: Duration, spread: Duration) -> Duration {
+    let spread_ms = spread.as_millis().max(1) as u64;
+    let extra = u64::from(getrandom::u32().unwrap_or(0)) % spread_ms;
+    base + Duration::from_millis(extra)
+}
+
+/// A duration as whole milliseconds for Redis, at least 1 (0 means "forever" or is an error to
+/// several commands).
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +80,20 @@ mod tests {
     fn seconds_follow_milliseconds() {
         let (secs, ms) = (unix_secs(), unix_ms());
         assert!(ms / 1000 >= secs && ms / 1000 - secs <= 1);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_spread() {
+        for _ in 0..100 {
+            let pause = jittered(Duration::from_millis(20), Duration::from_millis(30));
+            assert!(pause >= Duration::from_millis(20) && pause < Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn millis_is_never_zero() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_micros(1500)), 1);
+        assert_eq!(millis(Duration::from_secs(2)), 2000);
     }
 }

@@ -8,7 +8,9 @@
 //! - [`llm`]: providers (Bailian application API, OpenAI-compatible, rules) and the retry loop.
 //! - [`core`]: the platform-agnostic conversation core (commands, farewell, memory, ordering).
 //! - [`channels`]: per-platform glue between adapters and the core (WeChat passive mode).
-//! - [`delivery`]: the durable job queue, shared platform tokens and limits across replicas.
+//! - [`delivery`]: accepting messages, the durable job queue and the workers that deliver answers.
+//! - [`limits`], [`tokens`]: rates, concurrency slots and platform access tokens shared by replicas.
+//! - [`http`]: the outbound HTTP clients (platform APIs, LLM providers).
 //! - [`metrics`]: Prometheus counters and histograms, served at `/metrics`.
 //! - [`routes`]: the HTTP surface (health, readiness, platform webhooks).
 //! - [`startup`]: wiring it all into an [`startup::Application`] that tests run on port 0.
@@ -25,7 +27,9 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod delivery;
+pub mod http;
 pub mod jobs;
+pub mod limits;
 pub mod llm;
 pub mod metrics;
 pub mod routes;
@@ -33,6 +37,7 @@ pub mod simulate;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 
 use std::future::Future;
 

@@ -13,108 +13,24 @@ use tracing_actix_web::TracingLogger;
 
 use crate::channels::passive::{Outbox, Passive};
 use crate::channels::webhook::WebhookChannel;
+use crate::channels::wechat;
 use crate::channels::wechat::active::WechatActive;
 use crate::channels::wechat::api::WechatApi;
-use crate::channels::wechat::{self, WechatChannel};
 use crate::config::ReplyMode;
 use crate::config::{LlmSettings, Settings, WebhookSettings};
 use crate::core::{Bot, Conversations};
-use crate::delivery::{Acceptor, Engine, Limits, Queue, TokenCache};
+use crate::delivery::{Acceptor, Engine, Queue, TokenCache};
 use crate::llm::{Bailian, Llm, LlmHttp, OpenAi, Rules};
-use crate::store::StoreError;
 use crate::store::{MemoryStore, RedisStore, Store};
-use botgate_contract::{Content, InboundMessage, Platform};
+use botgate_contract::Platform;
+
+pub use crate::routes::AppState;
 use tokio::sync::watch;
-
-/// What every request handler shares.
-pub struct AppState {
-    pub conversations: Arc<Conversations>,
-    pub wechat: HashMap<String, WechatChannel>,
-    pub passive: Passive,
-    pub webhooks: HashMap<String, WebhookChannel>,
-    pub key_prefix: String,
-    pub acceptor: Acceptor,
-    pub limits: Limits,
-}
-
-impl AppState {
-    /// The bot's polite notice when this sender is over its message rate (then no LLM call is
-    /// made); `None` when within the rate or no limit is configured. Shared by all replicas.
-    /// Only what asks something counts (text, voice, images, a menu click that asks its key),
-    /// each message once however often the platform delivers it; events (subscribe,
-    /// unsubscribe, location reports) are never counted nor answered with the notice.
-    pub async fn rate_limit_notice(
-        &self,
-        bot: &str,
-        message: &InboundMessage,
-    ) -> Result<Option<String>, StoreError> {
-        if !matches!(
-            message.content,
-            Content::Text(_) | Content::Voice { .. } | Content::Image { .. }
-        ) {
-            return Ok(None);
-        }
-        let Some(rate) = self
-            .conversations
-            .bot(bot)
-            .and_then(|bot| bot.settings.rate_limit.as_ref())
-        else {
-            return Ok(None);
-        };
-        let key = format!("rate:{bot}:{}:{}", message.platform, message.sender);
-        let allowed = self
-            .limits
-            .allow(
-                &key,
-                &message.message_id,
-                rate.messages,
-                Duration::from_secs(rate.per_secs),
-            )
-            .await?;
-        Ok((!allowed).then(|| rate.reply.clone()))
-    }
-}
 
 /// Name of the provider a bot gets when no `[llm]` is configured at all.
 const EMBEDDED_RULES: &str = "embedded-rules";
 
-/// Keep-alive connections to the LLM are reused across answers; the pool holds idle ones this long.
-const HTTP_POOL_IDLE: Duration = Duration::from_secs(90);
-const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const HTTP_POOL_MAX_IDLE_PER_HOST: usize = 256;
-
-/// An HTTP/2 connection that stays quiet this long is pinged, so a dead one is noticed.
-const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(20);
-const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// An HTTP client for outbound calls (keep-alive pool, TLS, timeouts). The channels share one;
-/// LLM providers use one per thread ([`crate::llm::LlmHttp`]).
-pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    client_builder().build().context("build the HTTP client")
-}
-
-/// The client for LLM providers configured with `http2 = true`: HTTP/2 only (ALPN `h2` over
-/// TLS, prior knowledge in cleartext), so the calls in flight on it share one connection.
-pub fn http2_client() -> anyhow::Result<reqwest::Client> {
-    client_builder()
-        .http2_prior_knowledge()
-        .http2_keep_alive_interval(HTTP2_PING_INTERVAL)
-        .http2_keep_alive_timeout(HTTP2_PING_TIMEOUT)
-        .build()
-        .context("build the HTTP/2 client")
-}
-
-fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .connect_timeout(HTTP_CONNECT_TIMEOUT)
-        .pool_idle_timeout(HTTP_POOL_IDLE)
-        // Each in-flight or idle HTTP/1.1 connection holds ~25 KiB of hyper's buffers and
-        // channels (massif); after a burst of thousands of slow answers, keep enough for steady
-        // traffic and let the rest close.
-        .pool_max_idle_per_host(HTTP_POOL_MAX_IDLE_PER_HOST)
-        .tcp_nodelay(true)
-        .user_agent(concat!("botgate/", env!("CARGO_PKG_VERSION")))
-}
+pub use crate::http::{http2_client, http_client};
 
 pub async fn build_store(settings: &Settings) -> anyhow::Result<Store> {
     match &settings.store.redis_url {

@@ -5,6 +5,7 @@
 
 mod bot;
 pub mod commands;
+pub mod job;
 mod locks;
 
 pub use bot::Bot;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use botgate_contract::{Content, InboundMessage};
 
-use crate::delivery::Limits;
+use crate::limits::Limits;
 use crate::llm::Llm;
 use crate::llm::{Completion, CompletionRequest, DeltaSink, LlmError};
 use crate::metrics::{Metrics, ProviderLabels};

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::job::JobPayload;
 use super::queue::{Fenced, Job, PartClaim, Queue};
-use super::send::{send_webhook, SendError};
+use crate::channels::send::{send_webhook, SendError};
 use crate::channels::webhook::Outbound;
 use crate::channels::wechat::{active::WechatActive, active_parts};
 use crate::config::{DeliverySettings, WebhookSettings};

@@ -23,8 +23,8 @@ pub struct LlmHttp {
 }
 
 impl LlmHttp {
-    /// `shared` must be built like the per-thread clients: [`crate::startup::http_client`] or,
-    /// for `http2`, [`crate::startup::http2_client`].
+    /// `shared` must be built like the per-thread clients: [`crate::http::http_client`] or,
+    /// for `http2`, [`crate::http::http2_client`].
     pub fn new(http2: bool, shared: reqwest::Client) -> LlmHttp {
         LlmHttp { http2, shared }
     }
@@ -38,8 +38,8 @@ impl LlmHttp {
                 return client.clone();
             }
             let built = match self.http2 {
-                true => crate::startup::http2_client(),
-                false => crate::startup::http_client(),
+                true => crate::http::http2_client(),
+                false => crate::http::http_client(),
             };
             match built {
                 Ok(client) => slot.insert(client).clone(),

@@ -11,11 +11,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use botgate_contract::{Adapter, Headers, Inbound, Method, Outcome, RawRequest, Response};
 
 use super::error::WebhookError;
+use super::AppState;
 use super::BotName;
 use crate::channels::passive::PassiveWindow;
 use crate::delivery::Accepted;
 use crate::metrics::PlatformLabels;
-use crate::startup::AppState;
 use crate::store::StoreError;
 use crate::telemetry::log_message_id;
 

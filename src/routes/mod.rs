@@ -5,12 +5,14 @@ mod error;
 mod health;
 pub mod inbound;
 mod span;
+mod state;
 mod webhook;
 mod wechat;
 
 pub use bot::BotName;
 pub use error::WebhookError;
 pub use span::RequestSpan;
+pub use state::AppState;
 
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
 //! `POST /webhook/{bot}`: the generic signed webhook channel; acknowledged once durably queued.
 
 use super::inbound::Channel;
+use super::AppState;
 use crate::channels::passive::PassiveWindow;
 use crate::channels::webhook::{WebhookAdapter, WebhookChannel};
-use crate::startup::AppState;
 use crate::store::StoreError;
 
 impl Channel for WebhookChannel {

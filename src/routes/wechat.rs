@@ -1,10 +1,10 @@
 //! `/wechat/{bot}`: WeChat Official Account callbacks (GET URL verification, POST messages).
 
 use super::inbound::Channel;
+use super::AppState;
 use crate::channels::passive::PassiveWindow;
 use crate::channels::wechat::WechatChannel;
 use crate::config::ReplyMode;
-use crate::startup::AppState;
 use crate::store::StoreError;
 
 impl Channel for WechatChannel {

@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 
 use super::api::{ApiError, WechatApi};
 use crate::channels::passive::{Mailbox, Outbox};
-use crate::delivery::send::SendError;
+use crate::channels::send::SendError;
 use crate::store::Store;
 
 /// The typing indicator lasts 15 s and cannot be renewed while active (45081), so refresh just

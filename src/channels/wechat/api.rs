@@ -7,11 +7,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::delivery::send::SendError;
+use crate::channels::send::SendError;
 use std::sync::Arc;
 
-use crate::delivery::{TokenCache, TokenError};
 use crate::metrics::{Metrics, PlatformLabels};
+use crate::tokens::{TokenCache, TokenError};
 
 const API_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -9,7 +9,7 @@ use redis::Script;
 use tokio::time::{sleep, Instant};
 
 use super::{refresh, Cached, Refreshed, TokenError, LOCK_TTL, WAIT_DEADLINE};
-use crate::delivery::{jittered, millis, random_id, unix_ms};
+use crate::clock::{jittered, millis, random_id, unix_ms};
 use crate::store::StoreError;
 
 /// Pause between two looks while another replica refreshes.

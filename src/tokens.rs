@@ -21,7 +21,7 @@ use crate::store::RedisConnection;
 use tokio::time::timeout;
 
 use self::redis::RedisTokens;
-use super::{millis, unix_ms};
+use crate::clock::{millis, unix_ms};
 use crate::store::StoreError;
 
 /// Refresh this long before expiry: WeChat's stable token and DingTalk's SDK both roll over

@@ -12,7 +12,7 @@ use crate::store::RedisConnection;
 use redis::Script;
 use tokio::time::{sleep, Instant};
 
-use super::{jittered, millis, random_id};
+use crate::clock::{jittered, millis, random_id};
 use crate::store::StoreError;
 
 /// Pause between two tries in [`Limits::acquire_wait`], plus up to as much again at random.

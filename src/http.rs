@@ -1,0 +1,43 @@
+//! The outbound HTTP clients: one for the channels' platform APIs, one per thread for LLMs.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// Keep-alive connections to the LLM are reused across answers; the pool holds idle ones this long.
+const HTTP_POOL_IDLE: Duration = Duration::from_secs(90);
+const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const HTTP_POOL_MAX_IDLE_PER_HOST: usize = 256;
+
+/// An HTTP/2 connection that stays quiet this long is pinged, so a dead one is noticed.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An HTTP client for outbound calls (keep-alive pool, TLS, timeouts). The channels share one;
+/// LLM providers use one per thread ([`crate::llm::LlmHttp`]).
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    client_builder().build().context("build the HTTP client")
+}
+
+/// The client for LLM providers configured with `http2 = true`: HTTP/2 only (ALPN `h2` over
+/// TLS, prior knowledge in cleartext), so the calls in flight on it share one connection.
+pub fn http2_client() -> anyhow::Result<reqwest::Client> {
+    client_builder()
+        .http2_prior_knowledge()
+        .http2_keep_alive_interval(HTTP2_PING_INTERVAL)
+        .http2_keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        .build()
+        .context("build the HTTP/2 client")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(HTTP_CONNECT_TIMEOUT)
+        .pool_idle_timeout(HTTP_POOL_IDLE)
+        // Each in-flight or idle HTTP/1.1 connection holds ~25 KiB of hyper's buffers and
+        // channels (massif); after a burst of thousands of slow answers, keep enough for steady
+        // traffic and let the rest close.
+        .pool_max_idle_per_host(HTTP_POOL_MAX_IDLE_PER_HOST)
+        .tcp_nodelay(true)
+        .user_agent(concat!("botgate/", env!("CARGO_PKG_VERSION")))
+}

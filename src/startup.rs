@@ -16,6 +16,7 @@ use crate::channels::webhook::WebhookChannel;
 use crate::channels::wechat;
 use crate::channels::wechat::active::WechatActive;
 use crate::channels::wechat::api::WechatApi;
+use crate::channels::Sender;
 use crate::config::ReplyMode;
 use crate::config::{LlmSettings, Settings, WebhookSettings};
 use crate::core::{Bot, Conversations};
@@ -162,7 +163,7 @@ impl Application {
                 TokenCache::redis(redis.connection(), prefix),
             ),
         };
-        let mut active = HashMap::new();
+        let mut senders = HashMap::new();
         for (name, bot) in &settings.bots {
             let Some(wechat) = bot
                 .wechat
@@ -190,21 +191,32 @@ impl Application {
                 name,
                 prefix,
             );
-            active.insert(name.clone(), Arc::new(channel));
+            senders.insert(
+                (name.clone(), Platform::Wechat.as_str().to_owned()),
+                Sender::Wechat(Arc::new(channel)),
+            );
         }
         let webhooks: HashMap<String, WebhookSettings> = settings
             .bots
             .iter()
             .filter_map(|(name, bot)| Some((name.clone(), bot.webhook.clone()?)))
             .collect();
+        for (name, webhook) in &webhooks {
+            let sender = Sender::Webhook {
+                http: http.clone(),
+                settings: webhook.clone(),
+            };
+            senders.insert(
+                (name.clone(), Platform::Webhook.as_str().to_owned()),
+                sender,
+            );
+        }
         let dedup_ttl = Duration::from_secs(settings.delivery.dedup_ttl_secs);
         let acceptor = Acceptor::new(queue.clone(), prefix, dedup_ttl);
         let engine = Arc::new(Engine::new(
             queue,
             conversations.clone(),
-            http.clone(),
-            webhooks.clone(),
-            active,
+            senders,
             settings.delivery.clone(),
             prefix,
         ));

@@ -2,5 +2,8 @@
 
 pub mod passive;
 pub mod send;
+mod sender;
 pub mod webhook;
 pub mod wechat;
+
+pub use sender::Sender;

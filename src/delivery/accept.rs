@@ -1,5 +1,5 @@
 //! The accepting side of the engine: claim the platform message id and queue the job in its
-//! conversation's order, in one atomic step, before the webhook is acknowledged.
+//! conversation's order, in one atomic step, before the platform's callback is acknowledged.
 
 use std::time::Duration;
 

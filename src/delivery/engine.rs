@@ -6,15 +6,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use botgate_contract::Platform;
 use tokio::sync::watch;
 
 use super::job::JobPayload;
 use super::queue::{Fenced, Job, PartClaim, Queue};
-use crate::channels::send::{send_webhook, SendError};
-use crate::channels::webhook::Outbound;
-use crate::channels::wechat::{active::WechatActive, active_parts};
-use crate::config::{DeliverySettings, WebhookSettings};
+use crate::channels::send::SendError;
+use crate::channels::Sender;
+use crate::config::DeliverySettings;
 use crate::core::Conversations;
 use crate::metrics::DeliveryLabels;
 use crate::store::Store;
@@ -33,7 +31,7 @@ const NEXT_BLOCK: Duration = Duration::from_secs(1);
 const MAX_FETCHERS: usize = 4;
 
 enum Failure {
-    /// The channel's fallback took the answer (WeChat 48001 → passive); the job is done.
+    /// The platform refused this way of sending and its fallback took the answer; the job is done.
     FellBack,
     /// Leave it un-acked: it comes back after the visibility timeout (here or on another replica).
     Retry(String),
@@ -48,9 +46,8 @@ pub struct Engine {
     queue: Queue,
     store: Store,
     conversations: Arc<Conversations>,
-    http: reqwest::Client,
-    webhooks: HashMap<String, WebhookSettings>,
-    wechat: HashMap<String, Arc<WechatActive>>,
+    /// By bot and platform name.
+    senders: HashMap<(String, String), Sender>,
     settings: DeliverySettings,
     prefix: String,
     consumer: String,
@@ -60,9 +57,7 @@ impl Engine {
     pub fn new(
         queue: Queue,
         conversations: Arc<Conversations>,
-        http: reqwest::Client,
-        webhooks: HashMap<String, WebhookSettings>,
-        wechat: HashMap<String, Arc<WechatActive>>,
+        senders: HashMap<(String, String), Sender>,
         settings: DeliverySettings,
         prefix: &str,
     ) -> Self {
@@ -73,9 +68,7 @@ impl Engine {
             queue,
             store: conversations.store().clone(),
             conversations,
-            http,
-            webhooks,
-            wechat,
+            senders,
             settings,
             prefix: prefix.to_owned(),
             consumer,
@@ -291,11 +284,10 @@ impl Engine {
                 let message = payload.message().ok_or_else(|| {
                     Failure::Dead(format!("unknown platform {}", payload.platform))
                 })?;
-                // While the answer is generated the WeChat user sees "typing…".
-                let _typing = match (payload.platform(), self.wechat.get(&payload.bot)) {
-                    (Some(Platform::Wechat), Some(active)) => Some(active.typing(&payload.sender)),
-                    _ => None,
-                };
+                // While the answer is generated the user sees "typing…" where the platform can.
+                let _typing = self
+                    .sender(payload)
+                    .and_then(|sender| sender.typing(payload));
                 let handled = tokio::select! {
                     handled = self.conversations.handle_deferred(&payload.bot, &message, None, None) => handled,
                     _ = lost.wait_for(|lost| *lost) => return Err(Failure::Lost),
@@ -324,6 +316,14 @@ impl Engine {
         }
     }
 
+    /// The sender of the job's bot on the job's platform.
+    fn sender(&self, payload: &JobPayload) -> Option<&Sender> {
+        self.senders
+            .get(&(payload.bot.clone(), payload.platform.clone()))
+    }
+
+    /// Sends every part of the answer once, in order; when the platform refuses this way of
+    /// sending, its fallback takes the parts not sent yet. Returns how many parts there were.
     async fn deliver(
         &self,
         consumer: &str,
@@ -332,58 +332,31 @@ impl Engine {
         reply_key: &str,
         text: &str,
     ) -> Result<usize, Failure> {
-        match payload.platform() {
-            Some(Platform::Webhook) => {
-                let settings = self.webhooks.get(&payload.bot).ok_or_else(|| {
-                    Failure::Dead(format!("bot {} has no [webhook] table", payload.bot))
-                })?;
-                let parts = botgate_wechat::split_utf8(text, settings.max_part_bytes);
-                let chunks = parts.len();
-                for (chunk, part) in parts.iter().enumerate() {
-                    let outbound = Outbound {
-                        bot: &payload.bot,
-                        conversation: &payload.conversation,
-                        message_id: &payload.message_id,
-                        chunk,
-                        chunks,
-                        text: part,
-                    };
-                    self.send_once(consumer, job, reply_key, chunk, "webhook", || {
-                        send_webhook(&self.http, settings, &outbound)
-                    })
-                    .await?;
-                }
-                Ok(chunks)
+        let sender = self.sender(payload).ok_or_else(|| {
+            Failure::Dead(format!(
+                "bot {} cannot deliver on {}",
+                payload.bot, payload.platform
+            ))
+        })?;
+        let platform = sender.platform().as_str();
+        let parts = sender.parts(text);
+        let chunks = parts.len();
+        for (chunk, part) in parts.iter().enumerate() {
+            let sent = self
+                .send_once(consumer, job, reply_key, chunk, platform, || {
+                    sender.send(payload, chunk, chunks, part)
+                })
+                .await;
+            if let Err(Failure::FellBack) = sent {
+                sender
+                    .fall_back(payload, &parts[chunk..])
+                    .await
+                    .map_err(|error| Failure::Retry(format!("fallback: {error}")))?;
+                return Err(Failure::FellBack);
             }
-            Some(Platform::Wechat) => {
-                let active = self.wechat.get(&payload.bot).ok_or_else(|| {
-                    Failure::Dead(format!("bot {} has no active WeChat channel", payload.bot))
-                })?;
-                let parts = active_parts(text);
-                for (chunk, part) in parts.iter().enumerate() {
-                    let sent = self
-                        .send_once(consumer, job, reply_key, chunk, "wechat", || {
-                            active.send_part(&payload.sender, part)
-                        })
-                        .await;
-                    if let Err(Failure::FellBack) = sent {
-                        active
-                            .fall_back(&payload.sender, &payload.message_id, &parts[chunk..])
-                            .await
-                            .map_err(|error| {
-                                Failure::Retry(format!("passive fallback: {error}"))
-                            })?;
-                        return Err(Failure::FellBack);
-                    }
-                    sent?;
-                }
-                Ok(parts.len())
-            }
-            _ => Err(Failure::Dead(format!(
-                "no asynchronous delivery for platform {}",
-                payload.platform
-            ))),
+            sent?;
         }
+        Ok(chunks)
     }
 
     /// Sends one part unless it went out already. The send is claimed first (atomically,

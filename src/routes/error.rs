@@ -9,7 +9,7 @@ use crate::core::CoreError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum WebhookError {
+pub enum CallbackError {
     #[error("no {channel} channel for bot `{bot}`")]
     UnknownBot { channel: &'static str, bot: String },
     #[error(transparent)]
@@ -20,16 +20,16 @@ pub enum WebhookError {
     Store(#[from] StoreError),
 }
 
-impl ResponseError for WebhookError {
+impl ResponseError for CallbackError {
     fn status_code(&self) -> StatusCode {
         match self {
-            WebhookError::UnknownBot { .. } => StatusCode::NOT_FOUND,
-            WebhookError::Adapter(
+            CallbackError::UnknownBot { .. } => StatusCode::NOT_FOUND,
+            CallbackError::Adapter(
                 AdapterError::BadSignature | AdapterError::StaleTimestamp { .. },
             ) => StatusCode::UNAUTHORIZED,
-            WebhookError::Adapter(AdapterError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
-            WebhookError::Adapter(_) => StatusCode::BAD_REQUEST,
-            WebhookError::Core(_) | WebhookError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CallbackError::Adapter(AdapterError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            CallbackError::Adapter(_) => StatusCode::BAD_REQUEST,
+            CallbackError::Core(_) | CallbackError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -42,7 +42,7 @@ impl ResponseError for WebhookError {
         // The skew, as a field of its own: a replay shows as one large value, a server whose
         // clock drifts as many similar ones.
         let skew_secs = match self {
-            WebhookError::Adapter(AdapterError::StaleTimestamp { skew_secs }) => Some(*skew_secs),
+            CallbackError::Adapter(AdapterError::StaleTimestamp { skew_secs }) => Some(*skew_secs),
             _ => None,
         };
         tracing::warn!(error = %self, status = status.as_u16(), skew_secs, "webhook refused");

@@ -10,7 +10,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use botgate_contract::{Adapter, Headers, Inbound, Method, Outcome, RawRequest, Response};
 
-use super::error::WebhookError;
+use super::error::CallbackError;
 use super::AppState;
 use super::BotName;
 use crate::channels::passive::PassiveWindow;
@@ -23,7 +23,7 @@ use crate::telemetry::log_message_id;
 pub trait Channel: Send + Sync + Sized + 'static {
     type Adapter: Adapter;
 
-    /// The route segment and the name in "no such channel" errors (`/wechat/{bot}`).
+    /// The route segment (`/{ROUTE}/{bot}`) and the name in "no such channel" errors.
     const ROUTE: &'static str;
 
     /// Whether the platform verifies the callback URL with a GET (then routed here too).
@@ -49,9 +49,9 @@ pub async fn receive<C: Channel>(
     request: HttpRequest,
     body: web::Bytes,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, WebhookError> {
+) -> Result<HttpResponse, CallbackError> {
     let received = Instant::now();
-    let channel = C::of(&state, &bot).ok_or_else(|| WebhookError::UnknownBot {
+    let channel = C::of(&state, &bot).ok_or_else(|| CallbackError::UnknownBot {
         channel: C::ROUTE,
         bot: bot.to_string(),
     })?;

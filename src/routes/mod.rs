@@ -10,7 +10,7 @@ mod webhook;
 mod wechat;
 
 pub use bot::BotName;
-pub use error::WebhookError;
+pub use error::CallbackError;
 pub use span::RequestSpan;
 pub use state::AppState;
 

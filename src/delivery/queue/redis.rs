@@ -2,7 +2,7 @@
 //!
 //! Blocking reads get connections of their own. `XREADGROUP … BLOCK` holds the connection it
 //! was sent on: Redis answers a connection's commands in order, so on the multiplexed
-//! `ConnectionManager` every later command (an `enqueue` from a webhook, an `ack`) would wait
+//! `ConnectionManager` every later command (an `enqueue` from a platform callback, an `ack`) would wait
 //! behind the block, and its 2 s response timeout would fail the block itself. So `next` borrows
 //! a dedicated connection from a small idle pool (one per consumer blocked at that moment,
 //! reused by later calls, dropped on a transport error) and blocks there, in slices of at most

@@ -34,9 +34,15 @@ impl Sender {
     /// The answer as this platform takes it, one part per send.
     pub fn parts(&self, text: &str) -> Vec<String> {
         match self {
-            Sender::Webhook { settings, .. } => {
-                botgate_wechat::split_utf8(text, settings.max_part_bytes)
+            // Integrations get the answer as the LLM wrote it (markdown and all), in parts.
+            Sender::Webhook { settings, .. } => botgate_text::PartsPolicy {
+                max_bytes: settings.max_part_bytes,
+                max_parts: None,
+                continue_hint: None,
+                truncated_hint: "",
+                plain_text: false,
             }
+            .parts(text),
             Sender::Wechat(_) => active_parts(text),
         }
     }

@@ -11,8 +11,8 @@
 //! - `wire.rs`: the XML envelope and message fields ([`wire::parse_envelope`], [`wire::parse_message`]).
 //! - `inbound.rs`: WeChat messages and events mapped to [`InboundMessage`], [`MessageKind`].
 //! - `reply.rs`: the passive text reply XML ([`render_text_reply`]).
-//! - `client.rs`: WeChat's side (signed requests, reading replies) for the simulator and tests.
-//! - `render.rs`, `split.rs`: markdown flattened to plain text, and long text split into messages.
+//! - `simulator.rs`: WeChat's side (signed requests, reading replies) for the simulator and tests.
+//! - markdown flattened to plain text and long text split into messages come from `botgate-text`.
 //!
 //! # Freshness
 //!
@@ -33,19 +33,17 @@ use botgate_contract::{AdapterError, InboundMessage};
 use botgate_wxcrypt::{signature_matches, CryptError, EncodingAesKey, WxCrypt};
 
 mod adapter;
-pub mod client;
 mod inbound;
 mod query;
-pub mod render;
 pub mod reply;
-mod split;
+pub mod simulator;
 pub mod wire;
 
-pub use client::{CallbackMode, SignedRequest, SimulatedMessage};
+pub use botgate_text::{markdown_to_text, split_utf8};
 pub use inbound::MessageKind;
 pub use query::MAX_QUERY_BYTES;
-pub use render::{markdown_to_text, split_utf8};
 pub use reply::{render_text_reply, MAX_TEXT_REPLY_BYTES};
+pub use simulator::{CallbackMode, SignedRequest, SimulatedMessage};
 pub use wire::MAX_BODY_BYTES;
 
 use query::{required, CallbackQuery, Mode};

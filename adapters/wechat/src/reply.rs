@@ -1,7 +1,7 @@
 //! The passive text reply: the XML a WeChat Official Account answers a message with (inbound.md §2.5).
 
 /// The documented limit of a text reply's `Content`, in UTF-8 bytes. Longer answers are split
-/// (see [`crate::render::split_utf8`]) and sent through the customer-service API.
+/// (see [`crate::split_utf8`]) and sent through the customer-service API.
 pub const MAX_TEXT_REPLY_BYTES: usize = 2048;
 
 /// Renders a text reply. `to_user` is the user's OpenID (the request's `FromUserName`),

@@ -1,25 +1,19 @@
-//! An answer as WeChat shows it: plain text, in parts that fit one passive reply each.
+//! An answer as WeChat shows it: plain text, in parts that fit one message each.
 
-use botgate_wechat::{markdown_to_text, split_utf8, MAX_TEXT_REPLY_BYTES};
+use botgate_text::PartsPolicy;
+use botgate_wechat::MAX_TEXT_REPLY_BYTES;
 
 /// Appended to every part but the last, so the user knows to ask for more.
 pub const CONTINUE_HINT: &str = "\n\n（未完待续，回复任意文字继续）";
 
-/// Markdown flattened to plain text and cut into parts of at most `MAX_TEXT_REPLY_BYTES`
-/// UTF-8 bytes, hint included.
-pub fn answer_parts(answer: &str) -> Vec<String> {
-    let text = markdown_to_text(answer);
-    let budget = MAX_TEXT_REPLY_BYTES - CONTINUE_HINT.len();
-    let mut parts = split_utf8(&text, budget);
-    if parts.is_empty() {
-        parts.push(text);
-    }
-    let last = parts.len() - 1;
-    for part in &mut parts[..last] {
-        part.push_str(CONTINUE_HINT);
-    }
-    parts
-}
+/// Passive replies: 2048 bytes each (hint included), as many as the user pulls.
+pub const PASSIVE_PARTS: PartsPolicy = PartsPolicy {
+    max_bytes: MAX_TEXT_REPLY_BYTES,
+    max_parts: None,
+    continue_hint: Some(CONTINUE_HINT),
+    truncated_hint: "",
+    plain_text: true,
+};
 
 /// The customer-service API takes ~2048 bytes per text; stay clear of the edge.
 pub const ACTIVE_PART_BYTES: usize = 2000;
@@ -27,25 +21,25 @@ pub const ACTIVE_PART_BYTES: usize = 2000;
 pub const ACTIVE_MAX_PARTS: usize = 5;
 pub const TRUNCATED_HINT: &str = "……（回答较长，其余部分已省略）";
 
+/// Customer-service messages: at most five of at most 2000 bytes, the last saying the rest was
+/// left out when the answer is longer.
+pub const ACTIVE_PARTS: PartsPolicy = PartsPolicy {
+    max_bytes: ACTIVE_PART_BYTES,
+    max_parts: Some(ACTIVE_MAX_PARTS),
+    continue_hint: None,
+    truncated_hint: TRUNCATED_HINT,
+    plain_text: true,
+};
+
+/// Plain text in passive parts of at most `MAX_TEXT_REPLY_BYTES` UTF-8 bytes, hint included.
+pub fn answer_parts(answer: &str) -> Vec<String> {
+    PASSIVE_PARTS.parts(answer)
+}
+
 /// Plain text in at most five parts of at most 2000 bytes, cut on paragraph and sentence
 /// boundaries; an answer longer than that ends with a note that the rest was left out.
 pub fn active_parts(answer: &str) -> Vec<String> {
-    let text = markdown_to_text(answer);
-    let mut parts = split_utf8(&text, ACTIVE_PART_BYTES);
-    if parts.len() > ACTIVE_MAX_PARTS {
-        parts.truncate(ACTIVE_MAX_PARTS);
-        let last = &mut parts[ACTIVE_MAX_PARTS - 1];
-        let budget = ACTIVE_PART_BYTES - TRUNCATED_HINT.len();
-        if last.len() > budget {
-            let mut cut = budget;
-            while !last.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            last.truncate(cut);
-        }
-        last.push_str(TRUNCATED_HINT);
-    }
-    parts
+    ACTIVE_PARTS.parts(answer)
 }
 
 #[cfg(test)]

@@ -1,10 +1,8 @@
-//! Plain text for WeChat, which renders no markdown: markdown flattened to text, and long text split into messages.
+//! Markdown flattened to the plain text of chats that render none (WeChat, WeCom's plain text).
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-pub use crate::split::split_utf8;
-
-/// Flattens markdown (what LLMs answer in) to the plain text a WeChat chat shows.
+/// Flattens markdown (what LLMs answer in) to the plain text a chat without markdown shows.
 ///
 /// Headings, paragraphs, block quotes and tables become text blocks separated by one blank line;
 /// emphasis markers disappear; list items become `• item` / `1. item` lines, nested lists indented

@@ -13,6 +13,7 @@
 //! - [`http`]: the outbound HTTP clients (platform APIs, LLM providers).
 //! - [`metrics`]: Prometheus counters and histograms, served at `/metrics`.
 //! - [`routes`]: the HTTP surface (health, readiness, platform webhooks).
+//! - [`sources`]: inbound sources that are not routes (connections and pull loops we open).
 //! - [`startup`]: wiring it all into an [`startup::Application`] that tests run on port 0.
 //! - [`simulate`]: WeChat's side of the webhook, for operators' checks, tests and benchmarks.
 //! - [`jobs`]: the operator's view of dead letters (`botgate jobs …`).
@@ -34,6 +35,7 @@ pub mod llm;
 pub mod metrics;
 pub mod routes;
 pub mod simulate;
+pub mod sources;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

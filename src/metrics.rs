@@ -40,6 +40,12 @@ pub struct PlatformLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// The source's name (`dingtalk-stream:shop`).
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PassiveLabels {
     /// in_time, placeholder, hold
     pub outcome: &'static str,
@@ -56,6 +62,9 @@ pub struct Metrics {
     pub passive: Family<PassiveLabels, Counter>,
     pub queue_depth: Gauge,
     pub queue_oldest_age_seconds: Gauge<f64, AtomicU64>,
+    pub source_connected: Family<SourceLabels, Gauge>,
+    pub source_last_frame_age_seconds: Family<SourceLabels, Gauge<f64, AtomicU64>>,
+    pub source_reconnects: Family<SourceLabels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -124,8 +133,30 @@ impl Default for Metrics {
             "Age of the oldest job not yet completed",
             queue_oldest_age_seconds.clone(),
         );
+        let source_connected = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "source_connected",
+            "1 while an inbound source (not a route) is connected",
+            source_connected.clone(),
+        );
+        let source_last_frame_age_seconds =
+            Family::<SourceLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "source_last_frame_age_seconds",
+            "Time since an inbound source last heard from its platform",
+            source_last_frame_age_seconds.clone(),
+        );
+        let source_reconnects = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "source_reconnects",
+            "Reconnects of an inbound source since start",
+            source_reconnects.clone(),
+        );
         Metrics {
             registry,
+            source_connected,
+            source_last_frame_age_seconds,
+            source_reconnects,
             inbound,
             duplicates,
             llm_first_token,

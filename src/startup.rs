@@ -22,6 +22,7 @@ use crate::config::{LlmSettings, Settings, WebhookSettings};
 use crate::core::{Bot, Conversations};
 use crate::delivery::{Acceptor, Engine, Queue, TokenCache};
 use crate::llm::{Bailian, Llm, LlmHttp, OpenAi, Rules};
+use crate::sources::{Inlet, Source, Sources};
 use crate::store::{MemoryStore, RedisStore, Store};
 use botgate_contract::Platform;
 
@@ -122,6 +123,8 @@ pub struct Application {
     server: Server,
     engine: Arc<Engine>,
     passive: Passive,
+    sources: Sources,
+    inlet: Inlet,
     shutdown_timeout: Duration,
 }
 
@@ -212,7 +215,9 @@ impl Application {
             );
         }
         let dedup_ttl = Duration::from_secs(settings.delivery.dedup_ttl_secs);
-        let acceptor = Acceptor::new(queue.clone(), prefix, dedup_ttl);
+        let acceptor = Arc::new(Acceptor::new(queue.clone(), prefix, dedup_ttl));
+        let sources = Sources::default();
+        let inlet = Inlet::new(conversations.clone(), acceptor.clone());
         let engine = Arc::new(Engine::new(
             queue,
             conversations.clone(),
@@ -231,6 +236,7 @@ impl Application {
                 .collect(),
             acceptor,
             limits,
+            sources: sources.statuses(),
         });
         let passive = state.passive.clone();
         let max_body = settings.server.max_body_bytes;
@@ -268,6 +274,8 @@ impl Application {
             server: server.run(),
             engine,
             passive,
+            sources,
+            inlet,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
         })
     }
@@ -276,13 +284,20 @@ impl Application {
         self.port
     }
 
+    /// An inbound source that is not a route (see [`crate::sources`]): it runs from
+    /// [`Application::run_until_stopped`] on, and shows in `/readyz` and `/metrics`.
+    pub fn add_source<S: Source>(&mut self, source: S) {
+        self.sources.add(source);
+    }
+
     /// Runs until SIGTERM/SIGINT. Then the delivery workers stop taking jobs, the HTTP server
     /// stops accepting connections, and answers in flight (queued jobs and passive answers
     /// being generated) get `server.shutdown_timeout_secs` to finish; a job not finished by
     /// then stays un-acknowledged and another replica takes it over after the visibility
     /// timeout, and a passive answer's lease lapses so a waiting request adopts it.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let (stop_workers, stopped) = watch::channel(false);
+        let sources = self.sources.start(&self.inlet, &stopped);
         let workers = self.engine.start(stopped);
         let handle = self.server.handle();
         let passive = self.passive.clone();
@@ -303,11 +318,14 @@ impl Application {
             handle.stop(true).await;
         });
         let served = self.server.await;
-        if tokio::time::timeout(self.shutdown_timeout, workers)
+        let stopped = async move {
+            futures_util::future::join(workers, futures_util::future::join_all(sources)).await
+        };
+        if tokio::time::timeout(self.shutdown_timeout, stopped)
             .await
             .is_err()
         {
-            tracing::warn!("delivery workers still busy at the shutdown timeout; their jobs will be taken over");
+            tracing::warn!("delivery workers or sources still busy at the shutdown timeout; their jobs will be taken over");
         }
         served
     }

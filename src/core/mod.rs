@@ -137,6 +137,42 @@ impl Conversations {
         }
     }
 
+    /// The bot's polite notice when this sender is over its message rate (then no LLM call is
+    /// made); `None` when within the rate or no limit is configured. Shared by all replicas.
+    /// Only what asks something counts (text, voice, images, a menu click that asks its key),
+    /// each message once however often the platform delivers it; events (subscribe,
+    /// unsubscribe, location reports) are never counted nor answered with the notice.
+    pub async fn rate_limit_notice(
+        &self,
+        bot: &str,
+        message: &InboundMessage,
+    ) -> Result<Option<String>, StoreError> {
+        if !matches!(
+            message.content,
+            Content::Text(_) | Content::Voice { .. } | Content::Image { .. }
+        ) {
+            return Ok(None);
+        }
+        let Some(rate) = self
+            .bots
+            .get(bot)
+            .and_then(|bot| bot.settings.rate_limit.as_ref())
+        else {
+            return Ok(None);
+        };
+        let key = format!("rate:{bot}:{}:{}", message.platform, message.sender);
+        let allowed = self
+            .limits
+            .allow(
+                &key,
+                &message.message_id,
+                rate.messages,
+                Duration::from_secs(rate.per_secs),
+            )
+            .await?;
+        Ok((!allowed).then(|| rate.reply.clone()))
+    }
+
     /// Limits shared by every replica (rates, concurrent LLM calls).
     pub fn limits(&self) -> &Limits {
         &self.limits

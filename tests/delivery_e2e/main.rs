@@ -12,3 +12,4 @@ mod operations;
 mod passive_takeover;
 mod privacy;
 mod scenarios;
+mod sources;

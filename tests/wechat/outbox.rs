@@ -401,3 +401,34 @@ async fn arrive_reads_the_memory_only_for_the_generating_request() {
         (2, Role::Retry, None)
     );
 }
+
+/// An answer slower than its message's state lives does not leave that state without expiry.
+#[tokio::test]
+async fn a_commit_after_the_message_state_expired_leaves_nothing_without_expiry() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    let outbox = Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT);
+    outbox
+        .arrive(USER, "m1", "r1", "q", Kind::Question, None, WAIT)
+        .await
+        .unwrap();
+    let mut connection = redis.connection().await;
+    let message_key = "bg:wechat:msg:shop:m1";
+    let _: () = redis::cmd("DEL")
+        .arg(message_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    outbox
+        .commit(&Store::Redis(store), USER, "m1", &parts(&["答"]), None)
+        .await
+        .unwrap();
+
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(message_key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "the message state expires: TTL {ttl}");
+}

@@ -141,6 +141,8 @@ if position then
   end
 end
 redis.call('HSET', KEYS[1], 'c', cjson.encode(result))
+-- An answer that took longer than the message's state lives would leave it without expiry.
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return result
 "#;
 

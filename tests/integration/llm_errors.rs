@@ -1,13 +1,10 @@
 //! The LLM edge: each Bailian failure mapped to a reply (answer, refusal or fallback), and which ones are retried.
 
-#[macro_use]
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{bailian, core, echo, reply, Extra, StoreKind, FALLBACK, REFUSAL};
 use botgate::core::ReplyKind;
 use botgate_testkit::{Answer, Failure};
-use common::{bailian, core, echo, reply, Extra, StoreKind, FALLBACK, REFUSAL};
 
 streaming_and_not!(
     throttling_is_retried,

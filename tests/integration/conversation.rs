@@ -1,15 +1,12 @@
 //! The conversation core on both stores: memory, expiry, commands, farewell, rules, welcome, sources.
 
-#[macro_use]
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{core, echo, message, say, Extra, StoreKind, BOT, FAREWELL, WELCOME};
 use botgate::core::commands::{HELP_TEXT, RESET_CONFIRMATION};
 use botgate::core::{Reply, ReplyKind};
 use botgate_contract::Content;
 use botgate_testkit::Answer;
-use common::{core, echo, message, say, Extra, StoreKind, BOT, FAREWELL, WELCOME};
 
 on_both_stores!(
     memory_grows_turn_by_turn,
@@ -56,7 +53,7 @@ async fn memory_keeps_only_max_turns(store: StoreKind) {
     let mut histories = Vec::new();
     for turn in 1..=5 {
         let reply = core.say("alice", &format!("第{turn}句")).await;
-        histories.push(common::echoed_history(&reply.text));
+        histories.push(crate::common::echoed_history(&reply.text));
     }
 
     assert_eq!(histories, [0, 2, 4, 4, 4]);
@@ -113,7 +110,7 @@ async fn activity_keeps_memory_alive(store: StoreKind) {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let reply = core.say("alice", &format!("第{turn}句")).await;
-        histories.push(common::echoed_history(&reply.text));
+        histories.push(crate::common::echoed_history(&reply.text));
     }
 
     assert_eq!(
@@ -186,8 +183,8 @@ async fn leaving_clears_memory(store: StoreKind) {
 async fn replicas_on_one_redis_share_memory() {
     let core = core(StoreKind::Redis, Extra::default()).await;
     let redis = core.redis.as_ref().expect("a Redis core");
-    let text = common::config_text(&core.fake, Some(&redis.url()), Extra::default());
-    let replica = common::conversations(&common::parse(&text)).await;
+    let text = crate::common::config_text(&core.fake, Some(&redis.url()), Extra::default());
+    let replica = crate::common::conversations(&crate::common::parse(&text)).await;
     core.say("alice", "你好").await;
 
     let reply = say(&replica, "alice", "还是我").await;
@@ -267,8 +264,8 @@ async fn a_rule_hit_costs_no_llm_call() {
 
 #[tokio::test]
 async fn a_bot_without_any_llm_answers_from_embedded_rules() {
-    let settings = common::parse("[bots.shop]\n");
-    let conversations = common::conversations(&settings).await;
+    let settings = crate::common::parse("[bots.shop]\n");
+    let conversations = crate::common::conversations(&settings).await;
 
     let reply = say(&conversations, "alice", "你们几点开门？").await;
 
@@ -341,7 +338,7 @@ async fn an_unknown_bot_is_an_error() {
 
     let result = core
         .conversations
-        .handle("nobody", &common::text("alice", "你好"), None)
+        .handle("nobody", &crate::common::text("alice", "你好"), None)
         .await;
 
     assert!(

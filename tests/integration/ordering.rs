@@ -1,12 +1,10 @@
 //! Ordering: one conversation answers its messages one at a time in arrival order; conversations run in parallel.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{core, echo, text, Extra, StoreKind, BOT};
 use botgate::core::ReplyKind;
 use botgate_contract::InboundMessage;
-use common::{core, echo, text, Extra, StoreKind, BOT};
 use futures_util::future::join_all;
 
 const BURST: usize = 20;

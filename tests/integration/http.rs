@@ -1,15 +1,13 @@
 //! The running server: liveness, readiness that follows a Redis outage and recovery, body limits.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use crate::common::{echo, Extra, BOT};
 use botgate::config::Settings;
 use botgate::core::{CoreError, ReplyKind};
 use botgate::startup::Application;
 use botgate_testkit::{FakeBailian, RedisServer};
-use common::{echo, Extra, BOT};
 
 /// How long an outage or a recovery may take to show; Redis calls time out after 2 s.
 const DETECTION: Duration = Duration::from_secs(10);
@@ -57,7 +55,7 @@ impl TestApp {
 
 fn settings(fake: &FakeBailian, redis: Option<&RedisServer>) -> Settings {
     let url = redis.map(RedisServer::url);
-    common::parse(&common::config_text(
+    crate::common::parse(&crate::common::config_text(
         fake,
         url.as_deref(),
         Extra {
@@ -85,16 +83,17 @@ async fn a_redis_outage_shows_in_readyz_and_botgate_reconnects_by_itself() {
     let fake = FakeBailian::start().await;
     let mut redis = RedisServer::start().await;
     let app = TestApp::spawn(settings(&fake, Some(&redis))).await;
-    let conversations = common::conversations(&settings(&fake, Some(&redis))).await;
-    let message = || common::text("alice", "你好");
+    let conversations = crate::common::conversations(&settings(&fake, Some(&redis))).await;
+    let message = || crate::common::text("alice", "你好");
     let (status, body) = app.get("/readyz").await;
     assert_eq!((status, &body["store"]), (200, &serde_json::json!("redis")));
-    common::say(&conversations, "alice", "第一句").await;
+    crate::common::say(&conversations, "alice", "第一句").await;
 
     // Outage.
     redis.stop().await;
 
-    let unready = common::eventually(DETECTION, || async { app.ready_status().await == 503 }).await;
+    let unready =
+        crate::common::eventually(DETECTION, || async { app.ready_status().await == 503 }).await;
     assert!(unready, "/readyz did not report the outage");
     assert_eq!(
         app.get("/healthz").await.0,
@@ -116,17 +115,18 @@ async fn a_redis_outage_shows_in_readyz_and_botgate_reconnects_by_itself() {
     // Recovery, on the same port with every key gone.
     redis.restart().await;
 
-    let ready = common::eventually(DETECTION, || async { app.ready_status().await == 200 }).await;
+    let ready =
+        crate::common::eventually(DETECTION, || async { app.ready_status().await == 200 }).await;
     assert!(ready, "/readyz did not recover after Redis came back");
-    let recovered = common::eventually(DETECTION, || async {
+    let recovered = crate::common::eventually(DETECTION, || async {
         conversations.handle(BOT, &message(), None).await.is_ok()
     })
     .await;
     assert!(recovered, "the core did not reconnect to Redis");
-    let reply = common::say(&conversations, "bob", "你好").await;
+    let reply = crate::common::say(&conversations, "bob", "你好").await;
     assert_eq!(reply.kind, ReplyKind::Answer);
     assert_eq!(reply.text, echo("你好", 0));
-    let remembered = common::say(&conversations, "bob", "还在吗").await;
+    let remembered = crate::common::say(&conversations, "bob", "还在吗").await;
     assert_eq!(remembered.text, echo("还在吗", 2), "memory works again");
 }
 

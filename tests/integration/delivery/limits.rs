@@ -5,7 +5,7 @@ use std::time::Duration;
 use botgate::spawn_traced;
 use tokio::time::{sleep, Instant};
 
-use crate::{Backend, Kind};
+use super::{Backend, Kind};
 
 const USER: &str = "wechat:wx1:openid-1";
 const BOT: &str = "shop";

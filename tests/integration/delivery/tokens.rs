@@ -8,7 +8,7 @@ use botgate::delivery::tokens::TokenError;
 use botgate::spawn_traced;
 use tokio::time::sleep;
 
-use crate::{Backend, Kind, PREFIX};
+use super::{Backend, Kind, PREFIX};
 
 const KEY: &str = "wechat:wx0123456789";
 const TWO_HOURS: Duration = Duration::from_secs(7200);

@@ -9,7 +9,7 @@ use botgate::delivery::{Admitted, Fenced, PartClaim, Queue, QueueDepth};
 use botgate::spawn_traced;
 use tokio::time::{sleep, timeout};
 
-use crate::{Backend, Kind};
+use super::{Backend, Kind};
 
 /// Long enough that nothing is reclaimed unless a scenario means it to be.
 const LONG: Duration = Duration::from_secs(30);

@@ -12,12 +12,12 @@ macro_rules! both {
         mod $scenario {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn memory() {
-                super::$scenario($crate::Kind::Memory).await;
+                super::$scenario($crate::delivery::Kind::Memory).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn redis() {
-                super::$scenario($crate::Kind::Redis).await;
+                super::$scenario($crate::delivery::Kind::Redis).await;
             }
         }
     )+};

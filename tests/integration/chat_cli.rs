@@ -1,14 +1,12 @@
 //! The `botgate` binary: `chat` holds a streamed multi-turn conversation and ends on farewell; `check-config` names bad fields.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::common::{echo, Extra, FAREWELL};
 use botgate_testkit::{FakeBailian, RedisServer};
-use common::{echo, Extra, FAREWELL};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
@@ -105,7 +103,7 @@ async fn converse(
 
 fn chat_config(fake: &FakeBailian, redis: Option<&RedisServer>, llm: &str) -> ConfigFile {
     let url = redis.map(RedisServer::url);
-    ConfigFile::new(&common::config_text(
+    ConfigFile::new(&crate::common::config_text(
         fake,
         url.as_deref(),
         Extra {

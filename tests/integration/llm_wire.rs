@@ -1,11 +1,8 @@
 //! The LLM wire: streaming and not give the same text, deltas, Bailian request bodies and session mode, the OpenAI-compatible provider.
 
-#[macro_use]
-mod common;
-
+use crate::common::{bailian, core, echo, reply, text, Extra, StoreKind, BOT, FALLBACK, REFUSAL};
 use botgate::core::ReplyKind;
 use botgate_testkit::{Answer, Failure, FakeBailian};
-use common::{bailian, core, echo, reply, text, Extra, StoreKind, BOT, FALLBACK, REFUSAL};
 
 streaming_and_not!(
     deltas_concatenate_to_the_final_text,
@@ -66,7 +63,7 @@ async fn bailian_receives_the_history_as_input_messages(stream: bool) {
 
 async fn openai_compatible_provider_answers_with_memory(stream: bool) {
     let fake = FakeBailian::start().await;
-    let settings = common::parse(&format!(
+    let settings = crate::common::parse(&format!(
         r#"
 [llm.main]
 kind = "openai"
@@ -81,18 +78,18 @@ refusal = "{REFUSAL}"
 "#,
         base_url = fake.compatible_base_url(),
     ));
-    let conversations = common::conversations(&settings).await;
+    let conversations = crate::common::conversations(&settings).await;
 
-    let first = common::say(&conversations, "alice", "你好").await;
-    let second = common::say(&conversations, "alice", "再说一次").await;
+    let first = crate::common::say(&conversations, "alice", "你好").await;
+    let second = crate::common::say(&conversations, "alice", "再说一次").await;
     fake.push_failures([Failure::Throttled]);
-    let retried = common::say(&conversations, "alice", "第三句").await;
+    let retried = crate::common::say(&conversations, "alice", "第三句").await;
     fake.push_failures([Failure::DataInspection]);
-    let refused = common::say(&conversations, "alice", "敏感").await;
+    let refused = crate::common::say(&conversations, "alice", "敏感").await;
     fake.push_failures([Failure::StreamError]);
-    let refused_late = common::say(&conversations, "alice", "敏感").await;
+    let refused_late = crate::common::say(&conversations, "alice", "敏感").await;
     fake.set_answer(Answer::Fixed(MULTI_BYTE.to_owned()));
-    let fixed = common::say(&conversations, "bob", "你好").await;
+    let fixed = crate::common::say(&conversations, "bob", "你好").await;
 
     assert_eq!(first, reply(&echo("你好", 0), ReplyKind::Answer));
     assert_eq!(second, reply(&echo("再说一次", 2), ReplyKind::Answer));
@@ -185,7 +182,7 @@ async fn openai_stream_chunks_mentioning_error_are_not_errors() {
     // way to get `"error"` into a normal chunk; a delta whose content is exactly `error` does
     // the same with any model.
     let fake = FakeBailian::start().await;
-    let settings = common::parse(&format!(
+    let settings = crate::common::parse(&format!(
         r#"
 [llm.main]
 kind = "openai"
@@ -197,9 +194,9 @@ model = "error"
 "#,
         base_url = fake.compatible_base_url(),
     ));
-    let conversations = common::conversations(&settings).await;
+    let conversations = crate::common::conversations(&settings).await;
 
-    let answer = common::say(&conversations, "alice", "你好").await;
+    let answer = crate::common::say(&conversations, "alice", "你好").await;
 
     assert_eq!(answer, reply(&echo("你好", 0), ReplyKind::Answer));
 }

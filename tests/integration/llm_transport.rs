@@ -1,15 +1,12 @@
 //! The connections under LLM calls: streamed answers read to their end so connections are reused,
 //! and `http2 = true` multiplexing every call over one HTTP/2 connection.
 
-#[macro_use]
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::text as text_message;
+use crate::common::{bailian, config_text, conversations, echo, parse, reply, Core, Extra, BOT};
 use botgate::core::{Reply, ReplyKind};
 use botgate_testkit::{Failure, FakeBailian};
-use common::text as text_message;
-use common::{bailian, config_text, conversations, echo, parse, reply, Core, Extra, BOT};
 use futures_util::future::join_all;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -19,6 +19,18 @@ fn replica_config(stack: &Stack, name: &str, part_bytes: usize) -> String {
     )
 }
 
+/// A replica whose Redis traffic goes through a [`DropProxy`], warmed up.
+async fn proxied(stack: &Stack) -> (DropProxy, Replica, reqwest::Client) {
+    let proxy = DropProxy::start(stack.redis.port()).await;
+    let replica = Replica::start(
+        replica_config(stack, "replica-a", 4000).replace(&stack.redis.url(), &proxy.url()),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    warm_up(stack, &client, &replica).await;
+    (proxy, replica, client)
+}
+
 /// One message through the replica, so Redis holds every script before a test drops a
 /// connection (the first call of a script is answered NOSCRIPT and did not run).
 async fn warm_up(stack: &Stack, client: &reqwest::Client, replica: &Replica) {
@@ -95,13 +107,7 @@ async fn a_worker_frozen_past_the_visibility_timeout_stops_and_one_answer_goes_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_whose_reply_was_lost_still_has_its_job() {
     let stack = stack().await;
-    let proxy = DropProxy::start(stack.redis.port()).await;
-    let replica = Replica::start(
-        replica_config(&stack, "replica-a", 4000).replace(&stack.redis.url(), &proxy.url()),
-    )
-    .await;
-    let client = reqwest::Client::new();
-    warm_up(&stack, &client, &replica).await;
+    let (proxy, replica, client) = proxied(&stack).await;
     proxy.arm(":claim:shop:webhook:m-claim");
 
     let status = post(&client, &replica, "c-claim", "m-claim", "你好").await;
@@ -248,13 +254,7 @@ async fn a_thousand_messages_leave_a_bounded_number_of_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_reply_store_remembers_the_turn_once() {
     let stack = stack().await;
-    let proxy = DropProxy::start(stack.redis.port()).await;
-    let replica = Replica::start(
-        replica_config(&stack, "replica-a", 4000).replace(&stack.redis.url(), &proxy.url()),
-    )
-    .await;
-    let client = reqwest::Client::new();
-    warm_up(&stack, &client, &replica).await;
+    let (proxy, replica, client) = proxied(&stack).await;
     proxy.arm("echo: 第一句".as_bytes());
 
     post_until_accepted(&client, &replica, "c-replay", "replay-1", "第一句").await;

@@ -162,17 +162,7 @@ impl Replica {
 
     /// SIGTERM, then wait for the process to exit (graceful drain).
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().unwrap();
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .unwrap()
-            .unwrap()
+        terminate(&mut self.child).await
     }
 
     pub async fn readyz(&self) -> u16 {
@@ -181,6 +171,21 @@ impl Replica {
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
     }
+}
+
+/// SIGTERM to a gateway process, then wait (up to 15 s) for it to exit.
+pub async fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// POSTs one signed message the way an integration would; returns the HTTP status.

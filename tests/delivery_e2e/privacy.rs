@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use crate::harness::{config as replica_config, SECRET};
+use crate::harness::{config as replica_config, terminate, SECRET};
 
 const OPENID: &str = "oPrivacyZ9kq2Lw7Vb3Xn5Rt8Yc1Hd4";
 const APP_ID: &str = "wx2c2769f8efd9abc2";
@@ -98,17 +98,7 @@ impl LoggedGateway {
 
     /// SIGTERM, then every line the process wrote until it exited.
     async fn stop(mut self) -> Vec<String> {
-        let pid = self.child.id().unwrap();
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
+        terminate(&mut self.child).await;
         tokio::time::timeout(Duration::from_secs(5), &mut self.reader)
             .await
             .unwrap()

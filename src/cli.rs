@@ -93,6 +93,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // This process's configuration fixes the key user ids are hashed with in its logs, before
+    // anything could log one.
+    crate::telemetry::init_log_ids(settings.server.log_id_key.as_ref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -59,9 +59,7 @@ impl std::fmt::Display for Source {
 }
 
 /// Loads settings from `path`, or the embedded default when `None`, applying the process
-/// environment (both `${VAR}` references and `BOTGATE__SECTION__FIELD` overrides). This is the
-/// process's configuration, so it also fixes the key user ids are hashed with in its logs
-/// ([`crate::telemetry::init_log_ids`]) before anything could log one.
+/// environment (both `${VAR}` references and `BOTGATE__SECTION__FIELD` overrides).
 pub fn load(path: Option<&Path>) -> Result<(Settings, Source), ConfigError> {
     let (text, source) = match path {
         Some(path) => (
@@ -75,7 +73,6 @@ pub fn load(path: Option<&Path>) -> Result<(Settings, Source), ConfigError> {
     };
     let env: Vec<(String, String)> = std::env::vars().collect();
     let settings = parse(&text, &env)?;
-    crate::telemetry::init_log_ids(settings.server.log_id_key.as_ref());
     Ok((settings, source))
 }
 

@@ -352,7 +352,8 @@ impl Engine {
                     .fall_back(payload, &parts[chunk..])
                     .await
                     .map_err(|error| Failure::Retry(format!("fallback: {error}")))?;
-                return Err(Failure::FellBack);
+                // Done: the fallback holds the rest. Every part's marker goes with the job.
+                return Ok(chunks);
             }
             sent?;
         }

@@ -31,7 +31,8 @@ pub struct Replica {
     _config: TempFile,
 }
 
-struct TempFile(std::path::PathBuf);
+/// A file removed when this is dropped.
+pub struct TempFile(std::path::PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -96,35 +97,43 @@ deliver_url = "{platform}/deliver"
     )
 }
 
+/// `botgate serve` as an OS process on `config` (written to a file that lives as long as the
+/// returned [`TempFile`]), with `env` set and its stderr sent to `stderr`. Returns the child
+/// and the URL it listens on (the config's `listen`); it may not be ready yet.
+pub fn serve(config: &str, env: &[(&str, &str)], stderr: Stdio) -> (Child, String, TempFile) {
+    let path = std::env::temp_dir().join(format!(
+        "botgate-e2e-{}-{}.toml",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::write(&path, config).unwrap();
+    let listen = config
+        .lines()
+        .find_map(|line| line.strip_prefix("listen = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap()
+        .to_owned();
+    let child = Command::new(env!("CARGO_BIN_EXE_botgate"))
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    (child, format!("http://{listen}"), TempFile(path))
+}
+
 impl Replica {
     pub async fn start(config: String) -> Replica {
-        let path = std::env::temp_dir().join(format!(
-            "botgate-e2e-{}-{}.toml",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::write(&path, &config).unwrap();
-        let listen = config
-            .lines()
-            .find_map(|line| line.strip_prefix("listen = \""))
-            .and_then(|rest| rest.strip_suffix('"'))
-            .unwrap()
-            .to_owned();
-        let child = Command::new(env!("CARGO_BIN_EXE_botgate"))
-            .arg("--config")
-            .arg(&path)
-            .arg("serve")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let (child, url, config) = serve(&config, &[("RUST_LOG", "warn")], Stdio::inherit());
         let replica = Replica {
             child,
-            url: format!("http://{listen}"),
-            _config: TempFile(path),
+            url,
+            _config: config,
         };
         replica.wait_ready(Duration::from_secs(10)).await;
         replica

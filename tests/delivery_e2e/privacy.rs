@@ -12,10 +12,10 @@ use botgate_testkit::{FakeBailian, FakePlatform, RedisServer};
 use botgate_wechat::{CallbackMode, SimulatedMessage, WechatAccount};
 use botgate_wxcrypt::{signature, EncodingAesKey};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::watch;
 
-use crate::harness::{config as replica_config, terminate, SECRET};
+use crate::harness::{config as replica_config, serve, terminate, TempFile, SECRET};
 
 const OPENID: &str = "oPrivacyZ9kq2Lw7Vb3Xn5Rt8Yc1Hd4";
 const APP_ID: &str = "wx2c2769f8efd9abc2";
@@ -37,35 +37,19 @@ struct LoggedGateway {
     url: String,
     logs: Arc<Mutex<Vec<String>>>,
     reader: tokio::task::JoinHandle<()>,
-    config: std::path::PathBuf,
+    _config: TempFile,
 }
 
 impl LoggedGateway {
     async fn start(config: &str) -> LoggedGateway {
-        let path = std::env::temp_dir().join(format!(
-            "botgate-privacy-{}-{}.toml",
-            std::process::id(),
-            distinct_number()
-        ));
-        std::fs::write(&path, config).unwrap();
-        let listen = config
-            .lines()
-            .find_map(|line| line.strip_prefix("listen = \""))
-            .and_then(|rest| rest.strip_suffix('"'))
-            .unwrap()
-            .to_owned();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_botgate"))
-            .arg("--config")
-            .arg(&path)
-            .arg("serve")
-            .env("RUST_LOG", "debug")
-            .env("BOTGATE__SERVER__LOG_ID_KEY", LOG_ID_KEY)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let (mut child, url, config) = serve(
+            config,
+            &[
+                ("RUST_LOG", "debug"),
+                ("BOTGATE__SERVER__LOG_ID_KEY", LOG_ID_KEY),
+            ],
+            Stdio::piped(),
+        );
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (ready, mut is_ready) = watch::channel(false);
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
@@ -89,10 +73,10 @@ impl LoggedGateway {
         );
         LoggedGateway {
             child,
-            url: format!("http://{listen}"),
+            url,
             logs,
             reader,
-            config: path,
+            _config: config,
         }
     }
 
@@ -103,7 +87,6 @@ impl LoggedGateway {
             .await
             .unwrap()
             .unwrap();
-        let _ = std::fs::remove_file(&self.config);
         std::mem::take(&mut *self.logs.lock().unwrap())
     }
 }

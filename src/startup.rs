@@ -155,7 +155,6 @@ impl Application {
         };
         let visibility = Duration::from_secs(settings.delivery.visibility_timeout_secs);
         let prefix = &settings.store.key_prefix;
-        let limits = conversations.limits().clone();
         let (queue, tokens) = match conversations.store() {
             Store::Memory(memory) => (
                 Queue::memory(visibility, memory.clone()),
@@ -235,7 +234,7 @@ impl Application {
                 .map(|(name, settings)| (name, WebhookChannel::new(settings)))
                 .collect(),
             acceptor,
-            limits,
+            inlet: inlet.clone(),
             sources: sources.statuses(),
         });
         let passive = state.passive.clone();

@@ -81,9 +81,12 @@ pub async fn receive<C: Channel>(
         }
     };
     tracing::debug!(bot = %bot, platform, message_id = %log_message_id(&message.message_id), "message");
-    let notice = state.rate_limit_notice(&bot, &message).await?;
     if let Some(window) = channel.window(&state, &bot).await? {
         metrics.inbound(platform, "accepted");
+        let notice = state
+            .conversations
+            .rate_limit_notice(&bot, &message)
+            .await?;
         if let Some(notice) = notice {
             let (now, random) = crate::clock::now_and_random();
             return Ok(respond(adapter.render(&reply, &notice, now, &random)));
@@ -103,7 +106,7 @@ pub async fn receive<C: Channel>(
         return Ok(respond(response));
     }
     // Acknowledged only once durably queued; a retry of an accepted message is a duplicate.
-    match state.acceptor.accept(&bot, &message, notice).await {
+    match state.inlet.admit(&bot, &message).await {
         Ok(Accepted::Enqueued(job)) => {
             metrics.inbound(platform, "accepted");
             Ok(respond(adapter.acknowledge(Outcome::Queued { job: &job })))

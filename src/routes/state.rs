@@ -1,17 +1,14 @@
-//! What every request handler shares, and the per-sender rate limit every channel applies.
+//! What every request handler shares.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-
-use botgate_contract::InboundMessage;
 
 use crate::channels::passive::Passive;
 use crate::channels::webhook::WebhookChannel;
 use crate::channels::wechat::WechatChannel;
 use crate::core::Conversations;
 use crate::delivery::Acceptor;
-use crate::limits::Limits;
-use crate::store::StoreError;
+use crate::sources::{Inlet, Statuses};
 
 /// What every request handler shares.
 pub struct AppState {
@@ -21,18 +18,8 @@ pub struct AppState {
     pub webhooks: HashMap<String, WebhookChannel>,
     pub key_prefix: String,
     pub acceptor: Arc<Acceptor>,
+    /// Rate limit, claim and queue: what routes and sources hand a message to.
+    pub inlet: Inlet,
     /// What each inbound source (not a route) reports of its connection.
-    pub sources: crate::sources::Statuses,
-    pub limits: Limits,
-}
-
-impl AppState {
-    /// See [`Conversations::rate_limit_notice`].
-    pub async fn rate_limit_notice(
-        &self,
-        bot: &str,
-        message: &InboundMessage,
-    ) -> Result<Option<String>, StoreError> {
-        self.conversations.rate_limit_notice(bot, message).await
-    }
+    pub sources: Statuses,
 }

@@ -30,6 +30,7 @@ pub mod core;
 pub mod delivery;
 pub mod http;
 pub mod jobs;
+pub mod keys;
 pub mod limits;
 pub mod llm;
 pub mod metrics;

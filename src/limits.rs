@@ -124,7 +124,7 @@ impl Limits {
             Limits::Redis { connection, prefix } => {
                 let mut connection = connection.clone();
                 let allowed: u8 = ALLOW_SCRIPT
-                    .key(format!("{prefix}:rate:{key}"))
+                    .key(crate::keys::rate(prefix, key))
                     .arg(millis(window))
                     .arg(event)
                     .arg(max)
@@ -191,7 +191,7 @@ impl Limits {
 }
 
 fn slots_key(prefix: &str, key: &str) -> String {
-    format!("{prefix}:slots:{key}")
+    crate::keys::slots(prefix, key)
 }
 
 fn lock(memory: &Mutex<MemoryLimits>) -> MutexGuard<'_, MemoryLimits> {

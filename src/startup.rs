@@ -11,23 +11,17 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
-use crate::channels::passive::{Outbox, Passive};
-use crate::channels::webhook::WebhookChannel;
-use crate::channels::wechat;
-use crate::channels::wechat::active::WechatActive;
-use crate::channels::wechat::api::WechatApi;
-use crate::channels::Sender;
-use crate::config::ReplyMode;
-use crate::config::{LlmSettings, Settings, WebhookSettings};
+use crate::channels::{Channels, Wiring};
+use crate::config::{LlmSettings, Settings};
 use crate::core::{Bot, Conversations};
 use crate::delivery::{Acceptor, Engine, Queue, TokenCache};
 use crate::llm::{Bailian, Llm, LlmHttp, OpenAi, Rules};
 use crate::sources::{Inlet, Source, Sources};
 use crate::store::{MemoryStore, RedisStore, Store};
-use botgate_contract::Platform;
 
 pub use crate::routes::AppState;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 /// Name of the provider a bot gets when no `[llm]` is configured at all.
 const EMBEDDED_RULES: &str = "embedded-rules";
@@ -122,7 +116,8 @@ pub struct Application {
     port: u16,
     server: Server,
     engine: Arc<Engine>,
-    passive: Passive,
+    /// Answers being generated inside platform requests.
+    passive: TaskTracker,
     sources: Sources,
     inlet: Inlet,
     shutdown_timeout: Duration,
@@ -145,14 +140,6 @@ impl Application {
             .port();
         let http = http_client()?;
         let conversations = Arc::new(build_conversations(&settings, &http).await?);
-        let outbox = match conversations.store() {
-            Store::Memory(_) => Outbox::memory(wechat::CONTINUE_HINT),
-            Store::Redis(redis) => Outbox::redis(
-                redis.connection(),
-                &format!("{}:wechat", settings.store.key_prefix),
-                wechat::CONTINUE_HINT,
-            ),
-        };
         let visibility = Duration::from_secs(settings.delivery.visibility_timeout_secs);
         let prefix = &settings.store.key_prefix;
         let (queue, tokens) = match conversations.store() {
@@ -165,54 +152,14 @@ impl Application {
                 TokenCache::redis(redis.connection(), prefix),
             ),
         };
-        let mut senders = HashMap::new();
-        for (name, bot) in &settings.bots {
-            let Some(wechat) = bot
-                .wechat
-                .as_ref()
-                .filter(|wechat| wechat.reply_mode == ReplyMode::Active)
-            else {
-                continue;
-            };
-            let secret = wechat
-                .app_secret
-                .clone()
-                .context("active mode needs app_secret")?;
-            let api = WechatApi::new(
-                http.clone(),
-                &wechat.api_base,
-                &wechat.app_id,
-                secret,
-                tokens.clone(),
-                conversations.metrics().clone(),
-            );
-            let channel = WechatActive::new(
-                api,
-                outbox.clone(),
-                conversations.store().clone(),
-                name,
-                prefix,
-            );
-            senders.insert(
-                (name.clone(), Platform::Wechat.as_str().to_owned()),
-                Sender::Wechat(Arc::new(channel)),
-            );
-        }
-        let webhooks: HashMap<String, WebhookSettings> = settings
-            .bots
-            .iter()
-            .filter_map(|(name, bot)| Some((name.clone(), bot.webhook.clone()?)))
-            .collect();
-        for (name, webhook) in &webhooks {
-            let sender = Sender::Webhook {
-                http: http.clone(),
-                settings: webhook.clone(),
-            };
-            senders.insert(
-                (name.clone(), Platform::Webhook.as_str().to_owned()),
-                sender,
-            );
-        }
+        let tasks = TaskTracker::new();
+        let channels = Channels::build(&Wiring {
+            settings: &settings,
+            http: &http,
+            conversations: &conversations,
+            tokens: &tokens,
+            tasks: &tasks,
+        })?;
         let dedup_ttl = Duration::from_secs(settings.delivery.dedup_ttl_secs);
         let acceptor = Arc::new(Acceptor::new(queue.clone(), prefix, dedup_ttl));
         let sources = Sources::default();
@@ -220,24 +167,17 @@ impl Application {
         let engine = Arc::new(Engine::new(
             queue,
             conversations.clone(),
-            senders,
+            channels.senders(),
             settings.delivery.clone(),
             prefix,
         ));
         let state = web::Data::new(AppState {
-            wechat: wechat::build(&settings)?,
-            passive: Passive::new(Platform::Wechat, outbox, wechat::answer_parts),
+            channels,
             conversations,
-            key_prefix: prefix.clone(),
-            webhooks: webhooks
-                .into_iter()
-                .map(|(name, settings)| (name, WebhookChannel::new(settings)))
-                .collect(),
             acceptor,
             inlet: inlet.clone(),
             sources: sources.statuses(),
         });
-        let passive = state.passive.clone();
         let max_body = settings.server.max_body_bytes;
         let redis = match state.conversations.store() {
             Store::Redis(redis) => Some(redis.connection()),
@@ -255,7 +195,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .configure(|config| {
-                    crate::routes::configure(config, state.wechat.keys(), state.webhooks.keys())
+                    crate::routes::configure(config, &state.channels)
                 })
         })
         .listen(listener)
@@ -272,7 +212,7 @@ impl Application {
             port,
             server: server.run(),
             engine,
-            passive,
+            passive: tasks,
             sources,
             inlet,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
@@ -308,7 +248,8 @@ impl Application {
             // Passive answers run on the HTTP workers' runtimes, which end with the server:
             // let them finish before the workers stop.
             handle.pause().await;
-            if tokio::time::timeout(shutdown_timeout, passive.drained())
+            passive.close();
+            if tokio::time::timeout(shutdown_timeout, passive.wait())
                 .await
                 .is_err()
             {

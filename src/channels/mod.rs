@@ -1,9 +1,14 @@
-//! Platform channels: the glue between an adapter (pure, in `adapters/`) and the core.
+//! Platform channels: the glue between an adapter (pure, in `adapters/`) and the core. Each
+//! platform's module implements [`Channel`]; [`registry`] lists them.
 
+mod channel;
 pub mod passive;
+pub mod registry;
 pub mod send;
-mod sender;
 pub mod webhook;
 pub mod wechat;
+mod wiring;
 
-pub use sender::Sender;
+pub use channel::{Channel, Deliver};
+pub use registry::{Channels, Registered, Sender, Visitor};
+pub use wiring::Wiring;

@@ -200,9 +200,11 @@ impl Conversations {
 
     /// The storage key of a conversation; everything about it hangs off this.
     pub fn conversation_key(&self, bot: &str, message: &InboundMessage) -> String {
-        format!(
-            "{}:{bot}:{}:{}",
-            self.key_prefix, message.platform, message.conversation
+        crate::keys::conversation(
+            &self.key_prefix,
+            bot,
+            message.platform.as_str(),
+            &message.conversation,
         )
     }
 
@@ -341,7 +343,7 @@ impl Conversations {
         prefetched: Option<Vec<Turn>>,
         on_delta: Option<&mut (dyn FnMut(&str) + Send)>,
     ) -> Result<Handled, CoreError> {
-        let session_key = format!("{key}:bailian_session");
+        let session_key = crate::keys::bailian_session(key);
         let (history, session_id) = if bot.uses_bailian_session() {
             (Vec::new(), self.store.get(&session_key).await?)
         } else {
@@ -493,16 +495,12 @@ impl Conversations {
 
     async fn forget(&self, key: &str) -> Result<(), StoreError> {
         let history = memory_key(key);
-        let session = format!("{key}:bailian_session");
+        let session = crate::keys::bailian_session(key);
         self.store.delete(&[&history, &session]).await
     }
 }
 
-/// Where a conversation's memory lives: read ahead by callers of `history_key`, written back by
-/// `PendingTurn`, so both must come from here.
-fn memory_key(conversation_key: &str) -> String {
-    format!("{conversation_key}:history")
-}
+use crate::keys::memory as memory_key;
 
 /// The answer as the user should see it: the LLM's text, plus its sources when the bot wants them.
 fn render_answer(bot: &Bot, completion: &Completion) -> String {

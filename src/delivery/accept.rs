@@ -40,15 +40,17 @@ impl Acceptor {
     }
 
     pub fn claim_key(&self, bot: &str, message: &InboundMessage) -> String {
-        format!(
-            "{}:claim:{bot}:{}:{}",
-            self.prefix, message.platform, message.message_id
+        crate::keys::claim(
+            &self.prefix,
+            bot,
+            message.platform.as_str(),
+            &message.message_id,
         )
     }
 
     /// The conversation's order: which of its jobs has the turn, and which wait behind it.
     pub fn order_key(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {
-        format!("{prefix}:order:{bot}:{platform}:{conversation}")
+        crate::keys::order(prefix, bot, platform, conversation)
     }
 
     /// Claims the message id and queues its job, atomically: an accepted message is one that

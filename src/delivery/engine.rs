@@ -160,9 +160,11 @@ impl Engine {
             return;
         }
         let (stop_heartbeat, lost, heartbeat) = self.keep_alive(consumer, &job.id);
-        let reply_key = format!(
-            "{}:reply:{}:{}:{}",
-            self.prefix, payload.bot, payload.platform, payload.message_id
+        let reply_key = crate::keys::reply(
+            &self.prefix,
+            &payload.bot,
+            &payload.platform,
+            &payload.message_id,
         );
         let result = self
             .process(consumer, &job, &payload, &reply_key, lost)
@@ -338,7 +340,9 @@ impl Engine {
                 payload.bot, payload.platform
             ))
         })?;
-        let platform = sender.platform().as_str();
+        let platform = payload
+            .platform()
+            .map_or("unknown", |platform| platform.as_str());
         let parts = sender.parts(text);
         let chunks = parts.len();
         for (chunk, part) in parts.iter().enumerate() {
@@ -460,7 +464,7 @@ impl Engine {
 
 /// The sent-marker of one part of a reply.
 fn marker(reply_key: &str, chunk: usize) -> String {
-    format!("{reply_key}:sent:{chunk}")
+    crate::keys::part_sent(reply_key, chunk)
 }
 
 fn hostname() -> String {

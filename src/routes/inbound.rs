@@ -1,9 +1,8 @@
 //! One inbound pipeline for every platform: find the bot's channel, let its adapter verify and
 //! decode the request, count it, apply the rate limit, then answer inside the request (the
-//! reply window) or claim, queue and acknowledge. A platform adds a [`Channel`] impl and a
-//! route; nothing here names one.
+//! reply window) or claim, queue and acknowledge. Generic over [`Channel`]; nothing here
+//! names a platform.
 
-use std::future::Future;
 use std::time::Instant;
 
 use actix_web::http::header::HeaderMap;
@@ -13,35 +12,10 @@ use botgate_contract::{Adapter, Headers, Inbound, Method, Outcome, RawRequest, R
 use super::error::CallbackError;
 use super::AppState;
 use super::BotName;
-use crate::channels::passive::PassiveWindow;
+use crate::channels::Channel;
 use crate::delivery::Accepted;
 use crate::metrics::PlatformLabels;
-use crate::store::StoreError;
 use crate::telemetry::log_message_id;
-
-/// A platform's channels, one per configured bot, as the pipeline needs them.
-pub trait Channel: Send + Sync + Sized + 'static {
-    type Adapter: Adapter;
-
-    /// The route segment (`/{ROUTE}/{bot}`) and the name in "no such channel" errors.
-    const ROUTE: &'static str;
-
-    /// Whether the platform verifies the callback URL with a GET (then routed here too).
-    const HANDSHAKE: bool;
-
-    /// This platform's channel of `bot`, if it has one.
-    fn of<'a>(state: &'a AppState, bot: &str) -> Option<&'a Self>;
-
-    fn adapter(&self) -> &Self::Adapter;
-
-    /// The reply window when this bot answers inside the platform's request right now;
-    /// `None`: acknowledge, then deliver through the platform's API.
-    fn window(
-        &self,
-        state: &AppState,
-        bot: &str,
-    ) -> impl Future<Output = Result<Option<&PassiveWindow>, StoreError>>;
-}
 
 /// The handler of every platform callback: `web::to(receive::<SomeChannel>)`.
 pub async fn receive<C: Channel>(
@@ -51,7 +25,7 @@ pub async fn receive<C: Channel>(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, CallbackError> {
     let received = Instant::now();
-    let channel = C::of(&state, &bot).ok_or_else(|| CallbackError::UnknownBot {
+    let channel = C::of(&state.channels, &bot).ok_or_else(|| CallbackError::UnknownBot {
         channel: C::ROUTE,
         bot: bot.to_string(),
     })?;
@@ -75,13 +49,18 @@ pub async fn receive<C: Channel>(
                 .body(answer));
         }
         Ok(Inbound::Ignore) => return Ok(respond(adapter.acknowledge(Outcome::Ignored))),
+        Ok(Inbound::Notice(notice)) => {
+            metrics.inbound(platform, "notice");
+            channel.notice(&bot, notice, &state.inlet).await?;
+            return Ok(respond(adapter.acknowledge(Outcome::Ignored)));
+        }
         Err(error) => {
             metrics.inbound(platform, "rejected");
             return Err(error.into());
         }
     };
     tracing::debug!(bot = %bot, platform, message_id = %log_message_id(&message.message_id), "message");
-    if let Some(window) = channel.window(&state, &bot).await? {
+    if let Some((passive, window)) = channel.window().await? {
         metrics.inbound(platform, "accepted");
         let notice = state
             .conversations
@@ -91,8 +70,7 @@ pub async fn receive<C: Channel>(
             let (now, random) = crate::clock::now_and_random();
             return Ok(respond(adapter.render(&reply, &notice, now, &random)));
         }
-        let response = state
-            .passive
+        let response = passive
             .respond(
                 &state.conversations,
                 &bot,

@@ -6,44 +6,41 @@ mod health;
 pub mod inbound;
 mod span;
 mod state;
-mod webhook;
-mod wechat;
 
 pub use bot::BotName;
 pub use error::CallbackError;
 pub use span::RequestSpan;
 pub use state::AppState;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::web;
 
-use crate::channels::webhook::WebhookChannel;
-use crate::channels::wechat::WechatChannel;
+use crate::channels::{Channel, Channels, Visitor};
 use bot::RouteBot;
-use inbound::Channel;
 
 /// Mounts every route; each platform's configured bots get literal routes ahead of the
 /// `{bot}` patterns.
-pub fn configure<'a>(
-    config: &mut web::ServiceConfig,
-    wechat_bots: impl IntoIterator<Item = &'a String>,
-    webhook_bots: impl IntoIterator<Item = &'a String>,
-) {
-    mount::<WechatChannel>(config, wechat_bots);
-    mount::<WebhookChannel>(config, webhook_bots);
+pub fn configure(config: &mut web::ServiceConfig, channels: &Channels) {
+    channels.visit(&mut Mount(config));
     config
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics));
 }
 
+struct Mount<'a>(&'a mut web::ServiceConfig);
+
+impl Visitor for Mount<'_> {
+    fn visit<C: Channel>(&mut self, channels: &HashMap<String, C>) {
+        mount(self.0, channels);
+    }
+}
+
 /// `/{route}/NAME` for each configured bot, then `/{route}/{bot}` for names no bot has (404):
 /// POST for messages, and GET too where the platform verifies the URL with one.
-fn mount<'a, C: Channel>(
-    config: &mut web::ServiceConfig,
-    bots: impl IntoIterator<Item = &'a String>,
-) {
+fn mount<C: Channel>(config: &mut web::ServiceConfig, channels: &HashMap<String, C>) {
     let resource = |path: String| {
         let resource = web::resource(path).route(web::post().to(inbound::receive::<C>));
         match C::HANDSHAKE {
@@ -51,7 +48,7 @@ fn mount<'a, C: Channel>(
             false => resource,
         }
     };
-    for name in bots.into_iter().filter(|name| BotName::routable(name)) {
+    for name in channels.keys().filter(|name| BotName::routable(name)) {
         config.service(
             resource(format!("/{}/{name}", C::ROUTE)).app_data(RouteBot(Arc::from(name.as_str()))),
         );

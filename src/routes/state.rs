@@ -1,11 +1,8 @@
 //! What every request handler shares.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::channels::passive::Passive;
-use crate::channels::webhook::WebhookChannel;
-use crate::channels::wechat::WechatChannel;
+use crate::channels::Channels;
 use crate::core::Conversations;
 use crate::delivery::Acceptor;
 use crate::sources::{Inlet, Statuses};
@@ -13,10 +10,8 @@ use crate::sources::{Inlet, Statuses};
 /// What every request handler shares.
 pub struct AppState {
     pub conversations: Arc<Conversations>,
-    pub wechat: HashMap<String, WechatChannel>,
-    pub passive: Passive,
-    pub webhooks: HashMap<String, WebhookChannel>,
-    pub key_prefix: String,
+    /// Every bot's channel on every platform.
+    pub channels: Channels,
     pub acceptor: Arc<Acceptor>,
     /// Rate limit, claim and queue: what routes and sources hand a message to.
     pub inlet: Inlet,

@@ -41,8 +41,8 @@ impl RedisTokens {
     pub(super) fn new(connection: &RedisConnection, prefix: &str, key: &str) -> Self {
         RedisTokens {
             connection: connection.clone(),
-            key: format!("{prefix}:token:{key}"),
-            lock: format!("{prefix}:token:{key}:lock"),
+            key: crate::keys::token(prefix, key),
+            lock: crate::keys::token_lock(prefix, key),
         }
     }
 

@@ -43,13 +43,17 @@ pub struct RawRequest<'a> {
 
 /// What a verified request asks of the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inbound<R> {
+pub enum Inbound<R, N> {
     /// A handshake (URL verification): answer with this body and nothing else.
     Handshake(String),
     /// A message to answer; `reply` is what a reply inside this request's response needs.
     Message { message: InboundMessage, reply: R },
     /// A verified request that needs no answer (the platform's own notices): acknowledge it.
     Ignore,
+    /// A notification that carries no message but says where to fetch some (WeCom customer
+    /// service's "call sync_msg with this token"): the channel acts on it, then the request
+    /// is acknowledged.
+    Notice(N),
 }
 
 /// What became of an accepted message, for the platform's acknowledgement.
@@ -78,11 +82,18 @@ pub trait Adapter: Send + Sync + 'static {
     /// What a reply inside the request's own response needs (addressing, encryption).
     type Reply: Clone + std::fmt::Debug + Send + Sync + 'static;
 
+    /// What an [`Inbound::Notice`] carries; [`std::convert::Infallible`] for platforms whose
+    /// callbacks always carry their messages.
+    type Notice: std::fmt::Debug + Send + 'static;
+
     /// The platform's name in keys, metrics and logs.
     fn platform(&self) -> Platform;
 
     /// Verifies and decodes one request. Errors map to 4xx.
-    fn accept(&self, request: &RawRequest<'_>) -> Result<Inbound<Self::Reply>, AdapterError>;
+    fn accept(
+        &self,
+        request: &RawRequest<'_>,
+    ) -> Result<Inbound<Self::Reply, Self::Notice>, AdapterError>;
 
     /// The body that answers the request `reply` came with, saying `text`; for platforms that
     /// take no answer in the response, the acknowledgement.

@@ -1,5 +1,7 @@
 //! WeChat Official Account callbacks behind the platform-neutral [`Adapter`] trait.
 
+use std::convert::Infallible;
+
 use botgate_contract::{
     Adapter, AdapterError, Inbound, Method, Outcome, Platform, RawRequest, Response,
 };
@@ -10,13 +12,17 @@ const XML: &str = "application/xml; charset=utf-8";
 
 impl Adapter for WechatAccount {
     type Reply = ReplyContext;
+    type Notice = Infallible;
 
     fn platform(&self) -> Platform {
         Platform::Wechat
     }
 
     /// GET: URL verification, answered with `echostr`. POST: a message (see [`WechatAccount::decode`]).
-    fn accept(&self, request: &RawRequest<'_>) -> Result<Inbound<ReplyContext>, AdapterError> {
+    fn accept(
+        &self,
+        request: &RawRequest<'_>,
+    ) -> Result<Inbound<ReplyContext, Infallible>, AdapterError> {
         match request.method {
             Method::Get => Ok(Inbound::Handshake(
                 self.verify_url(request.query, request.now_secs)?,

@@ -73,21 +73,20 @@ struct Generation {
 }
 
 impl Passive {
-    pub fn new(platform: Platform, outbox: Outbox, parts: fn(&str) -> Vec<String>) -> Self {
+    /// `tasks` tracks the answers in the making, for shutdown to wait for.
+    pub fn new(
+        platform: Platform,
+        outbox: Outbox,
+        parts: fn(&str) -> Vec<String>,
+        tasks: TaskTracker,
+    ) -> Self {
         Passive {
             platform,
             outbox,
             parts,
             signals: Signals::default(),
-            tasks: TaskTracker::new(),
+            tasks,
         }
-    }
-
-    /// Resolves once every answer in the making is committed (call once no new connections are
-    /// accepted; an answer started meanwhile is waited for too).
-    pub async fn drained(&self) {
-        self.tasks.close();
-        self.tasks.wait().await;
     }
 
     /// The response to one delivery of `message`: a reply rendered by `adapter` for `reply`,

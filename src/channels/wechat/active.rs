@@ -4,10 +4,14 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use std::sync::Arc;
+
 use super::api::{ApiError, WechatApi};
+use crate::channels::channel::Deliver;
 use crate::channels::passive::{Mailbox, Outbox};
 use crate::channels::send::SendError;
-use crate::store::Store;
+use crate::core::job::JobPayload;
+use crate::store::{Store, StoreError};
 
 /// The typing indicator lasts 15 s and cannot be renewed while active (45081), so refresh just
 /// after it lapses.
@@ -80,7 +84,7 @@ impl WechatActive {
         openid: &str,
         message_id: &str,
         parts: &[String],
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         tracing::error!(
             bot = %self.bot,
             "wechat active mode refused with 48001 (no customer-service permission): answering passively; set reply_mode = \"passive\" or grant the permission"
@@ -97,7 +101,7 @@ impl WechatActive {
     }
 
     /// Shows "typing…" to the user until the returned sender is dropped.
-    pub fn typing(self: &std::sync::Arc<Self>, openid: &str) -> oneshot::Sender<()> {
+    pub fn typing(self: &Arc<Self>, openid: &str) -> oneshot::Sender<()> {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let active = self.clone();
         let openid = openid.to_owned();
@@ -119,6 +123,30 @@ impl WechatActive {
     }
 }
 
+impl Deliver for Arc<WechatActive> {
+    fn parts(&self, text: &str) -> Vec<String> {
+        super::active_parts(text)
+    }
+
+    async fn send(
+        &self,
+        job: &JobPayload,
+        _chunk: usize,
+        _chunks: usize,
+        part: &str,
+    ) -> Result<(), SendError> {
+        self.send_part(&job.sender, part).await
+    }
+
+    fn typing(&self, job: &JobPayload) -> Option<oneshot::Sender<()>> {
+        Some(WechatActive::typing(self, &job.sender))
+    }
+
+    async fn fall_back(&self, job: &JobPayload, unsent: &[String]) -> Result<(), StoreError> {
+        WechatActive::fall_back(self, &job.sender, &job.message_id, unsent).await
+    }
+}
+
 pub fn fallback_key(prefix: &str, bot: &str) -> String {
-    format!("{prefix}:wechat:{bot}:passive_fallback")
+    crate::keys::passive_fallback(prefix, botgate_contract::Platform::Wechat.as_str(), bot)
 }

@@ -2,56 +2,29 @@
 
 pub mod active;
 pub mod api;
+mod channel;
 mod render;
 
 pub use render::{active_parts, answer_parts, CONTINUE_HINT};
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
 
-use anyhow::Context;
 use botgate_wechat::WechatAccount;
-use botgate_wxcrypt::EncodingAesKey;
-use secrecy::ExposeSecret;
 
-use crate::channels::passive::PassiveWindow;
-use crate::config::{Settings, WechatSettings};
+use crate::channels::passive::{Passive, PassiveWindow};
+use crate::config::WechatSettings;
+use crate::store::Store;
+use active::WechatActive;
 
 pub struct WechatChannel {
     pub account: WechatAccount,
     pub settings: WechatSettings,
     /// Passive mode's reply window (active mode's too, while WeChat refuses its sends).
     pub window: PassiveWindow,
-}
-
-/// One channel per bot with a `[bots.NAME.wechat]` table.
-pub fn build(settings: &Settings) -> anyhow::Result<HashMap<String, WechatChannel>> {
-    let mut channels = HashMap::new();
-    for (name, bot) in &settings.bots {
-        let Some(wechat) = &bot.wechat else { continue };
-        let key = wechat
-            .encoding_aes_key
-            .as_ref()
-            .map(|key| EncodingAesKey::parse(key.expose_secret()))
-            .transpose()
-            .with_context(|| format!("bots.{name}.wechat.encoding_aes_key"))?;
-        let mut account = WechatAccount::new(wechat.token.expose_secret(), key, &wechat.app_id)
-            .timestamp_window(Duration::from_secs(wechat.timestamp_window_secs));
-        if wechat.requires_encryption() {
-            account = account.require_encryption();
-        }
-        channels.insert(
-            name.clone(),
-            WechatChannel {
-                account,
-                window: PassiveWindow {
-                    wait: Duration::from_millis(wechat.passive_wait_ms),
-                    deadline: Duration::from_millis(wechat.deadline_ms),
-                    placeholder: wechat.placeholder.clone(),
-                },
-                settings: wechat.clone(),
-            },
-        );
-    }
-    Ok(channels)
+    passive: Passive,
+    /// Active mode's sender.
+    active: Option<Arc<WechatActive>>,
+    store: Store,
+    /// Set while WeChat refuses this active account's sends (48001).
+    fallback_key: String,
 }

@@ -116,9 +116,9 @@ impl RedisQueue {
             connection,
             client,
             blocking: Mutex::new(Vec::new()),
-            stream: format!("{prefix}:jobs"),
-            dead: format!("{prefix}:jobs:dead"),
-            dead_order: format!("{prefix}:jobs:dead:order"),
+            stream: crate::keys::jobs(prefix),
+            dead: crate::keys::dead_jobs(prefix),
+            dead_order: crate::keys::dead_jobs_order(prefix),
             visibility,
             last_reclaim_scan_ms: AtomicU64::new(0),
         }

@@ -140,12 +140,12 @@ impl Outbox {
     }
 
     fn message_key(prefix: &str, bot: &str, message_id: &str) -> String {
-        format!("{prefix}:msg:{bot}:{message_id}")
+        crate::keys::passive_message(prefix, bot, message_id)
     }
 
     fn box_keys(prefix: &str, mailbox: Mailbox<'_>) -> (String, String) {
-        let outbox = format!("{prefix}:outbox:{}:{}", mailbox.bot, mailbox.user);
-        let state = format!("{outbox}:state");
+        let outbox = crate::keys::outbox(prefix, mailbox.bot, mailbox.user);
+        let state = crate::keys::outbox_state(&outbox);
         (outbox, state)
     }
 

@@ -86,7 +86,7 @@ return 1
 static ADMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ADMIT));
 
 fn backlog_key(order: &str) -> String {
-    format!("{order}:backlog")
+    crate::keys::backlog(order)
 }
 
 /// The keys and arguments [`PASS_TURN`] needs for `job`, after a script's own: nothing for a

@@ -2,6 +2,13 @@
 //! deliver_url`), both signed `X-Botgate-Signature: sha256=<hex HMAC-SHA256(secret, body)>`.
 //! For custom integrations, and the simplest acknowledge-then-deliver channel to test with.
 
+mod channel;
+mod send;
+
+pub use send::{send_webhook, WebhookSender};
+
+use std::convert::Infallible;
+
 use botgate_contract::{
     Adapter, AdapterError, Content, Inbound, InboundMessage, Method, Outcome, Platform, RawRequest,
     Response,
@@ -44,13 +51,15 @@ pub struct Outbound<'a> {
 pub struct WebhookChannel {
     pub adapter: WebhookAdapter,
     pub settings: WebhookSettings,
+    http: reqwest::Client,
 }
 
 impl WebhookChannel {
-    pub fn new(settings: WebhookSettings) -> Self {
+    pub fn new(settings: WebhookSettings, http: reqwest::Client) -> Self {
         WebhookChannel {
             adapter: WebhookAdapter::new(settings.secret.clone()),
             settings,
+            http,
         }
     }
 }
@@ -72,12 +81,13 @@ const JSON: &str = "application/json";
 impl Adapter for WebhookAdapter {
     /// Nothing: answers never travel in the response.
     type Reply = ();
+    type Notice = Infallible;
 
     fn platform(&self) -> Platform {
         Platform::Webhook
     }
 
-    fn accept(&self, request: &RawRequest<'_>) -> Result<Inbound<()>, AdapterError> {
+    fn accept(&self, request: &RawRequest<'_>) -> Result<Inbound<(), Infallible>, AdapterError> {
         if request.method != Method::Post {
             return Err(AdapterError::Malformed("messages are POSTed".to_owned()));
         }

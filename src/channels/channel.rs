@@ -1,0 +1,90 @@
+//! What a platform's channel gives the rest of the service: its adapter for the inbound
+//! pipeline, its reply window when it answers inside the request, and its sender for the
+//! delivery engine.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use botgate_contract::Adapter;
+use tokio::sync::oneshot;
+
+use super::passive::{Passive, PassiveWindow};
+use super::registry::Registered;
+use super::send::SendError;
+use super::wiring::Wiring;
+use crate::core::job::JobPayload;
+use crate::sources::Inlet;
+use crate::store::StoreError;
+
+/// One platform's channel of one bot. Implemented in the platform's channel module and
+/// registered with one line in [`super::registry`].
+pub trait Channel: Registered + Send + Sync + Sized + 'static {
+    type Adapter: Adapter;
+    /// How the delivery engine sends this platform's answers.
+    type Sender: Deliver;
+
+    /// The route segment (`/{ROUTE}/{bot}`) and the name in "no such channel" errors.
+    const ROUTE: &'static str;
+
+    /// Whether the platform verifies the callback URL with a GET (then routed here too).
+    const HANDSHAKE: bool;
+
+    /// The channel of every bot with this platform's settings table, by bot name.
+    fn build(wiring: &Wiring<'_>) -> anyhow::Result<HashMap<String, Self>>;
+
+    fn adapter(&self) -> &Self::Adapter;
+
+    /// The reply window when this bot answers inside the platform's request right now;
+    /// `None`: acknowledge, then deliver through [`Channel::sender`].
+    fn window(
+        &self,
+    ) -> impl Future<Output = Result<Option<(&Passive, &PassiveWindow)>, StoreError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// How answers reach this bot's users outside the request, if they can.
+    fn sender(&self) -> Option<Self::Sender>;
+
+    /// Acts on a notification that says where to fetch messages (see
+    /// [`botgate_contract::Inbound::Notice`]); what it fetches goes to `inlet`. The request is
+    /// acknowledged once this returns.
+    fn notice(
+        &self,
+        _bot: &str,
+        _notice: <Self::Adapter as Adapter>::Notice,
+        _inlet: &Inlet,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// What the delivery engine needs of a platform to send an answer.
+pub trait Deliver: Send + Sync + 'static {
+    /// The answer as this platform takes it, one part per send.
+    fn parts(&self, text: &str) -> Vec<String>;
+
+    /// Sends part `chunk` of `chunks` of the answer to `job`'s message.
+    fn send(
+        &self,
+        job: &JobPayload,
+        chunk: usize,
+        chunks: usize,
+        part: &str,
+    ) -> impl Future<Output = Result<(), SendError>> + Send;
+
+    /// Shows the user that an answer is coming until the returned sender is dropped, where the
+    /// platform has such a thing.
+    fn typing(&self, _job: &JobPayload) -> Option<oneshot::Sender<()>> {
+        None
+    }
+
+    /// The platform refused to take the answer this way ([`SendError::Fallback`]): its
+    /// fallback takes the parts not sent yet, and the job is done.
+    fn fall_back(
+        &self,
+        _job: &JobPayload,
+        _unsent: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+}

@@ -1,0 +1,161 @@
+//! Every storage key botgate writes, one constructor per kind, so the schema is read in one
+//! place. Each key starts with `store.key_prefix`; keys about a user or a message are scoped by
+//! bot and platform (a message id or user id is only unique within them).
+//!
+//! The names are stable: memory and claims survive upgrades because these strings do not
+//! change. Multi-key scripts keep their keys on one Redis node today; Redis Cluster needs a
+//! hash tag per conversation (`{…}`) in the conversation-scoped kinds, which changes the
+//! names and so comes with a migration (see the performance and scale issue).
+
+/// A conversation: its memory and cloud session hang off it.
+pub fn conversation(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {
+    format!("{prefix}:{bot}:{platform}:{conversation}")
+}
+
+/// A conversation's memory (a list of turns), read ahead by some callers and written back
+/// by others, so both come from here.
+pub fn memory(conversation_key: &str) -> String {
+    format!("{conversation_key}:history")
+}
+
+/// A conversation's Bailian session id, when Bailian keeps the memory.
+pub fn bailian_session(conversation_key: &str) -> String {
+    format!("{conversation_key}:bailian_session")
+}
+
+/// That a message was accepted (the dedup claim), holding its job's ticket.
+pub fn claim(prefix: &str, bot: &str, platform: &str, message_id: &str) -> String {
+    format!("{prefix}:claim:{bot}:{platform}:{message_id}")
+}
+
+/// A queued message's stored answer, kept until the job finishes.
+pub fn reply(prefix: &str, bot: &str, platform: &str, message_id: &str) -> String {
+    format!("{prefix}:reply:{bot}:{platform}:{message_id}")
+}
+
+/// That part `chunk` of a reply was claimed for sending.
+pub fn part_sent(reply_key: &str, chunk: usize) -> String {
+    format!("{reply_key}:sent:{chunk}")
+}
+
+/// A conversation's order: which of its jobs has the turn.
+pub fn order(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {
+    format!("{prefix}:order:{bot}:{platform}:{conversation}")
+}
+
+/// The jobs waiting behind the one with the turn.
+pub fn backlog(order_key: &str) -> String {
+    format!("{order_key}:backlog")
+}
+
+/// The job stream, its dead letters and their order.
+pub fn jobs(prefix: &str) -> String {
+    format!("{prefix}:jobs")
+}
+
+pub fn dead_jobs(prefix: &str) -> String {
+    format!("{prefix}:jobs:dead")
+}
+
+pub fn dead_jobs_order(prefix: &str) -> String {
+    format!("{prefix}:jobs:dead:order")
+}
+
+/// The segment under which a platform's reply-window state lives (`{prefix}:{platform}`).
+pub fn passive(prefix: &str, platform: &str) -> String {
+    format!("{prefix}:{platform}")
+}
+
+/// A user's outbox (owed answers) under a reply window's segment, and its state hash.
+pub fn outbox(passive: &str, bot: &str, user: &str) -> String {
+    format!("{passive}:outbox:{bot}:{user}")
+}
+
+pub fn outbox_state(outbox_key: &str) -> String {
+    format!("{outbox_key}:state")
+}
+
+/// One message's record in a reply window (its deliveries, its answer).
+pub fn passive_message(passive: &str, bot: &str, message_id: &str) -> String {
+    format!("{passive}:msg:{bot}:{message_id}")
+}
+
+/// Set while a bot answers passively because its platform refused active sends.
+pub fn passive_fallback(prefix: &str, platform: &str, bot: &str) -> String {
+    format!("{prefix}:{platform}:{bot}:passive_fallback")
+}
+
+/// A rate limit's window of events.
+pub fn rate(prefix: &str, limit: &str) -> String {
+    format!("{prefix}:rate:{limit}")
+}
+
+/// A concurrency limit's slots.
+pub fn slots(prefix: &str, limit: &str) -> String {
+    format!("{prefix}:slots:{limit}")
+}
+
+/// A platform access token shared by every replica, and the lock of its refresh.
+pub fn token(prefix: &str, token: &str) -> String {
+    format!("{prefix}:token:{token}")
+}
+
+pub fn token_lock(prefix: &str, token: &str) -> String {
+    format!("{prefix}:token:{token}:lock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Renaming a key loses what it holds at upgrade: these are the names in production.
+    #[test]
+    fn key_names_are_stable() {
+        let conversation = conversation("bg", "shop", "wechat", "o1");
+        assert_eq!(conversation, "bg:shop:wechat:o1");
+        assert_eq!(memory(&conversation), "bg:shop:wechat:o1:history");
+        assert_eq!(
+            bailian_session(&conversation),
+            "bg:shop:wechat:o1:bailian_session"
+        );
+        assert_eq!(
+            claim("bg", "shop", "wechat", "m1"),
+            "bg:claim:shop:wechat:m1"
+        );
+        let reply = reply("bg", "shop", "wechat", "m1");
+        assert_eq!(part_sent(&reply, 2), "bg:reply:shop:wechat:m1:sent:2");
+        assert_eq!(
+            backlog(&order("bg", "shop", "wechat", "o1")),
+            "bg:order:shop:wechat:o1:backlog"
+        );
+        assert_eq!(
+            (jobs("bg"), dead_jobs("bg"), dead_jobs_order("bg")),
+            (
+                "bg:jobs".into(),
+                "bg:jobs:dead".into(),
+                "bg:jobs:dead:order".into()
+            )
+        );
+        let passive = passive("bg", "wechat");
+        assert_eq!(
+            outbox_state(&outbox(&passive, "shop", "o1")),
+            "bg:wechat:outbox:shop:o1:state"
+        );
+        assert_eq!(
+            passive_message(&passive, "shop", "m1"),
+            "bg:wechat:msg:shop:m1"
+        );
+        assert_eq!(
+            passive_fallback("bg", "wechat", "shop"),
+            "bg:wechat:shop:passive_fallback"
+        );
+        assert_eq!(
+            (rate("bg", "x"), slots("bg", "x")),
+            ("bg:rate:x".into(), "bg:slots:x".into())
+        );
+        assert_eq!(
+            (token("bg", "t"), token_lock("bg", "t")),
+            ("bg:token:t".into(), "bg:token:t:lock".into())
+        );
+    }
+}

@@ -7,8 +7,10 @@
 //! # Layout
 //!
 //! - `lib.rs`: [`WechatAccount`], the three entry points (`verify_url`, `decode`, `render_reply`).
-//! - `query.rs`: the signature parameters of the callback URL.
-//! - `wire.rs`: the XML envelope and message fields ([`wire::parse_envelope`], [`wire::parse_message`]).
+//! - `query.rs`: the signature parameters of the callback URL (`botgate_wxcrypt::query`, plus
+//!   WeChat's `signature` and `encrypt_type`).
+//! - `wire.rs`: the XML envelope and message fields ([`wire::parse_envelope`], [`wire::parse_message`]),
+//!   read by the strict flat reader of `botgate_wxcrypt::xml`.
 //! - `inbound.rs`: WeChat messages and events mapped to [`InboundMessage`], [`MessageKind`].
 //! - `reply.rs`: the passive text reply XML ([`render_text_reply`]).
 //! - `simulator.rs`: WeChat's side (signed requests, reading replies) for the simulator and tests.
@@ -30,7 +32,9 @@ use std::fmt;
 use std::time::Duration;
 
 use botgate_contract::{AdapterError, InboundMessage};
-use botgate_wxcrypt::{signature_matches, CryptError, EncodingAesKey, WxCrypt};
+use botgate_wxcrypt::{
+    check_timestamp, signature_matches, CallbackError, CryptError, EncodingAesKey, WxCrypt,
+};
 
 mod adapter;
 mod inbound;
@@ -167,19 +171,13 @@ impl WechatAccount {
                     .crypt
                     .as_ref()
                     .ok_or(AdapterError::EncryptionNotConfigured)?;
-                let msg_signature = required(&query.msg_signature, "msg_signature")?;
-                let timestamp = required(&query.timestamp, "timestamp")?;
-                let nonce = required(&query.nonce, "nonce")?;
+                let signed = query.signed().map_err(callback_error)?;
                 let encrypt = wire::parse_envelope(body)?.encrypt.ok_or_else(|| {
                     AdapterError::Malformed("encrypted request without Encrypt".to_owned())
                 })?;
-                // The same order as WxCrypt::verify_and_decrypt, with the window between: a
-                // stale request is never decrypted.
-                if !signature_matches(msg_signature, &[&self.token, timestamp, nonce, &encrypt]) {
-                    return Err(AdapterError::BadSignature);
-                }
-                self.check_fresh(timestamp, now_secs)?;
-                let decrypted = crypt.decrypt(&encrypt).map_err(crypt_error)?;
+                let decrypted = crypt
+                    .open_callback(signed, &encrypt, now_secs, self.timestamp_window_secs)
+                    .map_err(callback_error)?;
                 (wire::parse_message(&decrypted)?, true)
             }
         };
@@ -189,7 +187,7 @@ impl WechatAccount {
                 user: mapped.message.sender.clone(),
                 account: mapped.account,
                 encrypted,
-                nonce: query.nonce.unwrap_or_default(),
+                nonce: query.nonce.clone().unwrap_or_default(),
             },
             message: mapped.message,
             kind: mapped.kind,
@@ -225,15 +223,7 @@ impl WechatAccount {
 
     /// `timestamp` (decimal Unix seconds, as WeChat sends it) within the window of `now_secs`.
     fn check_fresh(&self, timestamp: &str, now_secs: u64) -> Result<(), AdapterError> {
-        let timestamp: u64 = timestamp.parse().map_err(|_| {
-            AdapterError::Malformed("timestamp is not a whole number of seconds".to_owned())
-        })?;
-        let skew = i128::from(now_secs) - i128::from(timestamp);
-        if skew.unsigned_abs() <= u128::from(self.timestamp_window_secs) {
-            return Ok(());
-        }
-        let skew_secs = i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
-        Err(AdapterError::StaleTimestamp { skew_secs })
+        check_timestamp(timestamp, now_secs, self.timestamp_window_secs).map_err(callback_error)
     }
 
     fn check_plain_signature(
@@ -269,13 +259,18 @@ impl fmt::Debug for WechatAccount {
     }
 }
 
-fn crypt_error(error: CryptError) -> AdapterError {
+/// The shared callback checks' refusals in the contract's terms. Not a `From` impl: neither
+/// type is this crate's, and botgate-wxcrypt stays free of the gateway's contract.
+pub(crate) fn callback_error(error: CallbackError) -> AdapterError {
     match error {
-        CryptError::BadSignature => AdapterError::BadSignature,
-        CryptError::WrongReceiver => AdapterError::WrongReceiver,
-        CryptError::Base64
-        | CryptError::BadLength
-        | CryptError::BadPadding
-        | CryptError::BadFrame => AdapterError::Decrypt(error.to_string()),
+        CallbackError::MissingParameter(name) => AdapterError::MissingParameter(name),
+        CallbackError::BadSignature | CallbackError::Crypt(CryptError::BadSignature) => {
+            AdapterError::BadSignature
+        }
+        CallbackError::StaleTimestamp { skew_secs } => AdapterError::StaleTimestamp { skew_secs },
+        CallbackError::Malformed(reason) => AdapterError::Malformed(reason),
+        CallbackError::TooLarge => AdapterError::TooLarge,
+        CallbackError::Crypt(CryptError::WrongReceiver) => AdapterError::WrongReceiver,
+        CallbackError::Crypt(error) => AdapterError::Decrypt(error.to_string()),
     }
 }

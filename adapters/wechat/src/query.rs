@@ -1,25 +1,30 @@
-//! The callback URL's query string: the signature parameters WeChat appends, URL-decoded once.
+//! The callback URL's query string: the signed parameters every WXBizMsgCrypt callback carries
+//! (`botgate_wxcrypt::query`), plus WeChat's own `signature` and `encrypt_type`.
+
+use std::ops::Deref;
 
 use botgate_contract::AdapterError;
+use botgate_wxcrypt::query;
+
+use crate::callback_error;
 
 /// The longest query string accepted. WeChat's are about 250 bytes; this only bounds the work.
-pub const MAX_QUERY_BYTES: usize = 4096;
+pub const MAX_QUERY_BYTES: usize = query::MAX_QUERY_BYTES;
 
 /// The parameters this adapter reads; everything else (`openid`, cache busters) is ignored.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct CallbackQuery {
+    /// `msg_signature`, `timestamp`, `nonce`, `echostr`.
+    shared: query::CallbackQuery,
+    /// The 3-field signature of plaintext mode and URL verification.
     pub(crate) signature: Option<String>,
-    pub(crate) msg_signature: Option<String>,
-    pub(crate) timestamp: Option<String>,
-    pub(crate) nonce: Option<String>,
-    pub(crate) echostr: Option<String>,
     pub(crate) encrypt_type: Option<String>,
 }
 
 /// How the body of a POST is protected, as announced by `encrypt_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// No `encrypt_type` (or `raw`): the 3-field `signature` over token, timestamp and nonce.
+    /// No `encrypt_type` (or `raw`): `signature` over token, timestamp and nonce.
     Plaintext,
     /// `encrypt_type=aes` (safe or compatible mode): `msg_signature` over the `Encrypt` value.
     Aes,
@@ -27,30 +32,14 @@ pub(crate) enum Mode {
 
 impl CallbackQuery {
     pub(crate) fn parse(query: &str) -> Result<Self, AdapterError> {
-        if query.len() > MAX_QUERY_BYTES {
-            return Err(AdapterError::TooLarge);
-        }
-        let query = query.strip_prefix('?').unwrap_or(query);
-        let mut parsed = Self::default();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let slot = match name.as_ref() {
-                "signature" => &mut parsed.signature,
-                "msg_signature" => &mut parsed.msg_signature,
-                "timestamp" => &mut parsed.timestamp,
-                "nonce" => &mut parsed.nonce,
-                "echostr" => &mut parsed.echostr,
-                "encrypt_type" => &mut parsed.encrypt_type,
-                _ => continue,
-            };
-            // Two values for one signed parameter: which one did the signer mean? Refuse to guess.
-            if slot.is_some() {
-                return Err(AdapterError::Malformed(format!(
-                    "repeated query parameter `{name}`"
-                )));
-            }
-            *slot = Some(value.into_owned());
-        }
-        Ok(parsed)
+        let (shared, [signature, encrypt_type]) =
+            query::CallbackQuery::parse_with(query, ["signature", "encrypt_type"])
+                .map_err(callback_error)?;
+        Ok(Self {
+            shared,
+            signature,
+            encrypt_type,
+        })
     }
 
     pub(crate) fn mode(&self) -> Result<Mode, AdapterError> {
@@ -66,12 +55,20 @@ impl CallbackQuery {
     }
 }
 
+impl Deref for CallbackQuery {
+    type Target = query::CallbackQuery;
+
+    fn deref(&self) -> &query::CallbackQuery {
+        &self.shared
+    }
+}
+
 /// The value of a required parameter.
 pub(crate) fn required<'a>(
     value: &'a Option<String>,
     name: &'static str,
 ) -> Result<&'a str, AdapterError> {
-    value.as_deref().ok_or(AdapterError::MissingParameter(name))
+    query::required(value, name).map_err(callback_error)
 }
 
 #[cfg(test)]

@@ -1,19 +1,16 @@
-//! The WeChat XML wire format: the outer POST envelope and the flat message fields, pulled with quick-xml.
+//! The WeChat XML wire format: the outer POST envelope and the flat message fields.
 //!
-//! Both documents are flat: a `<xml>` root whose children are the fields. Only direct children of
-//! the root are read; nested elements (`ScanCodeInfo`, `SendPicsInfo`, …) and unknown fields are
-//! skipped, so new platform fields never break decoding. The envelope is attacker-controlled until
-//! its signature is checked, so the reader is strict about structure: no DTD (`<!DOCTYPE`, and with
-//! it `<!ENTITY`: no billion laughs, no parser differential), one `<xml>` root, balanced tags, only
-//! the five predefined entities, and a size cap.
+//! Both documents are flat: a `<xml>` root whose children are the fields, read by the strict
+//! reader WeCom shares (`botgate_wxcrypt::xml`): nested and unknown elements are skipped, so new
+//! platform fields never break decoding, and the attacker-controlled envelope gets no DTD, no
+//! entities beyond the five predefined, one root, no repeated fields, and a size cap.
 
 use botgate_contract::AdapterError;
-use quick_xml::events::{BytesRef, Event};
-use quick_xml::Reader;
 
-/// The largest body (or decrypted plaintext) accepted. Real payloads are a few KB; Tencent
-/// documents no limit, so this only bounds the work an attacker can ask for.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+use crate::callback_error;
+
+/// The largest body (or decrypted plaintext) accepted: the shared XML reader's cap.
+pub const MAX_BODY_BYTES: usize = botgate_wxcrypt::xml::MAX_DOCUMENT_BYTES;
 
 /// The outer POST body of an encrypted request (safe or compatible mode).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -121,171 +118,14 @@ pub fn parse_message(xml: &[u8]) -> Result<WireMessage, AdapterError> {
 }
 
 fn parse_number(field: &str, value: Option<String>) -> Result<Option<u64>, AdapterError> {
-    value
-        .map(|text| {
-            text.trim()
-                .parse::<u64>()
-                .map_err(|_| malformed(format!("{field} is not an unsigned integer")))
-        })
-        .transpose()
+    botgate_wxcrypt::xml::parse_number(field, value).map_err(callback_error)
 }
 
-/// Collects the text of the root's children named in `names`, in the same order.
-/// A field's text is the concatenation of its text and CDATA children, entities resolved.
 fn read_fields<const N: usize>(
     xml: &[u8],
     names: [&str; N],
 ) -> Result<[Option<String>; N], AdapterError> {
-    if xml.len() > MAX_BODY_BYTES {
-        return Err(AdapterError::TooLarge);
-    }
-    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
-    let mut reader = Reader::from_reader(xml);
-    let mut depth = 0usize;
-    let mut root = RootState::NotSeen;
-    // The field being read (an index into `names`) and its text so far.
-    let mut current: Option<(usize, String)> = None;
-
-    loop {
-        let event = reader
-            .read_event()
-            .map_err(|error| malformed(format!("not well-formed XML: {error}")))?;
-        match event {
-            Event::DocType(_) => {
-                return Err(malformed("document type declarations are not accepted"));
-            }
-            Event::Start(start) => {
-                if depth == 0 {
-                    root = root.open(start.name().as_ref())?;
-                } else if depth == 1 {
-                    let index = field_index(&names, start.name().as_ref());
-                    current = index.map(|index| (index, String::new()));
-                }
-                depth += 1;
-            }
-            Event::Empty(empty) => {
-                if depth == 0 {
-                    root = root.open(empty.name().as_ref())?.close();
-                } else if depth == 1 {
-                    if let Some(index) = field_index(&names, empty.name().as_ref()) {
-                        store(&mut values, &names, index, String::new())?;
-                    }
-                }
-            }
-            Event::End(_) => {
-                // quick-xml rejects unmatched and mismatched end tags, so depth is at least 1.
-                depth = depth.saturating_sub(1);
-                match depth {
-                    0 => root = root.close(),
-                    1 => {
-                        if let Some((index, text)) = current.take() {
-                            store(&mut values, &names, index, text)?;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            Event::Text(text) => {
-                let text = text
-                    .xml10_content()
-                    .map_err(|_| malformed("text is not UTF-8"))?;
-                if depth == 0 && !text.trim().is_empty() {
-                    return Err(malformed("text outside the root element"));
-                }
-                append(&mut current, depth, &text);
-            }
-            Event::CData(cdata) => {
-                let text = cdata
-                    .xml10_content()
-                    .map_err(|_| malformed("CDATA is not UTF-8"))?;
-                if depth == 0 {
-                    return Err(malformed("CDATA outside the root element"));
-                }
-                append(&mut current, depth, &text);
-            }
-            Event::GeneralRef(reference) => {
-                // Resolved even where ignored: an undefined entity makes the document malformed.
-                let text = resolve_reference(&reference)?;
-                if depth == 0 {
-                    return Err(malformed("reference outside the root element"));
-                }
-                append(&mut current, depth, &text);
-            }
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
-            Event::Eof => break,
-        }
-    }
-
-    match root {
-        RootState::Closed => Ok(values),
-        RootState::NotSeen => Err(malformed("no <xml> root element")),
-        RootState::Open => Err(malformed("the <xml> root element is not closed")),
-    }
-}
-
-#[derive(Clone, Copy)]
-enum RootState {
-    NotSeen,
-    Open,
-    Closed,
-}
-
-impl RootState {
-    fn open(self, name: &[u8]) -> Result<Self, AdapterError> {
-        match self {
-            RootState::NotSeen if name == b"xml" => Ok(RootState::Open),
-            RootState::NotSeen => Err(malformed("the root element must be <xml>")),
-            RootState::Open | RootState::Closed => Err(malformed("more than one root element")),
-        }
-    }
-
-    fn close(self) -> Self {
-        RootState::Closed
-    }
-}
-
-fn field_index(names: &[&str], name: &[u8]) -> Option<usize> {
-    names.iter().position(|wanted| wanted.as_bytes() == name)
-}
-
-/// Text belongs to a field only when it is a direct child of that field (depth 2).
-fn append(current: &mut Option<(usize, String)>, depth: usize, text: &str) {
-    if depth == 2 {
-        if let Some((_, value)) = current {
-            value.push_str(text);
-        }
-    }
-}
-
-/// Stores a field's value; a repeated field is refused rather than guessed at (which copy would
-/// a different parser, or the signer, have used?).
-fn store<const N: usize>(
-    values: &mut [Option<String>; N],
-    names: &[&str; N],
-    index: usize,
-    text: String,
-) -> Result<(), AdapterError> {
-    let slot = &mut values[index];
-    if slot.is_some() {
-        return Err(malformed(format!("repeated field {}", names[index])));
-    }
-    *slot = Some(text);
-    Ok(())
-}
-
-fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, AdapterError> {
-    let invalid = || malformed("invalid character reference");
-    if let Some(character) = reference.resolve_char_ref().map_err(|_| invalid())? {
-        return Ok(character.to_string());
-    }
-    let name = reference.decode().map_err(|_| invalid())?;
-    quick_xml::escape::resolve_xml_entity(&name)
-        .map(str::to_owned)
-        .ok_or_else(|| malformed("undefined entity"))
-}
-
-fn malformed(reason: impl Into<String>) -> AdapterError {
-    AdapterError::Malformed(reason.into())
+    botgate_wxcrypt::xml::read_fields(xml, names).map_err(callback_error)
 }
 
 #[cfg(test)]

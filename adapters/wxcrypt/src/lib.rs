@@ -17,13 +17,21 @@
 //! - `cipher.rs`: the frame cipher, [`CryptError`] and [`MAX_ENCRYPTED_LEN`].
 //! - `crypt.rs`: [`WxCrypt`], one account's token, key and receive id.
 //! - `envelope.rs`: the signed XML (WeChat/WeCom) and JSON (DingTalk) reply envelopes.
+//! - `callback.rs`: [`WxCrypt::open_callback`] (signature, then timestamp window, then
+//!   decryption), [`check_timestamp`] and [`CallbackError`], which the adapters map to theirs.
+//! - [`query`]: the signed parameters of the callback URL ([`query::CallbackQuery`]).
+//! - [`xml`]: the strict reader of the flat `<xml>` envelope and message fields.
 
+mod callback;
 mod cipher;
 mod crypt;
 mod envelope;
 mod key;
+pub mod query;
 mod signature;
+pub mod xml;
 
+pub use callback::{check_timestamp, CallbackError};
 pub use cipher::{CryptError, MAX_ENCRYPTED_LEN};
 pub use crypt::WxCrypt;
 pub use key::{EncodingAesKey, KeyError, ENCODING_AES_KEY_LEN};

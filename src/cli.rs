@@ -73,6 +73,26 @@ pub enum SimulatePlatform {
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
     },
+    /// A WeCom app member's message, or with --kf a 微信客服 customer's: signed and encrypted
+    /// like WeCom, with a local fake of the WeCom API (the bot's api_base) that prints the answer.
+    Wecom {
+        #[arg(long)]
+        bot: String,
+        #[arg(long)]
+        text: String,
+        /// As a 微信客服 customer: a kf callback, then the message in the sync_msg page.
+        #[arg(long)]
+        kf: bool,
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The member's UserID (or the customer's external_userid).
+        #[arg(long, default_value = "simulated-user")]
+        user: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -154,15 +174,43 @@ async fn serve(settings: config::Settings, source: config::Source) -> anyhow::Re
 #[allow(clippy::print_stdout)]
 async fn simulate(settings: config::Settings, platform: SimulatePlatform) -> anyhow::Result<()> {
     use botgate_wechat::{CallbackMode, SimulatedMessage};
-    let SimulatePlatform::Wechat {
-        bot,
-        text,
-        event,
-        url,
-        user,
-        mode,
-        timeout_ms,
-    } = platform;
+    let (bot, text, event, url, user, mode, timeout_ms) = match platform {
+        SimulatePlatform::Wechat {
+            bot,
+            text,
+            event,
+            url,
+            user,
+            mode,
+            timeout_ms,
+        } => (bot, text, event, url, user, mode, timeout_ms),
+        SimulatePlatform::Wecom {
+            bot,
+            text,
+            kf,
+            url,
+            user,
+            wait_secs,
+        } => {
+            let wecom = settings
+                .bots
+                .get(&bot)
+                .and_then(|bot| bot.wecom.as_ref())
+                .ok_or_else(|| anyhow::anyhow!("no [bots.{bot}.wecom] in the configuration"))?;
+            let simulator = crate::simulate::WecomSimulator::new(&url, &bot, wecom)?;
+            let sent = simulator
+                .send(&user, &text, kf, std::time::Duration::from_secs(wait_secs))
+                .await?;
+            if sent.is_empty() {
+                println!("(no answer within {wait_secs} s)");
+            }
+            for (path, body) in &sent {
+                eprintln!("{path}");
+                println!("{}", crate::simulate::content(body));
+            }
+            return Ok(());
+        }
+    };
     let wechat = settings
         .bots
         .get(&bot)
@@ -224,10 +272,17 @@ fn print_summary(settings: &config::Settings, source: &config::Source) {
     }
     for (name, bot) in &settings.bots {
         let llm = bot.llm.as_deref().unwrap_or("(default)");
-        let channels = if bot.wechat.is_some() {
-            "wechat"
-        } else {
-            "console only"
+        let channels: Vec<&str> = [
+            ("wechat", bot.wechat.is_some()),
+            ("wecom", bot.wecom.is_some()),
+            ("webhook", bot.webhook.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, configured)| configured.then_some(name))
+        .collect();
+        let channels = match channels.is_empty() {
+            true => "console only".to_owned(),
+            false => channels.join(","),
         };
         println!("  bots.{name}: llm={llm} channels={channels}");
     }

@@ -104,6 +104,21 @@ pub fn token_lock(prefix: &str, token: &str) -> String {
     format!("{prefix}:token:{token}:lock")
 }
 
+/// Where a 微信客服 account's pull resumes (`next_cursor`); empty `account`: all accounts.
+pub fn kf_cursor(prefix: &str, bot: &str, account: &str) -> String {
+    format!("{prefix}:wecom:{bot}:kf:{account}:cursor")
+}
+
+/// The latest callback's pull token for an account (valid 10 minutes).
+pub fn kf_pull_token(prefix: &str, bot: &str, account: &str) -> String {
+    format!("{prefix}:wecom:{bot}:kf:{account}:token")
+}
+
+/// How many callbacks an account has had: a pull goes on until it stops changing.
+pub fn kf_notices(prefix: &str, bot: &str, account: &str) -> String {
+    format!("{prefix}:wecom:{bot}:kf:{account}:notices")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,15 +53,24 @@ pub trait Channel: Registered + Send + Sync + Sized + 'static {
         _bot: &str,
         _notice: <Self::Adapter as Adapter>::Notice,
         _inlet: &Inlet,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<(), NoticeError>> + Send {
         async { Ok(()) }
     }
 }
 
+/// Why a notice could not be acted on; the callback is refused so the platform sends it again.
+#[derive(Debug, thiserror::Error)]
+pub enum NoticeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("platform API: {0}")]
+    Platform(String),
+}
+
 /// What the delivery engine needs of a platform to send an answer.
 pub trait Deliver: Send + Sync + 'static {
-    /// The answer as this platform takes it, one part per send.
-    fn parts(&self, text: &str) -> Vec<String>;
+    /// The answer to `job` as this platform takes it, one part per send.
+    fn parts(&self, job: &JobPayload, text: &str) -> Vec<String>;
 
     /// Sends part `chunk` of `chunks` of the answer to `job`'s message.
     fn send(

@@ -7,8 +7,9 @@ pub mod registry;
 pub mod send;
 pub mod webhook;
 pub mod wechat;
+pub mod wecom;
 mod wiring;
 
-pub use channel::{Channel, Deliver};
+pub use channel::{Channel, Deliver, NoticeError};
 pub use registry::{Channels, Registered, Sender, Visitor};
 pub use wiring::Wiring;

@@ -9,6 +9,7 @@ use super::channel::{Channel, Deliver};
 use super::send::SendError;
 use super::webhook::WebhookChannel;
 use super::wechat::WechatChannel;
+use super::wecom::WecomChannel;
 use super::wiring::Wiring;
 use crate::core::job::JobPayload;
 use crate::store::StoreError;
@@ -76,8 +77,8 @@ macro_rules! platforms {
         }
 
         impl Sender {
-            pub fn parts(&self, text: &str) -> Vec<String> {
-                match self { $(Sender::$variant(sender) => Deliver::parts(sender, text),)+ }
+            pub fn parts(&self, job: &JobPayload, text: &str) -> Vec<String> {
+                match self { $(Sender::$variant(sender) => Deliver::parts(sender, job, text),)+ }
             }
 
             pub async fn send(
@@ -104,4 +105,5 @@ macro_rules! platforms {
 platforms! {
     wechat: Wechat(WechatChannel),
     webhook: Webhook(WebhookChannel),
+    wecom: Wecom(WecomChannel),
 }

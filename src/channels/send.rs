@@ -1,7 +1,7 @@
 //! How a failed send is classified: the delivery engine's retry decisions come from it.
 
 /// Why a send failed; retry decisions come from the variant.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// Worth retrying: timeouts, 5xx, throttling, busy.
     #[error("transient failure ({code}): {message}")]

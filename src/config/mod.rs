@@ -10,8 +10,10 @@ mod overlay;
 mod tests;
 mod types;
 mod validate;
+mod wecom;
 
 pub use types::*;
+pub use wecom::{ReplyFormat, WecomSettings};
 
 use std::path::{Path, PathBuf};
 

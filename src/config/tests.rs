@@ -169,3 +169,57 @@ fn a_short_log_id_key_is_refused_without_echoing_it() {
     );
     assert!(long_enough.is_ok());
 }
+
+const WECOM: &str = r#"
+[bots.shop.wecom]
+corp_id = "ww1436e0e65a779aee"
+agent_id = 1000002
+secret = "app-secret"
+token = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo"
+encoding_aes_key = "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt"
+"#;
+
+#[test]
+fn a_wecom_app_gets_safe_defaults_and_bad_fields_are_named() {
+    let settings = parse(WECOM, &[]).unwrap();
+    let wecom = settings.bots["shop"].wecom.as_ref().unwrap();
+    assert!(!wecom.kf);
+    assert_eq!(wecom.reply_format, super::ReplyFormat::Text);
+    assert_eq!(wecom.api_base, "https://qyapi.weixin.qq.com");
+    assert_eq!(wecom.timestamp_window_secs, 300);
+    assert!(
+        std::ptr::eq(wecom.kf_secret(), &wecom.secret),
+        "kf uses the app's secret unless told"
+    );
+
+    let refused = |from: &str, to: &str| match parse(&WECOM.replace(from, to), &[]) {
+        Err(ConfigError::Invalid { field, .. }) => field,
+        other => panic!("{to}: expected a field error, got {:?}", other.map(|_| ())),
+    };
+    assert_eq!(
+        refused("6qkdMrq68n", "6qkd"),
+        "bots.shop.wecom.encoding_aes_key"
+    );
+    assert_eq!(
+        refused("hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "has space"),
+        "bots.shop.wecom.token"
+    );
+    assert_eq!(
+        refused("corp_id = \"ww1436e0e65a779aee\"", "corp_id = \" \""),
+        "bots.shop.wecom.corp_id"
+    );
+    assert_eq!(
+        refused(
+            "agent_id = 1000002",
+            "agent_id = 1000002\ntimestamp_window_secs = 5"
+        ),
+        "bots.shop.wecom.timestamp_window_secs"
+    );
+    assert_eq!(
+        refused(
+            "agent_id = 1000002",
+            "agent_id = 1000002\napi_base = \"ftp://x\""
+        ),
+        "bots.shop.wecom.api_base"
+    );
+}

@@ -275,6 +275,8 @@ pub struct BotSettings {
     pub wechat: Option<WechatSettings>,
     #[serde(default)]
     pub webhook: Option<WebhookSettings>,
+    #[serde(default)]
+    pub wecom: Option<super::WecomSettings>,
     /// Messages one user may send per `per_secs`; past it they get `reply` and no LLM call.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSettings>,

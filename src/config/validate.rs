@@ -13,7 +13,7 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
-fn http_url(value: &str) -> bool {
+pub(super) fn http_url(value: &str) -> bool {
     value.starts_with("http://") || value.starts_with("https://")
 }
 
@@ -251,6 +251,9 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
                 format!("bots.{name}.max_concurrent_llm_calls"),
                 "must be at least 1",
             ));
+        }
+        if let Some(wecom) = &bot.wecom {
+            wecom.validate(name)?;
         }
         if let Some(wechat) = &bot.wechat {
             let field = |leaf: &str| format!("bots.{name}.wechat.{leaf}");

@@ -343,7 +343,7 @@ impl Engine {
         let platform = payload
             .platform()
             .map_or("unknown", |platform| platform.as_str());
-        let parts = sender.parts(text);
+        let parts = sender.parts(payload, text);
         let chunks = parts.len();
         for (chunk, part) in parts.iter().enumerate() {
             let sent = self

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use botgate_contract::AdapterError;
 
+use crate::channels::NoticeError;
 use crate::core::CoreError;
 use crate::store::StoreError;
 
@@ -18,6 +19,8 @@ pub enum CallbackError {
     Core(#[from] CoreError),
     #[error("store unavailable: {0}")]
     Store(#[from] StoreError),
+    #[error("could not act on the notice: {0}")]
+    Notice(#[from] NoticeError),
 }
 
 impl ResponseError for CallbackError {
@@ -29,7 +32,9 @@ impl ResponseError for CallbackError {
             ) => StatusCode::UNAUTHORIZED,
             CallbackError::Adapter(AdapterError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             CallbackError::Adapter(_) => StatusCode::BAD_REQUEST,
-            CallbackError::Core(_) | CallbackError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CallbackError::Core(_) | CallbackError::Store(_) | CallbackError::Notice(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 

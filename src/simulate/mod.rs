@@ -1,4 +1,4 @@
-//! `botgate simulate wechat`: talk to a running gateway exactly as WeChat does — signed, encrypted
+//! `botgate simulate`: talk to a running gateway as a platform does. Here `simulate wechat`: talk to a running gateway exactly as WeChat does — signed, encrypted
 //! per the account's mode, 5-second timeout, up to three deliveries — and read the reply.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -9,6 +9,10 @@ use botgate_wxcrypt::EncodingAesKey;
 use secrecy::ExposeSecret;
 
 use crate::config::WechatSettings;
+
+mod wecom;
+
+pub use wecom::{content, Sent, WecomSimulator, SIMULATED_KF};
 
 /// WeChat's patience with one delivery, and how many deliveries it makes.
 pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);

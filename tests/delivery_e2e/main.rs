@@ -13,3 +13,4 @@ mod passive_takeover;
 mod privacy;
 mod scenarios;
 mod sources;
+mod wecom;

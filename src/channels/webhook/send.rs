@@ -18,7 +18,7 @@ pub struct WebhookSender {
 
 impl Deliver for WebhookSender {
     /// Integrations get the answer as the LLM wrote it (markdown and all), in parts.
-    fn parts(&self, text: &str) -> Vec<String> {
+    fn parts(&self, _job: &JobPayload, text: &str) -> Vec<String> {
         botgate_text::PartsPolicy {
             max_bytes: self.settings.max_part_bytes,
             max_parts: None,

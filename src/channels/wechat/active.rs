@@ -124,7 +124,7 @@ impl WechatActive {
 }
 
 impl Deliver for Arc<WechatActive> {
-    fn parts(&self, text: &str) -> Vec<String> {
+    fn parts(&self, _job: &JobPayload, text: &str) -> Vec<String> {
         super::active_parts(text)
     }
 

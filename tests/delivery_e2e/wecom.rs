@@ -538,3 +538,112 @@ async fn simulate_wecom_prints_the_answer_for_a_member_and_for_a_kf_customer() {
     assert_eq!(simulate(&stack, false).await, "echo: 你好 (history: 0)\n");
     assert_eq!(simulate(&stack, true).await, "echo: 你好 (history: 0)\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_message_is_asked_to_be_typed_and_entering_the_app_is_welcomed() {
+    let stack = wecom_stack().await;
+    let replica = Replica::start(wecom_config("a", &stack)).await;
+    let now = botgate::clock::unix_secs();
+    // WeCom's voice messages carry no transcript (no Recognition field).
+    let voice = format!(
+        "<xml><ToUserName>{CORP_ID}</ToUserName><FromUserName>lisi</FromUserName><CreateTime>{now}</CreateTime><MsgType>voice</MsgType><MediaId>m</MediaId><Format>amr</Format><MsgId>9001</MsgId><AgentID>{AGENT_ID}</AgentID></xml>"
+    );
+    let signed = app().sign_plaintext(
+        botgate_wecom::BodyFormat::Xml,
+        &voice,
+        Some(AGENT_ID),
+        now,
+        "61",
+        &[6; 16],
+    );
+    let status = reqwest::Client::new()
+        .post(format!("{}/wecom/shop?{}", replica.url, signed.query))
+        .body(signed.body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let enter = SimulatedCallback::Event {
+        user: "wangwu".into(),
+        agent_id: AGENT_ID,
+        event: "enter_agent".into(),
+        event_key: String::new(),
+    };
+    assert_eq!(callback(&replica, &enter, 62).await.0, 200);
+
+    wait_for_path(&stack, SEND, 2).await;
+    settles_at(&stack, SEND, 2).await;
+    let mut sent: Vec<(String, String)> = stack
+        .platform
+        .received_on(SEND)
+        .iter()
+        .map(|sent| {
+            (
+                sent.body["touser"].as_str().unwrap().to_owned(),
+                sent.body["text"]["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        [
+            (
+                "lisi".to_owned(),
+                "抱歉，没有听清您的语音，请打字告诉我。".to_owned()
+            ),
+            ("wangwu".to_owned(), "您好，有什么可以帮您？".to_owned()),
+        ]
+    );
+    assert_eq!(stack.fake.calls(), 0, "no LLM call for either");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kf_callback_arriving_during_another_replicas_pull_is_not_lost() {
+    let stack = wecom_stack().await;
+    let a = Replica::start(wecom_config("a", &stack)).await;
+    let b = Replica::start(wecom_config("b", &stack)).await;
+    stack.platform.push_responses_for(
+        SYNC,
+        [
+            page(&[customer("m-1", "wm-alice", "一")], "c1", false),
+            page(&[customer("m-2", "wm-bob", "二")], "c2", false),
+        ],
+    );
+    // A's pull is slow, so B's callback (for a message that came after A's page was cut)
+    // finds the account's lease taken.
+    stack.platform.set_delay(Duration::from_millis(800));
+    let first = tokio::spawn(async move {
+        let status = callback(&a, &kf_notice("T1"), 71).await.0;
+        (status, a)
+    });
+    wait_for_path(&stack, SYNC, 1).await;
+    assert_eq!(
+        callback(&b, &kf_notice("T2"), 72).await.0,
+        200,
+        "acknowledged at once"
+    );
+    let (status, _a) = first.await.unwrap();
+    assert_eq!(status, 200);
+
+    wait_for_path(&stack, KF_SEND, 2).await;
+    let pulls = stack.platform.received_on(SYNC);
+    assert_eq!(
+        pulls[1].body["cursor"], "c1",
+        "the holder went round again from its cursor"
+    );
+    assert_eq!(
+        pulls[1].body["token"], "T2",
+        "with the newest callback's token"
+    );
+    let mut answers = kf_answers(&stack.platform.received_on(KF_SEND));
+    answers.sort();
+    assert_eq!(
+        answers,
+        [
+            ("wm-alice".to_owned(), "echo: 一 (history: 0)".to_owned()),
+            ("wm-bob".to_owned(), "echo: 二 (history: 0)".to_owned())
+        ]
+    );
+}

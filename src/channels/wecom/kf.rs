@@ -84,9 +84,18 @@ impl KfPuller {
         let puller = self.clone();
         let inlet = inlet.clone();
         // Tracked, so shutdown waits for a pull that outlives its callback; in this span.
-        let pull = self
-            .tasks
-            .spawn(async move { puller.drain(&account, &inlet).await }.in_current_span());
+        let pull = self.tasks.spawn(
+            async move {
+                let drained = puller.drain(&account, &inlet).await;
+                if let Err(error) = &drained {
+                    // Seen here even when the callback was acknowledged before the pull ended;
+                    // the saved cursor keeps what is left for the next callback.
+                    tracing::warn!(bot = %puller.bot, %error, "kf pull stopped");
+                }
+                drained
+            }
+            .in_current_span(),
+        );
         match tokio::time::timeout(WAIT_IN_CALLBACK, pull).await {
             Ok(Ok(pulled)) => pulled,
             Ok(Err(error)) => Err(NoticeError::Platform(format!("kf pull task: {error}"))),

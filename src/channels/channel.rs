@@ -4,21 +4,21 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
-use botgate_contract::Adapter;
+use botgate_contract::{Adapter, InboundMessage};
 use tokio::sync::oneshot;
 
 use super::passive::{Passive, PassiveWindow};
-use super::registry::Registered;
 use super::send::SendError;
 use super::wiring::Wiring;
 use crate::core::job::JobPayload;
-use crate::sources::Inlet;
 use crate::store::StoreError;
 
 /// One platform's channel of one bot. Implemented in the platform's channel module and
 /// registered with one line in [`super::registry`].
-pub trait Channel: Registered + Send + Sync + Sized + 'static {
+pub trait Channel: Send + Sync + Sized + 'static {
     type Adapter: Adapter;
     /// How the delivery engine sends this platform's answers.
     type Sender: Deliver;
@@ -52,7 +52,7 @@ pub trait Channel: Registered + Send + Sync + Sized + 'static {
         &self,
         _bot: &str,
         _notice: <Self::Adapter as Adapter>::Notice,
-        _inlet: &Inlet,
+        _inlet: Arc<dyn Admit>,
     ) -> impl Future<Output = Result<(), NoticeError>> + Send {
         async { Ok(()) }
     }
@@ -65,6 +65,18 @@ pub enum NoticeError {
     Store(#[from] StoreError),
     #[error("platform API: {0}")]
     Platform(String),
+}
+
+/// Where a channel hands the messages it fetched itself: rate limit, claim and queue (the
+/// same acceptance as the routes'). Implemented by [`crate::sources::Inlet`].
+pub trait Admit: Send + Sync + 'static {
+    /// Durable once `Ok`: the fetch may be acknowledged (a cursor saved) after it. A message
+    /// already accepted is `Ok` too.
+    fn admit<'a>(
+        &'a self,
+        bot: &'a str,
+        message: &'a InboundMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
 }
 
 /// What the delivery engine needs of a platform to send an answer.

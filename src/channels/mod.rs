@@ -10,6 +10,6 @@ pub mod wechat;
 pub mod wecom;
 mod wiring;
 
-pub use channel::{Channel, Deliver, NoticeError};
+pub use channel::{Admit, Channel, Deliver, NoticeError};
 pub use registry::{Channels, Registered, Sender, Visitor};
 pub use wiring::Wiring;

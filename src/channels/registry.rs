@@ -27,7 +27,7 @@ pub trait Registered: Sized {
 
 /// Called once per registered platform (e.g. to mount its routes).
 pub trait Visitor {
-    fn visit<C: Channel>(&mut self, channels: &HashMap<String, C>);
+    fn visit<C: Channel + Registered>(&mut self, channels: &HashMap<String, C>);
 }
 
 macro_rules! platforms {

@@ -12,13 +12,13 @@ use botgate_contract::{Adapter, Headers, Inbound, Method, Outcome, RawRequest, R
 use super::error::CallbackError;
 use super::AppState;
 use super::BotName;
-use crate::channels::Channel;
+use crate::channels::{Channel, Registered};
 use crate::delivery::Accepted;
 use crate::metrics::PlatformLabels;
 use crate::telemetry::log_message_id;
 
 /// The handler of every platform callback: `web::to(receive::<SomeChannel>)`.
-pub async fn receive<C: Channel>(
+pub async fn receive<C: Channel + Registered>(
     bot: BotName,
     request: HttpRequest,
     body: web::Bytes,
@@ -51,7 +51,9 @@ pub async fn receive<C: Channel>(
         Ok(Inbound::Ignore) => return Ok(respond(adapter.acknowledge(Outcome::Ignored))),
         Ok(Inbound::Notice(notice)) => {
             metrics.inbound(platform, "notice");
-            channel.notice(&bot, notice, &state.inlet).await?;
+            channel
+                .notice(&bot, notice, std::sync::Arc::new(state.inlet.clone()))
+                .await?;
             return Ok(respond(adapter.acknowledge(Outcome::Ignored)));
         }
         Err(error) => {

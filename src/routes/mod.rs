@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 
-use crate::channels::{Channel, Channels, Visitor};
+use crate::channels::{Channel, Channels, Registered, Visitor};
 use bot::RouteBot;
 
 /// Mounts every route; each platform's configured bots get literal routes ahead of the
@@ -33,14 +33,14 @@ pub fn configure(config: &mut web::ServiceConfig, channels: &Channels) {
 struct Mount<'a>(&'a mut web::ServiceConfig);
 
 impl Visitor for Mount<'_> {
-    fn visit<C: Channel>(&mut self, channels: &HashMap<String, C>) {
+    fn visit<C: Channel + Registered>(&mut self, channels: &HashMap<String, C>) {
         mount(self.0, channels);
     }
 }
 
 /// `/{route}/NAME` for each configured bot, then `/{route}/{bot}` for names no bot has (404):
 /// POST for messages, and GET too where the platform verifies the URL with one.
-fn mount<C: Channel>(config: &mut web::ServiceConfig, channels: &HashMap<String, C>) {
+fn mount<C: Channel + Registered>(config: &mut web::ServiceConfig, channels: &HashMap<String, C>) {
     let resource = |path: String| {
         let resource = web::resource(path).route(web::post().to(inbound::receive::<C>));
         match C::HANDSHAKE {

@@ -64,6 +64,17 @@ impl Inlet {
     }
 }
 
+impl crate::channels::Admit for Inlet {
+    fn admit<'a>(
+        &'a self,
+        bot: &'a str,
+        message: &'a InboundMessage,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>>
+    {
+        Box::pin(async move { Inlet::admit(self, bot, message).await.map(drop) })
+    }
+}
+
 /// What a source reports of itself; cheap to update on every frame.
 #[derive(Debug, Default)]
 pub struct SourceStatus {

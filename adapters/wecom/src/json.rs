@@ -7,7 +7,7 @@
 use botgate_contract::AdapterError;
 use serde_json::{Map, Value};
 
-use crate::wire::MAX_BODY_BYTES;
+use botgate_wxcrypt::xml::MAX_DOCUMENT_BYTES as MAX_BODY_BYTES;
 
 /// The text of the object's members named in `names`, in the same order; members named in
 /// `numeric` may also be JSON numbers, which are returned as their decimal text.

@@ -3,8 +3,15 @@
 
 use crate::cipher::CryptError;
 use crate::crypt::WxCrypt;
-use crate::query::Signed;
 use crate::signature::{signature, signature_matches};
+
+/// The values `msg_signature` is checked with, every one present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signed<'a> {
+    pub msg_signature: &'a str,
+    pub timestamp: &'a str,
+    pub nonce: &'a str,
+}
 
 /// Why a callback was refused: its query, its XML, its timestamp or its ciphertext. Messages
 /// name the failed check, never key, token or plaintext.

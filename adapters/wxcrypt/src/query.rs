@@ -4,7 +4,7 @@
 //! Decoding once matters: an `echostr` is base64, and `%2B`, `%2F`, `%3D` and `+` (a space) only
 //! match its signature after URL-decoding (inbound.md §0 row 6).
 
-use crate::callback::CallbackError;
+use crate::callback::{CallbackError, Signed};
 
 /// The longest query string accepted. Tencent's are about 250 bytes; this only bounds the work.
 pub const MAX_QUERY_BYTES: usize = 4096;
@@ -16,14 +16,6 @@ pub struct CallbackQuery {
     pub timestamp: Option<String>,
     pub nonce: Option<String>,
     pub echostr: Option<String>,
-}
-
-/// The values `msg_signature` is checked with, every one present.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signed<'a> {
-    pub msg_signature: &'a str,
-    pub timestamp: &'a str,
-    pub nonce: &'a str,
 }
 
 impl CallbackQuery {

@@ -21,12 +21,10 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::api::WecomApi;
-use crate::channels::channel::NoticeError;
-use crate::delivery::Accepted;
+use crate::channels::channel::{Admit, NoticeError};
 use crate::keys;
 use crate::limits::{Limits, Slot};
 use crate::metrics::{DeliveryLabels, Metrics};
-use crate::sources::Inlet;
 use crate::store::Store;
 use crate::telemetry::{log_id, log_message_id};
 
@@ -73,7 +71,7 @@ impl KfPuller {
     pub async fn notice(
         self: &Arc<Self>,
         notice: KfNotice,
-        inlet: &Inlet,
+        inlet: Arc<dyn Admit>,
     ) -> Result<(), NoticeError> {
         let account = notice.open_kfid.clone().unwrap_or_default();
         let keys = self.keys(&account);
@@ -82,11 +80,10 @@ impl KfPuller {
             .await?;
         self.store.incr(&keys.notices, NOTICES_TTL).await?;
         let puller = self.clone();
-        let inlet = inlet.clone();
         // Tracked, so shutdown waits for a pull that outlives its callback; in this span.
         let pull = self.tasks.spawn(
             async move {
-                let drained = puller.drain(&account, &inlet).await;
+                let drained = puller.drain(&account, inlet.as_ref()).await;
                 if let Err(error) = &drained {
                     // Seen here even when the callback was acknowledged before the pull ended;
                     // the saved cursor keeps what is left for the next callback.
@@ -107,7 +104,7 @@ impl KfPuller {
     }
 
     /// Pulls `account` until no notice is left unserved, unless another replica holds it.
-    async fn drain(&self, account: &str, inlet: &Inlet) -> Result<(), NoticeError> {
+    async fn drain(&self, account: &str, inlet: &dyn Admit) -> Result<(), NoticeError> {
         let keys = self.keys(account);
         loop {
             let Some(slot) = self.limits.acquire(&keys.lease, 1, PULL_LEASE).await? else {
@@ -129,7 +126,7 @@ impl KfPuller {
         &self,
         account: &str,
         keys: &KfKeys,
-        inlet: &Inlet,
+        inlet: &dyn Admit,
         slot: &Slot,
     ) -> Result<u64, NoticeError> {
         loop {
@@ -147,7 +144,7 @@ impl KfPuller {
         &self,
         account: &str,
         keys: &KfKeys,
-        inlet: &Inlet,
+        inlet: &dyn Admit,
         slot: &Slot,
     ) -> Result<(), NoticeError> {
         let mut cursor = self.store.get(&keys.cursor).await?;
@@ -199,17 +196,15 @@ impl KfPuller {
         }
     }
 
-    async fn handle(&self, item: KfItem, inlet: &Inlet) -> Result<(), NoticeError> {
+    async fn handle(&self, item: KfItem, inlet: &dyn Admit) -> Result<(), NoticeError> {
         match item {
             KfItem::Customer {
                 mut message,
                 open_kfid,
             } => {
                 message.conversation = kf_conversation(&open_kfid, &message.sender);
-                let accepted = inlet.admit(&self.bot, &message).await?;
-                if let Accepted::Duplicate = accepted {
-                    tracing::debug!(message_id = %log_message_id(&message.message_id), "kf message pulled again; already queued");
-                }
+                inlet.admit(&self.bot, &message).await?;
+                tracing::debug!(message_id = %log_message_id(&message.message_id), "kf message admitted");
             }
             KfItem::EnterSession {
                 welcome_code: Some(code),

@@ -18,9 +18,8 @@ use botgate_wecom::{KfNotice, WecomApp};
 use botgate_wxcrypt::EncodingAesKey;
 use secrecy::ExposeSecret;
 
-use crate::channels::channel::{Channel, NoticeError};
+use crate::channels::channel::{Admit, Channel, NoticeError};
 use crate::channels::wiring::Wiring;
-use crate::sources::Inlet;
 use api::WecomApi;
 use kf::KfPuller;
 
@@ -100,7 +99,12 @@ impl Channel for WecomChannel {
         Some(self.sender.clone())
     }
 
-    async fn notice(&self, bot: &str, notice: KfNotice, inlet: &Inlet) -> Result<(), NoticeError> {
+    async fn notice(
+        &self,
+        bot: &str,
+        notice: KfNotice,
+        inlet: Arc<dyn Admit>,
+    ) -> Result<(), NoticeError> {
         match &self.kf {
             Some(kf) => kf.notice(notice, inlet).await,
             None => {

@@ -10,7 +10,7 @@ mod hardening;
 mod harness;
 mod operations;
 mod passive_takeover;
-mod privacy;
+pub(crate) mod privacy;
 mod scenarios;
 mod sources;
 mod wecom;

@@ -32,16 +32,16 @@ encoding_aes_key = "PrivacyTestKey0123456789abcdefghijklmnopqrs"
 "#;
 
 /// A gateway process whose stderr (JSON lines: it is not a terminal) is kept.
-struct LoggedGateway {
+pub(crate) struct LoggedGateway {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     logs: Arc<Mutex<Vec<String>>>,
     reader: tokio::task::JoinHandle<()>,
     _config: TempFile,
 }
 
 impl LoggedGateway {
-    async fn start(config: &str) -> LoggedGateway {
+    pub(crate) async fn start(config: &str) -> LoggedGateway {
         let (mut child, url, config) = serve(
             config,
             &[
@@ -81,7 +81,7 @@ impl LoggedGateway {
     }
 
     /// SIGTERM, then every line the process wrote until it exited.
-    async fn stop(mut self) -> Vec<String> {
+    pub(crate) async fn stop(mut self) -> Vec<String> {
         terminate(&mut self.child).await;
         tokio::time::timeout(Duration::from_secs(5), &mut self.reader)
             .await

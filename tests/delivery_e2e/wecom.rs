@@ -614,7 +614,7 @@ async fn a_kf_callback_arriving_during_another_replicas_pull_is_not_lost() {
     // A's pull is slow, so B's callback (for a message that came after A's page was cut)
     // finds the account's lease taken.
     stack.platform.set_delay(Duration::from_millis(800));
-    let first = tokio::spawn(async move {
+    let first = botgate::spawn_traced(async move {
         let status = callback(&a, &kf_notice("T1"), 71).await.0;
         (status, a)
     });
@@ -646,4 +646,73 @@ async fn a_kf_callback_arriving_during_another_replicas_pull_is_not_lost() {
             ("wm-bob".to_owned(), "echo: 二 (history: 0)".to_owned())
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_ip_is_logged_with_its_fix_and_no_secret_or_text_is_logged() {
+    let stack = wecom_stack().await;
+    stack.platform.respond_to(
+        SEND,
+        200,
+        json!({"errcode": 60020, "errmsg": "not allow to access from your ip"}),
+    );
+    stack.platform.push_responses_for(
+        SYNC,
+        [page(
+            &[customer(
+                "m-p",
+                "wm-private-customer",
+                "我的订单号是 778899",
+            )],
+            "c1",
+            false,
+        )],
+    );
+    stack.platform.respond_to(
+        "/cgi-bin/gettoken",
+        200,
+        json!({"errcode": 0, "access_token": "ACCESS-TOKEN-77", "expires_in": 7200}),
+    );
+    let gateway = crate::privacy::LoggedGateway::start(&wecom_config("a", &stack)).await;
+    let replica_url = gateway.url.clone();
+    let post = |signed: botgate_wecom::SignedRequest| {
+        let url = format!("{replica_url}/wecom/shop?{}", signed.query);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .body(signed.body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let now = botgate::clock::unix_secs();
+    let question = text("private-member-77", 8001, "请帮我查一下工资条");
+    assert_eq!(
+        post(app().sign_callback(&question, now, "81", &[8; 16])).await,
+        200
+    );
+    assert_eq!(
+        post(app().sign_callback(&kf_notice("PULL-TOKEN-SECRET"), now, "82", &[9; 16])).await,
+        200
+    );
+    wait_for_path(&stack, SEND, 1).await;
+    wait_for_path(&stack, KF_SEND, 1).await;
+    let logs = gateway.stop().await.join("\n");
+
+    assert!(logs.contains("企业可信IP"), "60020 names the fix: {logs}");
+    for secret in [
+        "app-secret",
+        TOKEN,
+        AES_KEY,
+        "ACCESS-TOKEN-77",
+        "PULL-TOKEN-SECRET",
+        "请帮我查一下工资条",
+        "778899",
+        "private-member-77",
+        "wm-private-customer",
+    ] {
+        assert!(!logs.contains(secret), "the logs show {secret}");
+    }
 }

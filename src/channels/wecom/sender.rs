@@ -16,6 +16,7 @@ use crate::config::ReplyFormat;
 use crate::core::job::JobPayload;
 use crate::limits::Limits;
 use crate::metrics::{DeliveryLabels, Metrics};
+use crate::telemetry::log_message_id;
 
 /// WeCom truncates text beyond 2048 bytes without an error; stay clear of the edge.
 const PART_BYTES: usize = 2000;
@@ -99,6 +100,8 @@ impl WecomSender {
         // Our own msgid makes a resent part a duplicate WeCom drops, and lets a later
         // msg_send_fail event name the part it is about.
         let msgid = SendMsgId::derive_from(&format!("{}:{chunk}", job.message_id));
+        // The line a later msg_send_fail (which names only this msgid) is matched with.
+        tracing::debug!(msgid = msgid.as_str(), message_id = %log_message_id(&job.message_id), chunk, "kf part sent");
         let body = SendMsgRequest::text(customer, open_kfid, Some(msgid), part);
         match api.call("kf/send_msg", &body).await {
             Ok(_) => Ok(()),

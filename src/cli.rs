@@ -93,6 +93,25 @@ pub enum SimulatePlatform {
         #[arg(long, default_value_t = 30)]
         wait_secs: u64,
     },
+    /// A DingTalk robot message (HTTP mode), signed like DingTalk, one-to-one or with --group
+    /// @-mentioning the robot; its session webhook is a local server (one of the bot's
+    /// session_webhook_hosts must be its origin, e.g. "http://127.0.0.1:18082") that prints
+    /// what the gateway posts back.
+    Dingtalk {
+        #[arg(long)]
+        bot: String,
+        #[arg(long)]
+        text: String,
+        /// In a group, @-mentioning the robot.
+        #[arg(long)]
+        group: bool,
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// How long to wait for the answer.
+        #[arg(long, default_value_t = 30)]
+        wait_secs: u64,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -210,6 +229,33 @@ async fn simulate(settings: config::Settings, platform: SimulatePlatform) -> any
             }
             return Ok(());
         }
+        SimulatePlatform::Dingtalk {
+            bot,
+            text,
+            group,
+            url,
+            wait_secs,
+        } => {
+            let dingtalk = settings
+                .bots
+                .get(&bot)
+                .and_then(|bot| bot.dingtalk.as_ref())
+                .ok_or_else(|| anyhow::anyhow!("no [bots.{bot}.dingtalk] in the configuration"))?;
+            let simulator = crate::simulate::DingtalkSimulator::new(&url, &bot, dingtalk)?;
+            let sent = simulator
+                .send(&text, group, std::time::Duration::from_secs(wait_secs))
+                .await?;
+            if sent.is_empty() {
+                println!("(no answer within {wait_secs} s)");
+            }
+            for message in &sent {
+                if let Some(at) = message.at.as_ref().filter(|at| !at.at_user_ids.is_empty()) {
+                    eprintln!("@{}", at.at_user_ids.join(" @"));
+                }
+                println!("{}", message.body_text().unwrap_or_default());
+            }
+            return Ok(());
+        }
     };
     let wechat = settings
         .bots
@@ -275,6 +321,7 @@ fn print_summary(settings: &config::Settings, source: &config::Source) {
         let channels: Vec<&str> = [
             ("wechat", bot.wechat.is_some()),
             ("wecom", bot.wecom.is_some()),
+            ("dingtalk", bot.dingtalk.is_some()),
             ("webhook", bot.webhook.is_some()),
         ]
         .into_iter()

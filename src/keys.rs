@@ -119,6 +119,11 @@ pub fn kf_notices(prefix: &str, bot: &str, account: &str) -> String {
     format!("{prefix}:wecom:{bot}:kf:{account}:notices")
 }
 
+/// Where and to whom a DingTalk message's answer goes (its `ReplyContext`), by message id.
+pub fn dingtalk_reply(prefix: &str, bot: &str, message_id: &str) -> String {
+    format!("{prefix}:dingtalk:{bot}:reply:{message_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

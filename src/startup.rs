@@ -162,7 +162,8 @@ impl Application {
         })?;
         let dedup_ttl = Duration::from_secs(settings.delivery.dedup_ttl_secs);
         let acceptor = Arc::new(Acceptor::new(queue.clone(), prefix, dedup_ttl));
-        let sources = Sources::default();
+        let mut sources = Sources::default();
+        channels.sources(&mut sources);
         let inlet = Inlet::new(conversations.clone(), acceptor.clone());
         let engine = Arc::new(Engine::new(
             queue,
@@ -236,7 +237,8 @@ impl Application {
     /// timeout, and a passive answer's lease lapses so a waiting request adopts it.
     pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let (stop_workers, stopped) = watch::channel(false);
-        let sources = self.sources.start(&self.inlet, &stopped);
+        let inlet: Arc<dyn crate::channels::Admit> = Arc::new(self.inlet.clone());
+        let sources = self.sources.start(&inlet, &stopped);
         let workers = self.engine.start(stopped);
         let handle = self.server.handle();
         let passive = self.passive.clone();

@@ -12,8 +12,9 @@ use tokio::sync::oneshot;
 
 use super::passive::{Passive, PassiveWindow};
 use super::send::SendError;
+use super::source::Sources;
 use super::wiring::Wiring;
-use crate::core::job::JobPayload;
+use crate::core::job::{Accepted, JobPayload};
 use crate::store::StoreError;
 
 /// One platform's channel of one bot. Implemented in the platform's channel module and
@@ -45,6 +46,22 @@ pub trait Channel: Send + Sync + Sized + 'static {
     /// How answers reach this bot's users outside the request, if they can.
     fn sender(&self) -> Option<Self::Sender>;
 
+    /// Adds the inbound sources this bot's channel runs besides its route (DingTalk Stream
+    /// mode's connection); they start with the application.
+    fn sources(&self, _bot: &str, _sources: &mut Sources) {}
+
+    /// Keeps what the sender will need of `message` beyond its job (DingTalk: the session
+    /// webhook and whom to @-mention). Called just before the message is queued, so it is
+    /// durable before the job can run; a retry of the same message writes the same value.
+    fn remember(
+        &self,
+        _bot: &str,
+        _message: &InboundMessage,
+        _reply: &<Self::Adapter as Adapter>::Reply,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Acts on a notification that says where to fetch messages (see
     /// [`botgate_contract::Inbound::Notice`]); what it fetches goes to `inlet`. The request is
     /// acknowledged once this returns.
@@ -67,16 +84,16 @@ pub enum NoticeError {
     Platform(String),
 }
 
-/// Where a channel hands the messages it fetched itself: rate limit, claim and queue (the
-/// same acceptance as the routes'). Implemented by [`crate::sources::Inlet`].
+/// Where a channel hands the messages it fetched or was pushed itself: rate limit, claim and
+/// queue (the same acceptance as the routes'). Implemented by [`crate::sources::Inlet`].
 pub trait Admit: Send + Sync + 'static {
-    /// Durable once `Ok`: the fetch may be acknowledged (a cursor saved) after it. A message
-    /// already accepted is `Ok` too.
+    /// Durable once `Ok`: the fetch may be acknowledged (a cursor saved, a frame ACKed) after
+    /// it. A message already accepted is `Ok` too ([`Accepted::Duplicate`]).
     fn admit<'a>(
         &'a self,
         bot: &'a str,
         message: &'a InboundMessage,
-    ) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Result<Accepted, StoreError>> + Send + 'a>>;
 }
 
 /// What the delivery engine needs of a platform to send an answer.

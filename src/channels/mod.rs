@@ -2,9 +2,11 @@
 //! platform's module implements [`Channel`]; [`registry`] lists them.
 
 mod channel;
+pub mod dingtalk;
 pub mod passive;
 pub mod registry;
 pub mod send;
+pub mod source;
 pub mod webhook;
 pub mod wechat;
 pub mod wecom;
@@ -12,4 +14,5 @@ mod wiring;
 
 pub use channel::{Admit, Channel, Deliver, NoticeError};
 pub use registry::{Channels, Registered, Sender, Visitor};
+pub use source::{Source, SourceStatus, Sources};
 pub use wiring::Wiring;

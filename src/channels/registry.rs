@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use tokio::sync::oneshot;
 
 use super::channel::{Channel, Deliver};
+use super::dingtalk::DingtalkChannel;
 use super::send::SendError;
+use super::source::Sources;
 use super::webhook::WebhookChannel;
 use super::wechat::WechatChannel;
 use super::wecom::WecomChannel;
@@ -60,6 +62,13 @@ macro_rules! platforms {
                 $(visitor.visit(&self.$field);)+
             }
 
+            /// Every bot's inbound sources besides its routes (see [`Channel::sources`]).
+            pub fn sources(&self, sources: &mut Sources) {
+                $(for (bot, channel) in &self.$field {
+                    channel.sources(bot, sources);
+                })+
+            }
+
             /// The sender of every bot on every platform that has one, by (bot, platform).
             pub fn senders(&self) -> HashMap<(String, String), Sender> {
                 let mut senders = HashMap::new();
@@ -106,4 +115,5 @@ platforms! {
     wechat: Wechat(WechatChannel),
     webhook: Webhook(WebhookChannel),
     wecom: Wecom(WecomChannel),
+    dingtalk: Dingtalk(DingtalkChannel),
 }

@@ -5,6 +5,7 @@
 //! -> typed Settings (serde, with the failing field's path) -> validate()`, and every error names
 //! the field it is about.
 
+mod dingtalk;
 mod overlay;
 #[cfg(test)]
 mod tests;
@@ -12,6 +13,7 @@ mod types;
 mod validate;
 mod wecom;
 
+pub use dingtalk::{DingtalkMode, DingtalkReply, DingtalkSettings};
 pub use types::*;
 pub use wecom::{ReplyFormat, WecomSettings};
 

@@ -223,3 +223,60 @@ fn a_wecom_app_gets_safe_defaults_and_bad_fields_are_named() {
         "bots.shop.wecom.api_base"
     );
 }
+
+const DINGTALK: &str = r#"
+[bots.shop.dingtalk]
+app_key = "dingappkey"
+app_secret = "app-secret"
+"#;
+
+#[test]
+fn a_dingtalk_robot_gets_safe_defaults_and_bad_fields_are_named() {
+    let settings = parse(DINGTALK, &[]).unwrap();
+    let dingtalk = settings.bots["shop"].dingtalk.as_ref().unwrap();
+    assert_eq!(dingtalk.robot_code(), "dingappkey");
+    assert_eq!(dingtalk.mode, super::DingtalkMode::Http);
+    assert_eq!(dingtalk.reply, super::DingtalkReply::Text);
+    assert_eq!(dingtalk.api_base, "https://api.dingtalk.com");
+    assert_eq!(dingtalk.session_webhook_hosts, ["oapi.dingtalk.com"]);
+    assert_eq!(dingtalk.timestamp_window_secs, 3600);
+
+    let refused = |extra: &str| {
+        let text = DINGTALK.replace("app_secret", &format!("{extra}\napp_secret"));
+        match parse(&text, &[]) {
+            Err(ConfigError::Invalid { field, message }) => (field, message),
+            other => panic!(
+                "{extra}: expected a field error, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+    };
+    let (field, message) = refused("reply = \"card\"");
+    assert_eq!(field, "bots.shop.dingtalk.reply");
+    assert!(message.contains("not built yet"), "{message}");
+    assert_eq!(refused("mode = \"ws\"").0, "bots.shop.dingtalk.mode");
+    assert_eq!(
+        refused("api_base = \"ftp://x\"").0,
+        "bots.shop.dingtalk.api_base"
+    );
+    assert_eq!(
+        refused("session_webhook_hosts = [\"https://oapi.dingtalk.com/robot\"]").0,
+        "bots.shop.dingtalk.session_webhook_hosts"
+    );
+    assert_eq!(
+        refused("timestamp_window_secs = 5").0,
+        "bots.shop.dingtalk.timestamp_window_secs"
+    );
+    assert_eq!(
+        refused("robot_code = \"\"").0,
+        "bots.shop.dingtalk.robot_code"
+    );
+    let stream = DINGTALK.replace(
+        "app_secret",
+        "mode = \"stream\"\nreply = \"markdown\"\nsession_webhook_hosts = [\"http://127.0.0.1:8080\"]\napp_secret",
+    );
+    let stream = parse(&stream, &[]).unwrap();
+    let dingtalk = stream.bots["shop"].dingtalk.as_ref().unwrap();
+    assert_eq!(dingtalk.mode, super::DingtalkMode::Stream);
+    assert_eq!(dingtalk.reply, super::DingtalkReply::Markdown);
+}

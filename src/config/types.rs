@@ -277,6 +277,8 @@ pub struct BotSettings {
     pub webhook: Option<WebhookSettings>,
     #[serde(default)]
     pub wecom: Option<super::WecomSettings>,
+    #[serde(default)]
+    pub dingtalk: Option<super::DingtalkSettings>,
     /// Messages one user may send per `per_secs`; past it they get `reply` and no LLM call.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSettings>,

@@ -255,6 +255,9 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
         if let Some(wecom) = &bot.wecom {
             wecom.validate(name)?;
         }
+        if let Some(dingtalk) = &bot.dingtalk {
+            dingtalk.validate(name)?;
+        }
         if let Some(wechat) = &bot.wechat {
             let field = |leaf: &str| format!("bots.{name}.wechat.{leaf}");
             if wechat.app_id.trim().is_empty() {

@@ -3,6 +3,17 @@
 use botgate_contract::{Content, InboundMessage, Platform};
 use serde::{Deserialize, Serialize};
 
+/// What happened to an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Durably enqueued under this job id (its ticket in the conversation).
+    Enqueued(String),
+    /// Seen before (a platform retry, a redelivery, another replica's): nothing to do.
+    Duplicate,
+    /// Needs no answer (an ignored event).
+    Ignored,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum JobContent {

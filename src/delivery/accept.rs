@@ -9,16 +9,8 @@ use super::job::{JobContent, JobPayload};
 use super::queue::{Admitted, Queue};
 use crate::store::StoreError;
 
-/// What happened to an inbound message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Accepted {
-    /// Durably enqueued under this job id (its ticket in the conversation).
-    Enqueued(String),
-    /// Seen before (a platform retry, a redelivery, another replica's): nothing to do.
-    Duplicate,
-    /// Needs no answer (an ignored event).
-    Ignored,
-}
+// Defined with the job so that channels and sources, below the engine, can name it.
+pub use super::job::Accepted;
 
 pub struct Acceptor {
     queue: Queue,

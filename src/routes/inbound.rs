@@ -85,6 +85,11 @@ pub async fn receive<C: Channel + Registered>(
             .await?;
         return Ok(respond(response));
     }
+    // What the sender needs of the message beyond its job, written before the job exists.
+    if let Err(error) = channel.remember(&bot, &message, &reply).await {
+        metrics.inbound(platform, "error");
+        return Err(error.into());
+    }
     // Acknowledged only once durably queued; a retry of an accepted message is a duplicate.
     match state.inlet.admit(&bot, &message).await {
         Ok(Accepted::Enqueued(job)) => {

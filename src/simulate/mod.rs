@@ -10,8 +10,10 @@ use secrecy::ExposeSecret;
 
 use crate::config::WechatSettings;
 
+mod dingtalk;
 mod wecom;
 
+pub use dingtalk::DingtalkSimulator;
 pub use wecom::{content, Sent, WecomSimulator, SIMULATED_KF};
 
 /// WeChat's patience with one delivery, and how many deliveries it makes.

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod conformance;
+mod dingtalk;
+mod dingtalk_stream;
 mod hardening;
 mod harness;
 mod operations;

@@ -6,9 +6,10 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use botgate::channels::Admit;
 use botgate::config;
 use botgate::delivery::Accepted;
-use botgate::sources::{Inlet, Source, SourceStatus};
+use botgate::sources::{Source, SourceStatus};
 use botgate::startup::Application;
 use botgate_contract::{Content, InboundMessage, Platform};
 use botgate_testkit::{FakeBailian, FakePlatform};
@@ -29,7 +30,7 @@ impl Source for PushedMessages {
 
     async fn run(
         self: Arc<Self>,
-        inlet: Inlet,
+        inlet: Arc<dyn Admit>,
         status: Arc<SourceStatus>,
         mut shutdown: watch::Receiver<bool>,
     ) {

@@ -11,6 +11,7 @@
 //!   command ran and before its reply arrives.
 //! - [`platform`]: [`FakePlatform`], a recorder standing in for the WeChat, WeCom and DingTalk
 //!   send APIs.
+//! - [`stream`]: [`FakeStreamGateway`], DingTalk's Stream-mode WebSocket gateway.
 //!
 //! Every HTTP fake runs its own actix-web system on a thread of its own and binds
 //! `127.0.0.1:0`, so it works under any test runtime and stops when the value is dropped.
@@ -24,8 +25,10 @@ pub mod platform;
 pub mod proxy;
 pub mod redis;
 mod server;
+pub mod stream;
 
 pub use bailian::{Answer, Failure, FakeBailian, RecordedRequest};
 pub use platform::{FakePlatform, Received};
 pub use proxy::DropProxy;
 pub use redis::RedisServer;
+pub use stream::FakeStreamGateway;

@@ -1,0 +1,206 @@
+//! Stream mode (inbound.md §8): botgate holds a WebSocket to DingTalk, opened with a fresh
+//! ticket each time, and ACKs every robot message once it is durably queued. Reconnects on a
+//! `disconnect` frame, a dropped socket or a silent one, with backoff and jitter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use botgate_contract::Inbound;
+use botgate_dingtalk::stream::{
+    ack_callback, ack_error, ack_not_found, ack_pong, parse_frame, Frame,
+};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::api::DingtalkApi;
+use super::sender::DingtalkSender;
+use crate::channels::channel::Admit;
+use crate::channels::source::{Source, SourceStatus};
+use crate::telemetry::log_message_id;
+
+/// After this long without a frame the client pings (a WebSocket control frame, as the SDKs
+/// do); another as long without even the pong means the connection is dead though TCP has not
+/// noticed: 90 s in all.
+const KEEPALIVE: Duration = Duration::from_secs(45);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How the client names itself to DingTalk.
+const USER_AGENT: &str = concat!("botgate/", env!("CARGO_PKG_VERSION"));
+
+/// One bot's Stream connection.
+pub struct DingtalkStream {
+    pub(super) bot: String,
+    pub(super) api: Arc<DingtalkApi>,
+    pub(super) sender: DingtalkSender,
+}
+
+/// Why a connection ended.
+enum Ended {
+    Shutdown,
+    /// DingTalk asked for a new connection (`disconnect`): reconnect right away.
+    Asked,
+    /// The connection failed or went quiet: reconnect after a backoff.
+    Failed(String),
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Source for DingtalkStream {
+    fn name(&self) -> String {
+        format!("dingtalk-stream:{}", self.bot)
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        inlet: Arc<dyn Admit>,
+        status: Arc<SourceStatus>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut backoff = FIRST_BACKOFF;
+        while !*shutdown.borrow() {
+            let ended = self.connection(&*inlet, &status, &mut shutdown).await;
+            status.disconnected();
+            let wait = match ended {
+                Ended::Shutdown => break,
+                Ended::Asked => {
+                    tracing::info!(bot = %self.bot, "DingTalk asked for a new Stream connection");
+                    backoff = FIRST_BACKOFF;
+                    Duration::ZERO
+                }
+                Ended::Failed(reason) => {
+                    tracing::warn!(bot = %self.bot, %reason, retry_in_ms = backoff.as_millis() as u64, "DingTalk Stream connection lost");
+                    let wait = crate::clock::jittered(backoff, backoff / 2);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        status.disconnected();
+    }
+}
+
+impl DingtalkStream {
+    /// Opens one connection and serves it until it ends.
+    async fn connection(
+        &self,
+        inlet: &dyn Admit,
+        status: &SourceStatus,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Ended {
+        let opened = match self.api.open_connection(USER_AGENT).await {
+            Ok(opened) => opened,
+            Err(reason) => return Ended::Failed(reason),
+        };
+        // The URL carries the ticket: it is never logged.
+        let connect = tokio_tungstenite::connect_async(opened.websocket_url());
+        let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok((socket, _))) => socket,
+            Ok(Err(error)) => return Ended::Failed(format!("websocket: {error}")),
+            Err(_) => return Ended::Failed("websocket: connect timed out".to_owned()),
+        };
+        status.connected();
+        tracing::info!(bot = %self.bot, "DingTalk Stream connected");
+        let mut pinged = false;
+        loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout(KEEPALIVE, socket.next()) => next,
+                _ = shutdown.changed() => {
+                    let _ = socket.close(None).await;
+                    return Ended::Shutdown;
+                }
+            };
+            let text = match next {
+                Err(_) if pinged => {
+                    return Ended::Failed("no frame, not even a pong, for 90 s".to_owned())
+                }
+                Err(_) => {
+                    if let Err(error) = socket.send(Message::Ping(Default::default())).await {
+                        return Ended::Failed(format!("websocket ping: {error}"));
+                    }
+                    pinged = true;
+                    continue;
+                }
+                Ok(None) => return Ended::Failed("socket closed".to_owned()),
+                Ok(Some(Err(error))) => return Ended::Failed(format!("websocket: {error}")),
+                Ok(Some(Ok(Message::Text(text)))) => text,
+                Ok(Some(Ok(Message::Close(_)))) => {
+                    return Ended::Failed("closed by DingTalk".to_owned())
+                }
+                // Pings are answered by the socket itself; binary frames are not DingTalk's.
+                Ok(Some(Ok(_))) => {
+                    pinged = false;
+                    status.frame();
+                    continue;
+                }
+            };
+            pinged = false;
+            status.frame();
+            match self.frame(inlet, &mut socket, text.as_str()).await {
+                Ok(true) => {}
+                Ok(false) => return Ended::Asked,
+                Err(reason) => return Ended::Failed(reason),
+            }
+        }
+    }
+
+    /// Acts on one text frame; `Ok(false)` when DingTalk asks for a new connection.
+    async fn frame(
+        &self,
+        inlet: &dyn Admit,
+        socket: &mut Socket,
+        text: &str,
+    ) -> Result<bool, String> {
+        let ack = match parse_frame(text) {
+            Err(error) => {
+                tracing::warn!(bot = %self.bot, %error, "unreadable Stream frame");
+                return Ok(true);
+            }
+            Ok(Frame::Disconnect { reason }) => {
+                tracing::info!(bot = %self.bot, reason = reason.as_deref().unwrap_or(""), "Stream disconnect frame");
+                return Ok(false);
+            }
+            Ok(Frame::Ping { message_id, data }) => ack_pong(&message_id, &data),
+            Ok(Frame::Other {
+                message_id: None, ..
+            }) => return Ok(true),
+            Ok(Frame::Other {
+                message_id: Some(message_id),
+                ..
+            }) => ack_not_found(&message_id),
+            Ok(Frame::Callback {
+                message_id, data, ..
+            }) => match data {
+                Err(error) => {
+                    tracing::warn!(bot = %self.bot, %error, "a Stream robot message that cannot be read");
+                    ack_error(&message_id, "unreadable robot message")
+                }
+                Ok(Inbound::Message { message, reply }) => {
+                    // Durable before the ACK: unACKed, DingTalk sends the message again.
+                    let queued = match self.sender.remember(&message, &reply).await {
+                        Ok(()) => inlet.admit(&self.bot, &message).await.map(drop),
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = queued {
+                        tracing::error!(bot = %self.bot, message_id = %log_message_id(&message.message_id), %error, "Stream message not queued; left unacknowledged");
+                        return Ok(true);
+                    }
+                    tracing::debug!(bot = %self.bot, message_id = %log_message_id(&message.message_id), "Stream message queued");
+                    ack_callback(&message_id)
+                }
+                Ok(_) => ack_callback(&message_id),
+            },
+        };
+        socket
+            .send(Message::text(ack))
+            .await
+            .map_err(|error| format!("websocket send: {error}"))?;
+        Ok(true)
+    }
+}

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use botgate_contract::{Adapter, InboundMessage};
@@ -12,9 +11,9 @@ use tokio::sync::oneshot;
 
 use super::passive::{Passive, PassiveWindow};
 use super::send::SendError;
-use super::source::Sources;
+use super::source::{Admit, Sources};
 use super::wiring::Wiring;
-use crate::core::job::{Accepted, JobPayload};
+use crate::core::job::JobPayload;
 use crate::store::StoreError;
 
 /// One platform's channel of one bot. Implemented in the platform's channel module and
@@ -82,18 +81,6 @@ pub enum NoticeError {
     Store(#[from] StoreError),
     #[error("platform API: {0}")]
     Platform(String),
-}
-
-/// Where a channel hands the messages it fetched or was pushed itself: rate limit, claim and
-/// queue (the same acceptance as the routes'). Implemented by [`crate::sources::Inlet`].
-pub trait Admit: Send + Sync + 'static {
-    /// Durable once `Ok`: the fetch may be acknowledged (a cursor saved, a frame ACKed) after
-    /// it. A message already accepted is `Ok` too ([`Accepted::Duplicate`]).
-    fn admit<'a>(
-        &'a self,
-        bot: &'a str,
-        message: &'a InboundMessage,
-    ) -> Pin<Box<dyn Future<Output = Result<Accepted, StoreError>> + Send + 'a>>;
 }
 
 /// What the delivery engine needs of a platform to send an answer.

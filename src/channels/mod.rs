@@ -12,7 +12,8 @@ pub mod wechat;
 pub mod wecom;
 mod wiring;
 
-pub use channel::{Admit, Channel, Deliver, NoticeError};
+pub use channel::{Channel, Deliver, NoticeError};
 pub use registry::{Channels, Registered, Sender, Visitor};
+pub use source::Admit;
 pub use source::{Source, SourceStatus, Sources};
 pub use wiring::Wiring;

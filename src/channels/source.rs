@@ -9,7 +9,24 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
 
-use super::channel::Admit;
+use std::pin::Pin;
+
+use botgate_contract::InboundMessage;
+
+use crate::core::job::Accepted;
+use crate::store::StoreError;
+
+/// Where a channel hands the messages it fetched or was pushed itself: rate limit, claim and
+/// queue (the same acceptance as the routes'). Implemented by [`crate::sources::Inlet`].
+pub trait Admit: Send + Sync + 'static {
+    /// Durable once `Ok`: the fetch may be acknowledged (a cursor saved, a frame ACKed) after
+    /// it. A message already accepted is `Ok` too ([`Accepted::Duplicate`]).
+    fn admit<'a>(
+        &'a self,
+        bot: &'a str,
+        message: &'a InboundMessage,
+    ) -> Pin<Box<dyn Future<Output = Result<Accepted, StoreError>> + Send + 'a>>;
+}
 
 /// One long-lived inbound source.
 pub trait Source: Send + Sync + 'static {

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::api::DingtalkApi;
 use super::sender::DingtalkSender;
-use crate::channels::channel::Admit;
+use crate::channels::source::Admit;
 use crate::channels::source::{Source, SourceStatus};
 use crate::telemetry::log_message_id;
 

@@ -21,7 +21,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::api::WecomApi;
-use crate::channels::channel::{Admit, NoticeError};
+use crate::channels::channel::NoticeError;
+use crate::channels::source::Admit;
 use crate::keys;
 use crate::limits::{Limits, Slot};
 use crate::metrics::{DeliveryLabels, Metrics};

@@ -18,7 +18,8 @@ use botgate_wecom::{KfNotice, WecomApp};
 use botgate_wxcrypt::EncodingAesKey;
 use secrecy::ExposeSecret;
 
-use crate::channels::channel::{Admit, Channel, NoticeError};
+use crate::channels::channel::{Channel, NoticeError};
+use crate::channels::source::Admit;
 use crate::channels::wiring::Wiring;
 use api::WecomApi;
 use kf::KfPuller;

@@ -716,3 +716,30 @@ async fn an_untrusted_ip_is_logged_with_its_fix_and_no_secret_or_text_is_logged(
         assert!(!logs.contains(secret), "the logs show {secret}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_pull_answers_recent_questions_not_the_accounts_history() {
+    let stack = wecom_stack().await;
+    let replica = Replica::start(wecom_config("a", &stack)).await;
+    let hour_ago = botgate::clock::unix_secs() - 3600;
+    let history = kf_customer_text("m-old", KF, "wm-alice", hour_ago, "一小时前的问题");
+    stack.platform.push_responses_for(
+        SYNC,
+        [page(
+            &[history, customer("m-new", "wm-alice", "现在的问题")],
+            "c1",
+            false,
+        )],
+    );
+    assert_eq!(callback(&replica, &kf_notice("T"), 91).await.0, 200);
+
+    wait_for_path(&stack, KF_SEND, 1).await;
+    settles_at(&stack, KF_SEND, 1).await;
+    assert_eq!(
+        kf_answers(&stack.platform.received_on(KF_SEND)),
+        [(
+            "wm-alice".to_owned(),
+            "echo: 现在的问题 (history: 0)".to_owned()
+        )]
+    );
+}

@@ -36,6 +36,9 @@ pub trait Exchange: Send + Sync + 'static {
     /// Whether the body of a response with [`Self::status`] is the one expected; the error says
     /// what was wrong. Called after the run, from several threads.
     fn verify(&self, body: &[u8]) -> Result<(), String>;
+    /// Request `sequence` of `connection` goes out now: for scenarios that time what the
+    /// response only starts (an answer delivered later). Nothing by default.
+    fn sending(&self, _connection: usize, _sequence: u64, _at: Instant) {}
 }
 
 /// Requests built before a [`Length::Timed`] run: per connection, sequences 0, 1, … in order.
@@ -172,7 +175,15 @@ fn status_kind(status: u16) -> Kind {
 #[derive(Debug, Clone, Copy)]
 pub enum Length {
     /// Send for `warmup + measure`; only requests completing inside `measure` are counted.
-    Timed { warmup: Duration, measure: Duration },
+    /// With a `rate` (requests per second, all connections together), each connection waits
+    /// for its turn in an even schedule instead of sending as soon as its last response came,
+    /// so a gateway that acknowledges faster than it answers is not buried in a backlog; a
+    /// connection behind schedule sends at once.
+    Timed {
+        warmup: Duration,
+        measure: Duration,
+        rate: Option<f64>,
+    },
     /// Send exactly this many requests, all counted.
     Count(u64),
 }
@@ -280,14 +291,21 @@ pub async fn run<E: Exchange>(
 ) -> Outcome {
     let started = Instant::now();
     let window = match length {
-        Length::Timed { warmup, measure } => {
-            Some((started + warmup, started + warmup + measure, measure))
-        }
+        Length::Timed {
+            warmup, measure, ..
+        } => Some((started + warmup, started + warmup + measure, measure)),
         Length::Count(_) => None,
     };
     let mut prepared = match length {
         Length::Timed { .. } => prepared.connections.into_iter(),
         Length::Count(_) => Vec::new().into_iter(),
+    };
+    // Connection `index` sends its sequence `s` at `started + (s × connections + index) / rate`.
+    let interval = match length {
+        Length::Timed {
+            rate: Some(rate), ..
+        } if rate > 0.0 => Some(Duration::from_secs_f64(1.0 / rate)),
+        _ => None,
     };
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
@@ -317,12 +335,18 @@ pub async fn run<E: Exchange>(
                         sequence
                     }
                 };
+                if let Some(interval) = interval {
+                    let slot = sequence as f64 * connections as f64 + index as f64;
+                    let due = started + interval.mul_f64(slot);
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let sent = Instant::now();
                 if let Some((_, end, _)) = window {
                     if sent >= end {
                         break;
                     }
                 }
+                exchange.sending(index, sequence, sent);
                 let request = match ready.next() {
                     Some(request) => request,
                     None => {
@@ -555,6 +579,7 @@ mod tests {
                 let length = Length::Timed {
                     warmup: Duration::ZERO,
                     measure: Duration::from_millis(300),
+                    rate: None,
                 };
                 let mut outcome = run(address, Arc::clone(&exchange), 2, length, prepared).await;
                 // Both connections got past their five prepared requests in 300 ms.
@@ -574,6 +599,23 @@ mod tests {
                     .samples
                     .iter()
                     .any(|sample| sample.starts_with("bad ")));
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_paced_run_sends_at_its_rate_whatever_the_server_could_take() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let address = echo_server().await;
+                let length = Length::Timed {
+                    warmup: Duration::ZERO,
+                    measure: Duration::from_millis(500),
+                    rate: Some(40.0),
+                };
+                let outcome = run(address, Arc::new(Echo), 2, length, Prepared::default()).await;
+                // 40 a second for half a second: 20 slots, each connection taking every other.
+                assert!((19..=21).contains(&outcome.sent), "{outcome:?}");
             })
             .await;
     }

@@ -2,26 +2,36 @@
 //!
 //! ```sh
 //! cargo run --release -p botgate-bench -- wechat-safe       # the target scenario
+//! cargo run --release -p botgate-bench -- wecom-app         # WeCom app members, answered later
+//! cargo run --release -p botgate-bench -- wecom-kf          # 微信客服 customers in bursts
 //! cargo run --release -p botgate-bench -- all --seconds 10  # every scenario
 //! ```
 //!
 //! Each scenario starts what it needs: a private `redis-server`, a fake Bailian answering at
-//! once (or after `--llm-delay` for `slow-webhook`), and `target/release/botgate` as a child
-//! process with a generated config on a free loopback port. Under `cargo run` the bench first
+//! once (or after `--llm-delay` for `slow-webhook`), a fake WeCom API for the WeCom scenarios,
+//! and `target/release/botgate` as a child process with a generated config on a free loopback
+//! port. Under `cargo run` the bench first
 //! runs `cargo build --release --bin botgate` (a no-op when fresh), so it never measures a stale
 //! gateway. It then drives distinct, signed messages at a fixed concurrency, checks every
 //! reply (after the load: the bench shares the cores it measures), and prints a table and one
 //! JSON line per scenario. It exits 1 when a check fails.
+//!
+//! The WeCom scenarios acknowledge first and answer later: `wecom-app` reports acknowledgements
+//! per second and their latency, answers per second, and the time from a callback going out to
+//! its answer reaching `message/send`; `wecom-kf` reports callbacks per second, the time from a
+//! burst of customer messages to each answer, and the `kf/sync_msg` pulls. Both check every
+//! answer: once per message, to the right member or customer, with the fake Bailian's text (and
+//! for customers, in the order they wrote).
 //!
 //! # Layout
 //!
 //! - [`stack`]: the botgate child process: config, readiness, memory, log.
 //! - [`cpu`]: CPU time per process, and `perf record` attached to botgate.
 //! - [`fixture`]: redis-server and the fake Bailian, and the config tables pointing at them.
-//! - [`fake_llm`]: the lean fake Bailian of the WeChat scenarios.
+//! - [`fake_llm`]: the lean fake Bailian of the WeChat and WeCom scenarios.
 //! - [`http`]: a minimal keep-alive HTTP/1.1 client, cheap enough to share the cores.
-//! - [`load`]: the closed-loop driver and its latency statistics.
-//! - [`wechat`], [`webhook`]: the scenarios.
+//! - [`load`]: the closed-loop (optionally paced) driver and its latency statistics.
+//! - [`wechat`], [`webhook`], [`wecom`]: the scenarios.
 //! - [`report`]: the table and the JSON line.
 
 mod cpu;
@@ -33,6 +43,7 @@ mod report;
 mod stack;
 mod webhook;
 mod wechat;
+mod wecom;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +62,11 @@ enum Scenario {
     WechatPlain,
     /// Many conversations waiting on a slow LLM through the signed webhook channel.
     SlowWebhook,
+    /// WeCom app members at a fixed concurrency, acknowledged at once, answered through
+    /// `message/send`.
+    WecomApp,
+    /// 微信客服 customers in bursts, pulled through `kf/sync_msg`, answered through `kf/send_msg`.
+    WecomKf,
     /// Every scenario, one after the other, each on a fresh stack.
     All,
 }
@@ -66,10 +82,10 @@ struct Cli {
     /// Keep-alive connections, each with one request in flight.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Measured seconds (WeChat scenarios).
+    /// Measured seconds (WeChat scenarios, wecom-app).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Seconds of load before measuring (WeChat scenarios).
+    /// Seconds of load before measuring (WeChat scenarios, wecom-app).
     #[arg(long, default_value_t = 2)]
     warmup: u64,
     /// botgate's `server.workers` (HTTP worker threads).
@@ -90,20 +106,34 @@ struct Cli {
     /// LLM's segments) instead of the whole answer at once.
     #[arg(long)]
     llm_frame_writes: bool,
-    /// WeChat scenarios: requests are built before the run for this rate over warm-up and
-    /// measured time; a connection that runs out builds the rest as it goes.
+    /// WeChat scenarios and wecom-app: requests are built before the run for this rate over
+    /// warm-up and measured time; a connection that runs out builds the rest as it goes.
     #[arg(long, default_value_t = 30_000)]
     max_rate: u64,
+    /// wecom-app: messages per second in all, evenly paced, instead of each connection sending
+    /// as soon as its last message was acknowledged. botgate acknowledges far faster than it
+    /// answers: without a rate the end-to-end times mostly measure the backlog.
+    #[arg(long)]
+    rate: Option<f64>,
     /// slow-webhook: conversations, one message each, all waiting at once.
     #[arg(long, default_value_t = 10_000)]
     conversations: u64,
-    /// slow-webhook: botgate's `delivery.workers` (default: one per conversation, so that every
-    /// conversation can wait on the LLM at once).
+    /// botgate's `delivery.workers`. slow-webhook: default one per conversation, so that every
+    /// conversation can wait on the LLM at once; WeCom scenarios: default botgate's own.
     #[arg(long)]
     delivery_workers: Option<u64>,
     /// slow-webhook: seconds before the fake Bailian answers.
     #[arg(long, default_value_t = 10)]
     llm_delay: u64,
+    /// wecom-kf: customers, each writing --customer-messages messages in a row.
+    #[arg(long, default_value_t = 1_000)]
+    customers: u64,
+    /// wecom-kf: messages per customer.
+    #[arg(long, default_value_t = 3)]
+    customer_messages: u64,
+    /// wecom-kf: customer messages queued in the fake's sync_msg per callback.
+    #[arg(long, default_value_t = 50)]
+    burst: u64,
     /// WeChat scenarios: attach `perf record` (DWARF call graphs) to botgate for the whole run,
     /// warm-up included, writing this file; read it with `perf report -i FILE`.
     #[arg(long)]
@@ -128,9 +158,15 @@ pub struct Options {
     pub llm_http2: bool,
     pub llm_frame_writes: bool,
     pub max_rate: u64,
+    pub rate: Option<f64>,
     pub conversations: u64,
     pub delivery_workers: u64,
+    /// `--delivery-workers` as given (the WeCom scenarios keep botgate's default without it).
+    pub wecom_delivery_workers: Option<u64>,
     pub llm_delay: u64,
+    pub customers: u64,
+    pub customer_messages: u64,
+    pub burst: u64,
     pub perf: Option<PathBuf>,
 }
 
@@ -157,9 +193,14 @@ fn main() -> ExitCode {
         llm_http2: cli.llm_http2,
         llm_frame_writes: cli.llm_frame_writes,
         max_rate: cli.max_rate,
+        rate: cli.rate.filter(|rate| *rate > 0.0),
         conversations: cli.conversations.max(1),
         delivery_workers: cli.delivery_workers.unwrap_or(cli.conversations).max(1),
+        wecom_delivery_workers: cli.delivery_workers.map(|workers| workers.max(1)),
         llm_delay: cli.llm_delay,
+        customers: cli.customers.max(1),
+        customer_messages: cli.customer_messages.max(1),
+        burst: cli.burst.max(1),
         perf: cli.perf,
     };
     // One thread: the generator should take as little of the shared cores as it can, and the
@@ -179,6 +220,8 @@ fn main() -> ExitCode {
             Scenario::WechatSafe,
             Scenario::WechatPlain,
             Scenario::SlowWebhook,
+            Scenario::WecomApp,
+            Scenario::WecomKf,
         ],
         _ => std::slice::from_ref(&cli.scenario),
     };
@@ -210,6 +253,8 @@ async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {
             wechat::run("wechat-plain", CallbackMode::Plaintext, options).await
         }
         Scenario::SlowWebhook => webhook::run(options).await,
+        Scenario::WecomApp => wecom::run_app(options).await,
+        Scenario::WecomKf => wecom::run_kf(options).await,
         Scenario::All => unreachable!("expanded above"),
     }
 }

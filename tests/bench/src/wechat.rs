@@ -152,7 +152,11 @@ pub async fn run(
         botgate.address(),
         Arc::clone(&exchange),
         options.connections,
-        Length::Timed { warmup, measure },
+        Length::Timed {
+            warmup,
+            measure,
+            rate: None,
+        },
         prepared,
     );
     let sample = async {

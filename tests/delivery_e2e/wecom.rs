@@ -743,3 +743,35 @@ async fn the_first_pull_answers_recent_questions_not_the_accounts_history() {
         )]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_more_than_thirty_messages_a_minute_go_to_one_member() {
+    let stack = wecom_stack().await;
+    let replica = Replica::start(wecom_config("a", &stack)).await;
+    for index in 0..31u64 {
+        let (status, _) = callback(
+            &replica,
+            &text("busy-member", 9_100 + index, &format!("问题{index}")),
+            100 + index as u32,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+
+    wait_for_path(&stack, SEND, 30).await;
+    // The 31st waits for the member's minute instead of being dropped by WeCom.
+    settles_at(&stack, SEND, 30).await;
+    let metrics = reqwest::get(format!("{}/metrics", replica.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics
+            .lines()
+            .any(|line| line.starts_with("botgate_deliveries_total")
+                && line.contains("outcome=\"dead\"")),
+        "held, not given up: {metrics}"
+    );
+}

@@ -25,6 +25,10 @@ const KF_MAX_PARTS: usize = 5;
 const TRUNCATED_HINT: &str = "……（回答较长，其余部分已省略）";
 /// WeCom drops (silently) app messages beyond 30 a minute to one member.
 const MEMBER_MESSAGES_PER_MINUTE: u32 = 30;
+/// A part waits this long at most for its member's window (one window and a bit), then the
+/// engine's retries take over.
+const MEMBER_WAIT: Duration = Duration::from_secs(65);
+const MEMBER_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct WecomSender {
@@ -50,27 +54,7 @@ impl WecomSender {
     }
 
     async fn send_app(&self, job: &JobPayload, chunk: usize, part: &str) -> Result<(), SendError> {
-        // One event per part, so a retried part is not counted twice.
-        let allowed = self
-            .limits
-            .allow(
-                &format!("wecom:{}:{}", self.bot, job.sender),
-                &format!("{}:{chunk}", job.message_id),
-                MEMBER_MESSAGES_PER_MINUTE,
-                Duration::from_secs(60),
-            )
-            .await
-            .map_err(|error| SendError::Transient {
-                code: "store".into(),
-                message: error.to_string(),
-            })?;
-        if !allowed {
-            return Err(SendError::Transient {
-                code: "member_rate".into(),
-                message: "30 messages a minute to this member already; WeCom would drop more"
-                    .into(),
-            });
-        }
+        self.member_turn(job, chunk).await?;
         let body = match self.format {
             ReplyFormat::Text => json!({
                 "touser": job.sender, "msgtype": "text", "agentid": self.agent_id,
@@ -119,6 +103,43 @@ impl WecomSender {
                 Ok(())
             }
             Err(error) => Err(error.into()),
+        }
+    }
+}
+
+impl WecomSender {
+    /// Waits until this part may go to its member without passing WeCom's 30 a minute (beyond
+    /// which WeCom drops messages without an error). The window is shared by every replica;
+    /// a part is counted once however often it asks.
+    async fn member_turn(&self, job: &JobPayload, chunk: usize) -> Result<(), SendError> {
+        let key = format!("wecom:{}:{}", self.bot, job.sender);
+        let event = format!("{}:{chunk}", job.message_id);
+        let deadline = tokio::time::Instant::now() + MEMBER_WAIT;
+        loop {
+            let allowed = self
+                .limits
+                .allow(
+                    &key,
+                    &event,
+                    MEMBER_MESSAGES_PER_MINUTE,
+                    Duration::from_secs(60),
+                )
+                .await
+                .map_err(|error| SendError::Transient {
+                    code: "store".into(),
+                    message: error.to_string(),
+                })?;
+            if allowed {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(SendError::Transient {
+                    code: "member_rate".into(),
+                    message: "30 messages a minute to this member already; WeCom would drop more"
+                        .into(),
+                });
+            }
+            tokio::time::sleep(crate::clock::jittered(MEMBER_POLL, MEMBER_POLL)).await;
         }
     }
 }

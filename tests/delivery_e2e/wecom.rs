@@ -775,3 +775,28 @@ async fn no_more_than_thirty_messages_a_minute_go_to_one_member() {
         "held, not given up: {metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_kf_pull_is_tried_again_rather_than_left_for_the_next_callback() {
+    let stack = wecom_stack().await;
+    let replica = Replica::start(wecom_config("a", &stack)).await;
+    stack.platform.push_responses_for(
+        SYNC,
+        [
+            (502, json!({})),
+            page(&[customer("m-1", "wm-alice", "在吗")], "c1", false),
+        ],
+    );
+    assert_eq!(callback(&replica, &kf_notice("T"), 95).await.0, 200);
+
+    wait_for_path(&stack, KF_SEND, 1).await;
+    assert_eq!(
+        stack.platform.received_on(SYNC).len(),
+        2,
+        "pulled again after the failure"
+    );
+    assert_eq!(
+        kf_answers(&stack.platform.received_on(KF_SEND)),
+        [("wm-alice".to_owned(), "echo: 在吗 (history: 0)".to_owned())]
+    );
+}

@@ -39,6 +39,12 @@ const CURSOR_TTL: Duration = Duration::from_secs(30 * 86_400);
 /// How long the callback waits for its pull before acknowledging (WeCom waits 5 s); a pull
 /// still running goes on after the acknowledgement.
 const WAIT_IN_CALLBACK: Duration = Duration::from_secs(3);
+/// Waits before the retries of a failed pull.
+const PULL_RETRIES: [Duration; 3] = [
+    Duration::from_millis(1000),
+    Duration::from_secs(3),
+    Duration::from_secs(10),
+];
 /// A first pull (no cursor yet) returns up to 3 days of history: only recent questions are
 /// answered, not those asked before the bot was there.
 const FIRST_PULL_MAX_AGE_SECS: u64 = 600;
@@ -84,11 +90,19 @@ impl KfPuller {
         // Tracked, so shutdown waits for a pull that outlives its callback; in this span.
         let pull = self.tasks.spawn(
             async move {
-                let drained = puller.drain(&account, inlet.as_ref()).await;
+                let mut drained = puller.drain(&account, inlet.as_ref()).await;
+                // WeCom calls back only when something new arrives: a pull given up after the
+                // callback was acknowledged would leave its messages until the customer writes
+                // again, so a failed pull is tried again a few times first.
+                for backoff in PULL_RETRIES {
+                    let Err(error) = &drained else { break };
+                    tracing::warn!(bot = %puller.bot, %error, "kf pull failed; trying again");
+                    tokio::time::sleep(crate::clock::jittered(backoff, backoff / 2)).await;
+                    drained = puller.drain(&account, inlet.as_ref()).await;
+                }
                 if let Err(error) = &drained {
-                    // Seen here even when the callback was acknowledged before the pull ended;
-                    // the saved cursor keeps what is left for the next callback.
-                    tracing::warn!(bot = %puller.bot, %error, "kf pull stopped");
+                    // The saved cursor keeps what is left for the next callback.
+                    tracing::error!(bot = %puller.bot, %error, "kf pull stopped");
                 }
                 drained
             }

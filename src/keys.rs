@@ -38,6 +38,17 @@ pub fn part_sent(reply_key: &str, chunk: usize) -> String {
     format!("{reply_key}:sent:{chunk}")
 }
 
+/// That a reply's live answer (DingTalk's AI card) was claimed for finishing, or finished.
+pub fn live_sent(reply_key: &str) -> String {
+    format!("{reply_key}:sent:live")
+}
+
+/// Set once a reply's live answer gave up and its parts carry the answer instead, so a retry
+/// of the job sends the parts rather than trying the live answer again.
+pub fn live_fell_back(reply_key: &str) -> String {
+    format!("{reply_key}:live:fell_back")
+}
+
 /// A conversation's order: which of its jobs has the turn.
 pub fn order(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {
     format!("{prefix}:order:{bot}:{platform}:{conversation}")
@@ -124,6 +135,11 @@ pub fn dingtalk_reply(prefix: &str, bot: &str, message_id: &str) -> String {
     format!("{prefix}:dingtalk:{bot}:reply:{message_id}")
 }
 
+/// That a DingTalk message's AI card was created, so a retry of its job does not create it again.
+pub fn dingtalk_card(prefix: &str, bot: &str, message_id: &str) -> String {
+    format!("{prefix}:dingtalk:{bot}:card:{message_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +160,15 @@ mod tests {
         );
         let reply = reply("bg", "shop", "wechat", "m1");
         assert_eq!(part_sent(&reply, 2), "bg:reply:shop:wechat:m1:sent:2");
+        assert_eq!(live_sent(&reply), "bg:reply:shop:wechat:m1:sent:live");
+        assert_eq!(
+            live_fell_back(&reply),
+            "bg:reply:shop:wechat:m1:live:fell_back"
+        );
+        assert_eq!(
+            dingtalk_card("bg", "shop", "m1"),
+            "bg:dingtalk:shop:card:m1"
+        );
         assert_eq!(
             backlog(&order("bg", "shop", "wechat", "o1")),
             "bg:order:shop:wechat:o1:backlog"

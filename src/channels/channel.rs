@@ -9,6 +9,7 @@ use std::sync::Arc;
 use botgate_contract::{Adapter, InboundMessage};
 use tokio::sync::oneshot;
 
+use super::live::LiveAnswer;
 use super::passive::{Passive, PassiveWindow};
 use super::send::SendError;
 use super::source::{Admit, Sources};
@@ -85,6 +86,9 @@ pub enum NoticeError {
 
 /// What the delivery engine needs of a platform to send an answer.
 pub trait Deliver: Send + Sync + 'static {
+    /// What [`Deliver::live`] returns; [`super::live::NoLive`] where the platform has none.
+    type Live: LiveAnswer;
+
     /// The answer to `job` as this platform takes it, one part per send.
     fn parts(&self, job: &JobPayload, text: &str) -> Vec<String>;
 
@@ -100,6 +104,13 @@ pub trait Deliver: Send + Sync + 'static {
     /// Shows the user that an answer is coming until the returned sender is dropped, where the
     /// platform has such a thing.
     fn typing(&self, _job: &JobPayload) -> Option<oneshot::Sender<()>> {
+        None
+    }
+
+    /// The answer to `job` shown while it is generated and finished in place, where the
+    /// platform (and this bot's settings) has such a thing; `None`: the answer goes in parts.
+    /// Does nothing visible until [`LiveAnswer::push`] or [`LiveAnswer::finish`].
+    fn live(&self, _job: &JobPayload) -> Option<Self::Live> {
         None
     }
 

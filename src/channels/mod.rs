@@ -3,6 +3,7 @@
 
 mod channel;
 pub mod dingtalk;
+pub mod live;
 pub mod passive;
 pub mod registry;
 pub mod send;
@@ -13,7 +14,7 @@ pub mod wecom;
 mod wiring;
 
 pub use channel::{Channel, Deliver, NoticeError};
-pub use registry::{Channels, Registered, Sender, Visitor};
+pub use registry::{Channels, Live, Registered, Sender, Visitor};
 pub use source::Admit;
 pub use source::{Source, SourceStatus, Sources};
 pub use wiring::Wiring;

@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 
 use super::channel::{Channel, Deliver};
 use super::dingtalk::DingtalkChannel;
+use super::live::LiveAnswer;
 use super::send::SendError;
 use super::source::Sources;
 use super::webhook::WebhookChannel;
@@ -43,6 +44,26 @@ macro_rules! platforms {
         /// set, one variant per platform.
         pub enum Sender {
             $($variant(<$channel as Channel>::Sender),)+
+        }
+
+        /// A job's answer shown while it is generated: one variant per platform, of which
+        /// only those with a [`Deliver::Live`] can be made.
+        pub enum Live {
+            $($variant(<<$channel as Channel>::Sender as Deliver>::Live),)+
+        }
+
+        impl Live {
+            pub fn push(&self, delta: &str) {
+                match self { $(Live::$variant(live) => LiveAnswer::push(live, delta),)+ }
+            }
+
+            pub async fn finish(&self, text: &str, failed: bool) -> Result<(), SendError> {
+                match self { $(Live::$variant(live) => LiveAnswer::finish(live, text, failed).await,)+ }
+            }
+
+            pub async fn abandon(&self) {
+                match self { $(Live::$variant(live) => LiveAnswer::abandon(live).await,)+ }
+            }
         }
 
         $(impl Registered for $channel {
@@ -102,6 +123,10 @@ macro_rules! platforms {
 
             pub fn typing(&self, job: &JobPayload) -> Option<oneshot::Sender<()>> {
                 match self { $(Sender::$variant(sender) => Deliver::typing(sender, job),)+ }
+            }
+
+            pub fn live(&self, job: &JobPayload) -> Option<Live> {
+                match self { $(Sender::$variant(sender) => Deliver::live(sender, job).map(Live::$variant),)+ }
             }
 
             pub async fn fall_back(&self, job: &JobPayload, unsent: &[String]) -> Result<(), StoreError> {

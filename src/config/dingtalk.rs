@@ -27,6 +27,12 @@ pub struct DingtalkSettings {
     /// covered by HTTP mode's signature, so anything else is refused.
     #[serde(default = "default_session_webhook_hosts")]
     pub session_webhook_hosts: Vec<String>,
+    /// The AI card template for `reply = "card"`; left out: DingTalk's public AI markdown card.
+    #[serde(default)]
+    pub card_template_id: Option<String>,
+    /// The template's streaming variable, which receives the answer.
+    #[serde(default = "default_card_content_key")]
+    pub card_content_key: String,
     /// How far a callback's `timestamp` may be from this server's clock, either way.
     #[serde(default = "default_timestamp_window_secs")]
     pub timestamp_window_secs: u64,
@@ -50,7 +56,8 @@ pub enum DingtalkReply {
     #[default]
     Text,
     Markdown,
-    /// Read so the refusal can say why, rather than "unknown variant".
+    /// An AI card that shows the answer as it is generated (markdown replies when the card
+    /// cannot be used).
     Card,
 }
 
@@ -65,6 +72,10 @@ fn default_session_webhook_hosts() -> Vec<String> {
         .collect()
 }
 
+fn default_card_content_key() -> String {
+    botgate_dingtalk::outbound::AI_CARD_CONTENT_KEY.into()
+}
+
 fn default_timestamp_window_secs() -> u64 {
     botgate_dingtalk::DEFAULT_TIMESTAMP_WINDOW.as_secs()
 }
@@ -72,6 +83,12 @@ fn default_timestamp_window_secs() -> u64 {
 impl DingtalkSettings {
     pub fn robot_code(&self) -> &str {
         self.robot_code.as_deref().unwrap_or(&self.app_key)
+    }
+
+    pub fn card_template_id(&self) -> &str {
+        self.card_template_id
+            .as_deref()
+            .unwrap_or(botgate_dingtalk::outbound::AI_MARKDOWN_CARD_TEMPLATE)
     }
 
     pub(super) fn validate(&self, bot: &str) -> Result<(), ConfigError> {
@@ -95,10 +112,20 @@ impl DingtalkSettings {
                 "must not be empty (leave it out to use app_key)",
             ));
         }
-        if self.reply == DingtalkReply::Card {
+        if self
+            .card_template_id
+            .as_deref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
             return Err(ConfigError::invalid(
-                field("reply"),
-                "AI cards are not built yet: use \"text\" or \"markdown\"",
+                field("card_template_id"),
+                "must not be empty (leave it out for DingTalk's public AI markdown card)",
+            ));
+        }
+        if self.card_content_key.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                field("card_content_key"),
+                "must name the template's streaming variable (msgContent for the public AI card)",
             ));
         }
         if !super::validate::http_url(&self.api_base) {

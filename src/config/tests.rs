@@ -251,9 +251,14 @@ fn a_dingtalk_robot_gets_safe_defaults_and_bad_fields_are_named() {
             ),
         }
     };
-    let (field, message) = refused("reply = \"card\"");
-    assert_eq!(field, "bots.shop.dingtalk.reply");
-    assert!(message.contains("not built yet"), "{message}");
+    assert_eq!(
+        refused("reply = \"card\"\ncard_template_id = \" \"").0,
+        "bots.shop.dingtalk.card_template_id"
+    );
+    assert_eq!(
+        refused("card_content_key = \"\"").0,
+        "bots.shop.dingtalk.card_content_key"
+    );
     assert_eq!(refused("mode = \"ws\"").0, "bots.shop.dingtalk.mode");
     assert_eq!(
         refused("api_base = \"ftp://x\"").0,
@@ -279,4 +284,19 @@ fn a_dingtalk_robot_gets_safe_defaults_and_bad_fields_are_named() {
     let dingtalk = stream.bots["shop"].dingtalk.as_ref().unwrap();
     assert_eq!(dingtalk.mode, super::DingtalkMode::Stream);
     assert_eq!(dingtalk.reply, super::DingtalkReply::Markdown);
+}
+
+#[test]
+fn a_card_robot_defaults_to_the_public_ai_markdown_card() {
+    let text = DINGTALK.replace("app_secret", "reply = \"card\"\napp_secret");
+
+    let settings = parse(&text, &[]).unwrap();
+
+    let dingtalk = settings.bots["shop"].dingtalk.as_ref().unwrap();
+    assert_eq!(dingtalk.reply, super::DingtalkReply::Card);
+    assert_eq!(
+        dingtalk.card_template_id(),
+        "382e4302-551d-4880-bf29-a30acfab2e71.schema"
+    );
+    assert_eq!(dingtalk.card_content_key, "msgContent");
 }

@@ -16,6 +16,9 @@ use crate::config::DeliverySettings;
 use crate::core::Conversations;
 use crate::metrics::DeliveryLabels;
 use crate::store::Store;
+use live::Answered;
+
+mod live;
 
 /// Between two attempts of a failed send, before jitter.
 const SEND_BACKOFF: Duration = Duration::from_millis(500);
@@ -155,6 +158,7 @@ impl Engine {
             }
         };
         if job.deliveries > self.settings.max_deliveries {
+            self.abandon_live(&payload).await;
             self.give_up(&job, "delivered too many times without completing")
                 .await;
             return;
@@ -174,7 +178,10 @@ impl Engine {
         match result {
             Ok(parts) => self.complete(&job, &reply_key, parts).await,
             Err(Failure::FellBack) => self.complete(&job, &reply_key, 0).await,
-            Err(Failure::Dead(reason)) => self.give_up(&job, &reason).await,
+            Err(Failure::Dead(reason)) => {
+                self.abandon_live(&payload).await;
+                self.give_up(&job, &reason).await;
+            }
             Err(Failure::Retry(reason)) => {
                 tracing::warn!(%reason, "job failed; it will be retried after the visibility timeout");
             }
@@ -193,7 +200,9 @@ impl Engine {
             tracing::warn!(%error, "could not acknowledge a finished job");
             return;
         }
-        let markers: Vec<String> = (0..parts).map(|chunk| marker(reply_key, chunk)).collect();
+        let mut markers: Vec<String> = (0..parts).map(|chunk| marker(reply_key, chunk)).collect();
+        markers.push(crate::keys::live_sent(reply_key));
+        markers.push(crate::keys::live_fell_back(reply_key));
         let mut keys: Vec<&str> = markers.iter().map(String::as_str).collect();
         keys.push(reply_key);
         if let Err(error) = self.store.delete(&keys).await {
@@ -257,16 +266,22 @@ impl Engine {
         reply_key: &str,
         lost: watch::Receiver<bool>,
     ) -> Result<usize, Failure> {
-        let text = self.answer(consumer, job, payload, reply_key, lost).await?;
-        if text.is_empty() {
+        let answered = self.answer(consumer, job, payload, reply_key, lost).await?;
+        if answered.text.is_empty() {
+            // Nothing to say; a live answer shown for it must not stay open.
+            if let Some(live) = &answered.live {
+                live.abandon().await;
+            }
             return Ok(0);
         }
-        self.deliver(consumer, job, payload, reply_key, &text).await
+        self.deliver(consumer, job, payload, reply_key, &answered)
+            .await
     }
 
     /// The reply text, generated once: a job taken over reuses what its predecessor stored,
     /// and of two workers that both generated one, the first to store it wins and both deliver
-    /// that one. Generation stops as soon as the job is lost.
+    /// that one. Generation stops as soon as the job is lost. Where the platform shows answers
+    /// live, it sees the text as it is generated.
     async fn answer(
         &self,
         consumer: &str,
@@ -274,14 +289,20 @@ impl Engine {
         payload: &JobPayload,
         reply_key: &str,
         mut lost: watch::Receiver<bool>,
-    ) -> Result<String, Failure> {
+    ) -> Result<Answered, Failure> {
         let store_error =
             |error: crate::store::StoreError| Failure::Retry(format!("reply store: {error}"));
+        // Shown from the first piece of a generated answer; a reused reply just finishes it.
+        let live = self.sender(payload).and_then(|sender| sender.live(payload));
         if let Some(text) = self.store.get(reply_key).await.map_err(store_error)? {
-            return Ok(text);
+            return Ok(Answered {
+                text,
+                live,
+                failed: false,
+            });
         }
-        let (text, remember) = match &payload.notice {
-            Some(notice) => (notice.clone(), None),
+        let (text, remember, failed) = match &payload.notice {
+            Some(notice) => (notice.clone(), None, false),
             None => {
                 let message = payload.message().ok_or_else(|| {
                     Failure::Dead(format!("unknown platform {}", payload.platform))
@@ -290,19 +311,43 @@ impl Engine {
                 let _typing = self
                     .sender(payload)
                     .and_then(|sender| sender.typing(payload));
-                let handled = tokio::select! {
-                    handled = self.conversations.handle_deferred(&payload.bot, &message, None, None) => handled,
-                    _ = lost.wait_for(|lost| *lost) => return Err(Failure::Lost),
+                let handled = {
+                    let mut push = |delta: &str| {
+                        if let Some(live) = &live {
+                            live.push(delta);
+                        }
+                    };
+                    let on_delta: Option<&mut (dyn FnMut(&str) + Send)> =
+                        live.is_some().then_some(&mut push);
+                    tokio::select! {
+                        handled = self.conversations.handle_deferred(&payload.bot, &message, None, on_delta) => handled,
+                        // The live answer is left to the job's new owner, who finishes it.
+                        _ = lost.wait_for(|lost| *lost) => return Err(Failure::Lost),
+                    }
                 };
                 match handled {
-                    Ok(handled) => (
-                        handled.reply.map(|reply| reply.text).unwrap_or_default(),
-                        handled.remember,
-                    ),
-                    Err(crate::core::CoreError::UnknownBot(bot)) => {
-                        return Err(Failure::Dead(format!("no bot named {bot}")))
+                    Ok(handled) => {
+                        let failed = handled
+                            .reply
+                            .as_ref()
+                            .is_some_and(|reply| reply.kind == crate::core::ReplyKind::Fallback);
+                        (
+                            handled.reply.map(|reply| reply.text).unwrap_or_default(),
+                            handled.remember,
+                            failed,
+                        )
                     }
-                    Err(error) => return Err(Failure::Retry(error.to_string())),
+                    Err(error) => {
+                        if let Some(live) = &live {
+                            live.abandon().await;
+                        }
+                        return Err(match error {
+                            crate::core::CoreError::UnknownBot(bot) => {
+                                Failure::Dead(format!("no bot named {bot}"))
+                            }
+                            error => Failure::Retry(error.to_string()),
+                        });
+                    }
                 }
             }
         };
@@ -313,7 +358,12 @@ impl Engine {
             .await
             .map_err(store_error)?
         {
-            Fenced::Held(text) => Ok(text),
+            Fenced::Held(stored) => Ok(Answered {
+                // Another worker's reply won: whether it is a failure notice is unknown.
+                failed: failed && stored == text,
+                text: stored,
+                live,
+            }),
             Fenced::Lost => Err(Failure::Lost),
         }
     }
@@ -324,16 +374,18 @@ impl Engine {
             .get(&(payload.bot.clone(), payload.platform.clone()))
     }
 
-    /// Sends every part of the answer once, in order; when the platform refuses this way of
-    /// sending, its fallback takes the parts not sent yet. Returns how many parts there were.
+    /// Finishes the live answer with the reply, or else sends every part of it once, in order;
+    /// when the platform refuses this way of sending, its fallback takes the parts not sent
+    /// yet. Returns how many parts there were.
     async fn deliver(
         &self,
         consumer: &str,
         job: &Job,
         payload: &JobPayload,
         reply_key: &str,
-        text: &str,
+        answered: &Answered,
     ) -> Result<usize, Failure> {
+        let text = answered.text.as_str();
         let sender = self.sender(payload).ok_or_else(|| {
             Failure::Dead(format!(
                 "bot {} cannot deliver on {}",
@@ -343,11 +395,19 @@ impl Engine {
         let platform = payload
             .platform()
             .map_or("unknown", |platform| platform.as_str());
+        if let Some(live) = &answered.live {
+            if self
+                .finish_live(consumer, job, reply_key, platform, live, answered)
+                .await?
+            {
+                return Ok(0);
+            }
+        }
         let parts = sender.parts(payload, text);
         let chunks = parts.len();
         for (chunk, part) in parts.iter().enumerate() {
             let sent = self
-                .send_once(consumer, job, reply_key, chunk, platform, || {
+                .send_once(consumer, job, &marker(reply_key, chunk), platform, || {
                     sender.send(payload, chunk, chunks, part)
                 })
                 .await;
@@ -372,8 +432,7 @@ impl Engine {
         &self,
         consumer: &str,
         job: &Job,
-        reply_key: &str,
-        chunk: usize,
+        marker: &str,
         platform: &'static str,
         send: F,
     ) -> Result<(), Failure>
@@ -381,7 +440,6 @@ impl Engine {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(), SendError>>,
     {
-        let marker = marker(reply_key, chunk);
         let store_error =
             |error: crate::store::StoreError| Failure::Retry(format!("sent-marker: {error}"));
         let metrics = self.conversations.metrics();
@@ -399,7 +457,7 @@ impl Engine {
         loop {
             match self
                 .queue
-                .claim_part(consumer, job, &marker, PART_CLAIM_TTL)
+                .claim_part(consumer, job, marker, PART_CLAIM_TTL)
                 .await
                 .map_err(store_error)?
             {
@@ -419,7 +477,7 @@ impl Engine {
                     record("delivered", "0");
                     let ttl = Duration::from_secs(self.settings.dedup_ttl_secs);
                     self.store
-                        .set(&marker, "sent", ttl)
+                        .set(marker, "sent", ttl)
                         .await
                         .map_err(store_error)?;
                     return Ok(());
@@ -431,14 +489,14 @@ impl Engine {
                 }
                 Err(SendError::Permanent { code, message }) => {
                     record("failed", &code);
-                    self.release_part(&marker).await;
+                    self.release_part(marker).await;
                     return Err(Failure::Dead(format!(
                         "{platform} refused the delivery ({code}): {message}"
                     )));
                 }
                 Err(error) if attempt >= self.settings.send_attempts => {
                     record("dead", error.code());
-                    self.release_part(&marker).await;
+                    self.release_part(marker).await;
                     return Err(Failure::Dead(format!(
                         "{platform} delivery failed {attempt} times, last: {error}"
                     )));

@@ -72,7 +72,7 @@ async fn post_signed(replica: &Replica, signed: botgate_dingtalk::SignedRequest)
     (status, response.text().await.unwrap())
 }
 
-async fn post(replica: &Replica, message: &SimulatedMessage) -> (u16, String) {
+pub async fn post(replica: &Replica, message: &SimulatedMessage) -> (u16, String) {
     post_body(replica, &message.to_json(botgate::clock::unix_ms())).await
 }
 

@@ -7,6 +7,7 @@
 
 mod conformance;
 mod dingtalk;
+mod dingtalk_card;
 mod dingtalk_stream;
 mod hardening;
 mod harness;

@@ -61,6 +61,7 @@ pub fn map_robot_message(wire: RobotMessage) -> Result<RobotInbound, AdapterErro
             conversation_id,
             sender_staff_id,
             sender_id: sender_id.unwrap_or(sender),
+            sender_nick: wire.sender_nick.clone().filter(|nick| !nick.is_empty()),
             robot_code: wire.robot_code.filter(|code| !code.is_empty()),
         },
     })

@@ -1,17 +1,25 @@
 //! What the gateway sends to DingTalk (outbound.md §4): session-webhook replies, robot OpenAPI
-//! messages and the access token request, plus how an answer is cut into messages.
+//! messages, AI cards and the access token request, plus how an answer is cut into messages.
 
+mod card;
 mod host;
 mod openapi;
 mod webhook;
 
 use botgate_text::PartsPolicy;
 
+pub use card::{
+    out_track_id, CardCreateAndDeliver, CardData, CardInstanceUpdate, CardStreamingUpdate,
+    FlowStatus, GroupDeliver, RobotDeliver, SupportForward, AI_CARD_CONTENT_KEY,
+    AI_MARKDOWN_CARD_TEMPLATE, CARD_CREATE_AND_DELIVER_PATH, CARD_INSTANCES_PATH, CARD_SCOPES,
+    CARD_STREAMING_PATH,
+};
 pub use host::{webhook_host_allowed, DEFAULT_WEBHOOK_HOSTS};
 pub use openapi::{
-    AccessTokenRequest, AccessTokenResponse, BatchSendOto, BatchSendOtoResponse, GroupMessageSend,
-    GroupMessageSendResponse, OpenApiError, OpenApiSend, ACCESS_TOKEN_HEADER, ACCESS_TOKEN_URL,
-    BATCH_SEND_OTO_URL, GROUP_MESSAGE_SEND_URL, MAX_BATCH_USER_IDS, OPENAPI_BASE,
+    AccessDeniedDetail, AccessTokenRequest, AccessTokenResponse, BatchSendOto,
+    BatchSendOtoResponse, GroupMessageSend, GroupMessageSendResponse, OpenApiError, OpenApiSend,
+    ACCESS_TOKEN_HEADER, ACCESS_TOKEN_URL, BATCH_SEND_OTO_URL, GROUP_MESSAGE_SEND_URL,
+    MAX_BATCH_USER_IDS, OPENAPI_BASE,
 };
 pub use webhook::{
     preview_title, session_webhook_usable, At, Markdown, SessionWebhookMessage,

@@ -46,6 +46,10 @@ pub struct ReplyContext {
     pub sender_staff_id: Option<String>,
     /// `senderId`, present even for senders from another organisation.
     pub sender_id: String,
+    /// `senderNick`: the name an AI card's @-mention shows. Absent in contexts stored before
+    /// cards existed.
+    #[serde(default)]
+    pub sender_nick: Option<String>,
     /// `robotCode` (the appKey of enterprise-internal robots).
     pub robot_code: Option<String>,
 }
@@ -119,6 +123,7 @@ impl fmt::Debug for ReplyContext {
             .field("conversation_id", &self.conversation_id)
             .field("sender_staff_id", &self.sender_staff_id)
             .field("sender_id", &self.sender_id)
+            .field("sender_nick", &self.sender_nick)
             .field("robot_code", &self.robot_code)
             .finish()
     }

@@ -29,6 +29,26 @@ pub struct DingtalkApi {
     metrics: Arc<Metrics>,
 }
 
+/// Why an api.dingtalk.com call did not succeed.
+#[derive(Debug)]
+pub enum ApiFailure {
+    /// DingTalk answered with this HTTP status and error body.
+    Refused { status: u16, error: OpenApiError },
+    /// No answer (timeout, connection), or no token to ask with.
+    Unreachable(String),
+}
+
+impl ApiFailure {
+    /// A short code for logs and metrics: DingTalk's error code, or the HTTP status.
+    pub fn code(&self) -> String {
+        match self {
+            ApiFailure::Refused { status, error } if error.code.is_empty() => status.to_string(),
+            ApiFailure::Refused { error, .. } => error.code.clone(),
+            ApiFailure::Unreachable(_) => "unreachable".to_owned(),
+        }
+    }
+}
+
 /// A session webhook's answer, as the sender acts on it.
 pub enum WebhookOutcome {
     Sent,
@@ -137,6 +157,51 @@ impl DingtalkApi {
                 tracing::error!(code = %error.code, "DingTalk refused the robot send: grant the app 企业内机器人发送消息权限 (qyapi_robot_sendmsg) in the developer console");
             }
             return Err(classify(status, &error));
+        }
+    }
+
+    /// One JSON call to `path` on api.dingtalk.com with the shared token; a token DingTalk
+    /// rejects (401) is dropped and fetched again once, as in [`Self::send`].
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: String,
+    ) -> Result<(), ApiFailure> {
+        let url = format!("{}{path}", self.base);
+        let mut refreshed = false;
+        loop {
+            let token = self
+                .token()
+                .await
+                .map_err(|error| ApiFailure::Unreachable(error.to_string()))?;
+            let response = self
+                .http
+                .request(method.clone(), &url)
+                .timeout(API_TIMEOUT)
+                .header(ACCESS_TOKEN_HEADER, &token)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|error| ApiFailure::Unreachable(error.without_url().to_string()))?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let bytes = response.bytes().await.unwrap_or_default();
+            let error: OpenApiError = serde_json::from_slice(&bytes).unwrap_or_default();
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                if let Err(error) = self.tokens.invalidate_if(&self.token_key, &token).await {
+                    tracing::warn!(%error, "could not invalidate the dingtalk token");
+                }
+                refreshed = true;
+                continue;
+            }
+            return Err(ApiFailure::Refused {
+                status: status.as_u16(),
+                error,
+            });
         }
     }
 

@@ -2,12 +2,14 @@
 //! @-mentions. HTTP-mode callbacks are acknowledged with an empty 200 once durably queued;
 //! in Stream mode ([`DingtalkStream`], a source) each frame is ACKed once durably queued.
 //! Either way the message's reply context is stored first ([`Channel::remember`]), and answers
-//! go through its session webhook, or the robot OpenAPI once that has expired.
+//! go through its session webhook, or the robot OpenAPI once that has expired; a card bot's
+//! answers stream into an AI card (`card.rs`) and fall back to those.
 //!
 //! A Stream-mode bot keeps its signed HTTP route: DingTalk sends it nothing, but
 //! `botgate simulate dingtalk` can.
 
 mod api;
+mod card;
 mod hosts;
 mod sender;
 mod stream;
@@ -27,9 +29,10 @@ use secrecy::ExposeSecret;
 use crate::channels::channel::Channel;
 use crate::channels::source::Sources;
 use crate::channels::wiring::Wiring;
-use crate::config::DingtalkMode;
+use crate::config::{DingtalkMode, DingtalkReply};
 use crate::store::StoreError;
 use api::DingtalkApi;
+use card::CardSettings;
 
 pub struct DingtalkChannel {
     robot: DingtalkRobot,
@@ -71,6 +74,13 @@ impl Channel for DingtalkChannel {
                 robot_code: dingtalk.robot_code().to_owned(),
                 hosts: Arc::new(WebhookHosts::new(&dingtalk.session_webhook_hosts)),
                 reply: dingtalk.reply,
+                card: (dingtalk.reply == DingtalkReply::Card).then(|| {
+                    Arc::new(CardSettings {
+                        template_id: dingtalk.card_template_id().to_owned(),
+                        content_key: dingtalk.card_content_key.clone(),
+                        limits: wiring.conversations.limits().clone(),
+                    })
+                }),
             };
             channels.insert(
                 name.clone(),

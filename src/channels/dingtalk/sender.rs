@@ -1,5 +1,6 @@
 //! Answers to DingTalk: through the message's session webhook while it lives, then through the
-//! robot OpenAPI (one-to-one `batchSend`, group `groupMessages/send`).
+//! robot OpenAPI (one-to-one `batchSend`, group `groupMessages/send`); with `reply = "card"`,
+//! in an AI card ([`DingtalkCard`]) and only as markdown when the card fails.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use botgate_dingtalk::ReplyContext;
 use botgate_text::PartsPolicy;
 
 use super::api::{DingtalkApi, WebhookOutcome};
+use super::card::{CardSettings, DingtalkCard};
 use super::hosts::WebhookHosts;
 use crate::channels::channel::Deliver;
 use crate::channels::send::SendError;
@@ -31,6 +33,8 @@ pub struct DingtalkSender {
     pub(super) robot_code: String,
     pub(super) hosts: Arc<WebhookHosts>,
     pub(super) reply: DingtalkReply,
+    /// `reply = "card"`: the answer goes in an AI card, as markdown when the card fails.
+    pub(super) card: Option<Arc<CardSettings>>,
 }
 
 impl DingtalkSender {
@@ -55,7 +59,7 @@ impl DingtalkSender {
         self.store.set(&key, &json, REPLY_CONTEXT_TTL).await
     }
 
-    async fn context(&self, job: &JobPayload) -> Result<ReplyContext, SendError> {
+    pub(super) async fn context(&self, job: &JobPayload) -> Result<ReplyContext, SendError> {
         let key = self.key(&job.message_id);
         let stored = self
             .store
@@ -90,6 +94,13 @@ impl DingtalkSender {
 }
 
 impl Deliver for DingtalkSender {
+    type Live = DingtalkCard;
+
+    fn live(&self, job: &JobPayload) -> Option<DingtalkCard> {
+        let settings = self.card.clone()?;
+        Some(DingtalkCard::new(self.clone(), settings, job))
+    }
+
     fn parts(&self, _job: &JobPayload, text: &str) -> Vec<String> {
         self.policy().parts(text)
     }
@@ -104,11 +115,12 @@ impl Deliver for DingtalkSender {
         let context = self.context(job).await?;
         let title = preview_title(part);
         let message = match self.reply {
-            DingtalkReply::Markdown => OutgoingMessage::Markdown {
+            // A card bot's parts are its fallback when the card could not take the answer.
+            DingtalkReply::Markdown | DingtalkReply::Card => OutgoingMessage::Markdown {
                 title: &title,
                 text: part,
             },
-            DingtalkReply::Text | DingtalkReply::Card => OutgoingMessage::Text(part),
+            DingtalkReply::Text => OutgoingMessage::Text(part),
         };
         let message_id = log_message_id(&job.message_id);
         let usable = context

@@ -17,6 +17,8 @@ pub struct WebhookSender {
 }
 
 impl Deliver for WebhookSender {
+    type Live = crate::channels::live::NoLive;
+
     /// Integrations get the answer as the LLM wrote it (markdown and all), in parts.
     fn parts(&self, _job: &JobPayload, text: &str) -> Vec<String> {
         botgate_text::PartsPolicy {

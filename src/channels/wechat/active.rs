@@ -124,6 +124,8 @@ impl WechatActive {
 }
 
 impl Deliver for Arc<WechatActive> {
+    type Live = crate::channels::live::NoLive;
+
     fn parts(&self, _job: &JobPayload, text: &str) -> Vec<String> {
         super::active_parts(text)
     }

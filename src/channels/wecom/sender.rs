@@ -145,6 +145,8 @@ impl WecomSender {
 }
 
 impl Deliver for WecomSender {
+    type Live = crate::channels::live::NoLive;
+
     /// App members get text or WeCom markdown; customer service plain text, at most five
     /// messages.
     fn parts(&self, job: &JobPayload, text: &str) -> Vec<String> {

@@ -23,6 +23,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     /// The JSON body; `Value::String` if it was not JSON, `Null` if empty.
     pub body: Value,
+    /// When it was recorded, for tests of pacing.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -172,6 +174,7 @@ async fn receive(
         query: request.query_string().to_owned(),
         headers: header_pairs(&request),
         body: parse_body(&body),
+        at: std::time::Instant::now(),
     };
     let (status, body, delay) = {
         let mut state = lock(&shared.state);

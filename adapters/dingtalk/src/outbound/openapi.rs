@@ -74,6 +74,16 @@ pub struct OpenApiError {
     pub requestid: String,
     #[serde(default)]
     pub message: String,
+    /// On a 403 for a missing scope: which ones (`Card.Streaming.Write`…).
+    #[serde(default)]
+    pub accessdenieddetail: AccessDeniedDetail,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessDeniedDetail {
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
 }
 
 /// `POST /v1.0/robot/oToMessages/batchSend`: one-to-one messages to members by userid.

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::api::ApiFailure;
-use super::sender::{DingtalkSender, REPLY_CONTEXT_TTL};
+use super::robot::{Robot, REPLY_CONTEXT_TTL};
 use crate::channels::live::LiveAnswer;
 use crate::channels::send::SendError;
 use crate::core::job::JobPayload;
@@ -58,18 +58,18 @@ pub struct DingtalkCard {
 
 /// What the streaming task and the final updates share.
 struct Card {
-    sender: DingtalkSender,
+    robot: Arc<Robot>,
     settings: Arc<CardSettings>,
     job: JobPayload,
     out_track_id: String,
 }
 
 impl DingtalkCard {
-    pub fn new(sender: DingtalkSender, settings: Arc<CardSettings>, job: &JobPayload) -> Self {
-        let out_track_id = out_track_id(&sender.bot, &job.message_id);
+    pub fn new(robot: Arc<Robot>, settings: Arc<CardSettings>, job: &JobPayload) -> Self {
+        let out_track_id = out_track_id(&robot.bot, &job.message_id);
         DingtalkCard {
             card: Arc::new(Card {
-                sender,
+                robot,
                 settings,
                 job: job.clone(),
                 out_track_id,
@@ -159,16 +159,13 @@ impl Card {
     }
 
     fn created_key(&self) -> String {
-        let sender = &self.sender;
+        let sender = &self.robot;
         crate::keys::dingtalk_card(&sender.prefix, &sender.bot, &self.job.message_id)
     }
 
     /// Whether this job's card was created (here or by an earlier attempt of the job).
     async fn exists(&self) -> bool {
-        matches!(
-            self.sender.store.get(&self.created_key()).await,
-            Ok(Some(_))
-        )
+        matches!(self.robot.store.get(&self.created_key()).await, Ok(Some(_)))
     }
 
     /// Creates and delivers the card, unless this job's card already exists.
@@ -176,7 +173,7 @@ impl Card {
         if self.exists().await {
             return Opened::Ready;
         }
-        let sender = &self.sender;
+        let sender = &self.robot;
         let created = self.created_key();
         let context = match sender.context(&self.job).await {
             Ok(context) => context,
@@ -281,7 +278,7 @@ impl Card {
 
     /// Whether the robot's shared budget has room for one more intermediate update.
     async fn budget(&self, guid: &str) -> bool {
-        let key = format!("dingtalk-card:{}", self.sender.robot_code);
+        let key = format!("dingtalk-card:{}", self.robot.robot_code);
         self.settings
             .limits
             .allow(&key, guid, CARD_UPDATES_PER_SECOND, Duration::from_secs(1))
@@ -321,7 +318,7 @@ impl Card {
     }
 
     async fn streaming(&self, update: &CardStreamingUpdate) -> Result<(), ApiFailure> {
-        self.sender
+        self.robot
             .api
             .call(Method::PUT, CARD_STREAMING_PATH, update.to_json())
             .await
@@ -333,7 +330,7 @@ impl Card {
         content: Option<(&str, &str)>,
     ) -> Result<(), ApiFailure> {
         let update = CardInstanceUpdate::new(&self.out_track_id, status, content);
-        self.sender
+        self.robot
             .api
             .call(Method::PUT, CARD_INSTANCES_PATH, update.to_json())
             .await

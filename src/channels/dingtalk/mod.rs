@@ -11,11 +11,15 @@
 mod api;
 mod card;
 mod hosts;
+mod robot;
 mod sender;
 mod stream;
 
 pub use hosts::WebhookHosts;
-pub use sender::{DingtalkSender, REPLY_CONTEXT_TTL};
+pub use robot::REPLY_CONTEXT_TTL;
+pub use sender::DingtalkSender;
+
+use robot::Robot;
 pub use stream::DingtalkStream;
 
 use std::collections::HashMap;
@@ -67,11 +71,13 @@ impl Channel for DingtalkChannel {
             ));
             let stream = (dingtalk.mode == DingtalkMode::Stream).then(|| api.clone());
             let sender = DingtalkSender {
-                api,
-                store: wiring.conversations.store().clone(),
-                prefix: wiring.key_prefix().to_owned(),
-                bot: name.clone(),
-                robot_code: dingtalk.robot_code().to_owned(),
+                robot: Arc::new(Robot {
+                    api,
+                    store: wiring.conversations.store().clone(),
+                    prefix: wiring.key_prefix().to_owned(),
+                    bot: name.clone(),
+                    robot_code: dingtalk.robot_code().to_owned(),
+                }),
                 hosts: Arc::new(WebhookHosts::new(&dingtalk.session_webhook_hosts)),
                 reply: dingtalk.reply,
                 card: (dingtalk.reply == DingtalkReply::Card).then(|| {
@@ -118,6 +124,6 @@ impl Channel for DingtalkChannel {
         message: &InboundMessage,
         reply: &ReplyContext,
     ) -> Result<(), StoreError> {
-        self.sender.remember(message, reply).await
+        self.sender.robot.remember(message, reply).await
     }
 }

@@ -183,7 +183,7 @@ impl DingtalkStream {
                 }
                 Ok(Inbound::Message { message, reply }) => {
                     // Durable before the ACK: unACKed, DingTalk sends the message again.
-                    let queued = match self.sender.remember(&message, &reply).await {
+                    let queued = match self.sender.robot.remember(&message, &reply).await {
                         Ok(()) => inlet.admit(&self.bot, &message).await.map(drop),
                         Err(error) => Err(error),
                     };

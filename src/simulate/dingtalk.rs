@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use botgate_dingtalk::outbound::SessionWebhookMessage;
 use botgate_dingtalk::{DingtalkRobot, SimulatedMessage};
 use secrecy::ExposeSecret;
@@ -74,38 +74,13 @@ impl DingtalkSimulator {
         .bind(self.webhook)
         .with_context(|| format!("listen on {} (the session webhook)", self.webhook))?
         .run();
-        let handle = server.handle();
-        let serving = crate::spawn_traced(server);
 
         let signed = self.robot.sign_request(&message, crate::clock::unix_ms());
-        let mut request = reqwest::Client::new()
-            .post(&self.url)
-            .timeout(Duration::from_secs(5));
+        let mut request = reqwest::Client::new().post(&self.url);
         for (name, value) in &signed.headers {
             request = request.header(name, value);
         }
-        let response = request
-            .body(signed.body)
-            .send()
-            .await
-            .context("deliver to the gateway")?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            handle.stop(false).await;
-            bail!("gateway answered {status}: {body}");
-        }
-
-        let mut answers = Vec::new();
-        let mut patience = wait;
-        while let Ok(Some(answer)) = tokio::time::timeout(patience, received.recv()).await {
-            answers.push(answer);
-            // More parts follow quickly once the first is out.
-            patience = Duration::from_secs(2);
-        }
-        handle.stop(false).await;
-        let _ = serving.await;
-        Ok(answers)
+        super::deliver_and_collect(request.body(signed.body), &mut received, wait, server).await
     }
 }
 

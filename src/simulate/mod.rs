@@ -146,3 +146,40 @@ impl WechatSimulator {
         })
     }
 }
+
+/// Delivers the platform's `request` to the gateway, then collects what the gateway sent to
+/// the simulator's fake platform (`server`, stopped on return): the first within `wait`, the
+/// rest until two seconds pass without another part.
+async fn deliver_and_collect<T>(
+    request: reqwest::RequestBuilder,
+    received: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    wait: Duration,
+    server: actix_web::dev::Server,
+) -> anyhow::Result<Vec<T>> {
+    let handle = server.handle();
+    let serving = crate::spawn_traced(server);
+    let delivered = async {
+        let response = request
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .context("deliver to the gateway")?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            bail!("gateway answered {status}: {body}");
+        }
+        let mut answers = Vec::new();
+        let mut patience = wait;
+        while let Ok(Some(answer)) = tokio::time::timeout(patience, received.recv()).await {
+            answers.push(answer);
+            // More parts follow quickly once the first is out.
+            patience = Duration::from_secs(2);
+        }
+        Ok(answers)
+    }
+    .await;
+    handle.stop(false).await;
+    let _ = serving.await;
+    delivered
+}

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use botgate_wecom::simulator::{kf_customer_text, sync_msg_response};
 use botgate_wecom::{SimulatedCallback, WecomApp};
 use botgate_wxcrypt::EncodingAesKey;
@@ -87,9 +87,6 @@ impl WecomSimulator {
         .bind(self.api)
         .with_context(|| format!("listen on {} (the bot's api_base)", self.api))?
         .run();
-        let handle = server.handle();
-        let serving = crate::spawn_traced(server);
-
         let callback = match kf {
             true => SimulatedCallback::KfNotice {
                 token: format!("sim-token-{msg_id}"),
@@ -104,30 +101,10 @@ impl WecomSimulator {
         };
         let nonce = u32::from_le_bytes([random[0], random[1], random[2], random[3]]).to_string();
         let signed = self.app.sign_callback(&callback, now, &nonce, &random);
-        let response = reqwest::Client::new()
+        let request = reqwest::Client::new()
             .post(format!("{}?{}", self.url, signed.query))
-            .timeout(Duration::from_secs(5))
-            .body(signed.body)
-            .send()
-            .await
-            .context("deliver to the gateway")?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            handle.stop(false).await;
-            bail!("gateway answered {status}: {body}");
-        }
-
-        let mut answers = Vec::new();
-        let mut patience = wait;
-        while let Ok(Some(message)) = tokio::time::timeout(patience, received.recv()).await {
-            answers.push(message);
-            // More parts follow quickly once the first is out.
-            patience = Duration::from_secs(2);
-        }
-        handle.stop(false).await;
-        let _ = serving.await;
-        Ok(answers)
+            .body(signed.body);
+        super::deliver_and_collect(request, &mut received, wait, server).await
     }
 }
 

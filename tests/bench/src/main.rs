@@ -4,6 +4,8 @@
 //! cargo run --release -p botgate-bench -- wechat-safe       # the target scenario
 //! cargo run --release -p botgate-bench -- wecom-app         # WeCom app members, answered later
 //! cargo run --release -p botgate-bench -- wecom-kf          # 微信客服 customers in bursts
+//! cargo run --release -p botgate-bench -- dingtalk-http     # DingTalk robot callbacks, signed
+//! cargo run --release -p botgate-bench -- dingtalk-stream   # DingTalk Stream frames, ACKed
 //! cargo run --release -p botgate-bench -- all --seconds 10  # every scenario
 //! ```
 //!
@@ -23,6 +25,16 @@
 //! answer: once per message, to the right member or customer, with the fake Bailian's text (and
 //! for customers, in the order they wrote).
 //!
+//! The DingTalk scenarios acknowledge first too, and answer through each message's session
+//! webhook, pointed at a fake DingTalk: `dingtalk-http` posts signed robot callbacks (one-to-one,
+//! and a group @-mention in every fourth conversation) and reports acknowledgements per second,
+//! their latency, and the time from a callback to its answer reaching the webhook;
+//! `dingtalk-stream` is DingTalk's Stream gateway, pushing CALLBACK frames to botgate's
+//! WebSocket with `--window` in flight, and reports frames ACKed per second, the ACK latency and
+//! the time from a frame to its answer. Both check every answer: once per message, on its
+//! conversation's webhook, with the fake Bailian's text, @-mentioning the sender in a group; the
+//! Stream one also that every frame was ACKed.
+//!
 //! # Layout
 //!
 //! - [`stack`]: the botgate child process: config, readiness, memory, log.
@@ -31,10 +43,11 @@
 //! - [`fake_llm`]: the lean fake Bailian of the WeChat and WeCom scenarios.
 //! - [`http`]: a minimal keep-alive HTTP/1.1 client, cheap enough to share the cores.
 //! - [`load`]: the closed-loop (optionally paced) driver and its latency statistics.
-//! - [`wechat`], [`webhook`], [`wecom`]: the scenarios.
+//! - [`wechat`], [`webhook`], [`wecom`], [`dingtalk`]: the scenarios.
 //! - [`report`]: the table and the JSON line.
 
 mod cpu;
+mod dingtalk;
 mod fake_llm;
 mod fixture;
 mod http;
@@ -67,6 +80,12 @@ enum Scenario {
     WecomApp,
     /// 微信客服 customers in bursts, pulled through `kf/sync_msg`, answered through `kf/send_msg`.
     WecomKf,
+    /// DingTalk HTTP-mode robot callbacks at a fixed concurrency, acknowledged at once, answered
+    /// through each message's session webhook.
+    DingtalkHttp,
+    /// DingTalk Stream mode: CALLBACK frames pushed with a window in flight, each ACKed once
+    /// queued, answered through its session webhook.
+    DingtalkStream,
     /// Every scenario, one after the other, each on a fresh stack.
     All,
 }
@@ -82,10 +101,10 @@ struct Cli {
     /// Keep-alive connections, each with one request in flight.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Measured seconds (WeChat scenarios, wecom-app).
+    /// Measured seconds (WeChat scenarios, wecom-app, DingTalk scenarios).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Seconds of load before measuring (WeChat scenarios, wecom-app).
+    /// Seconds of load before measuring (WeChat scenarios, wecom-app, DingTalk scenarios).
     #[arg(long, default_value_t = 2)]
     warmup: u64,
     /// botgate's `server.workers` (HTTP worker threads).
@@ -110,21 +129,25 @@ struct Cli {
     /// warm-up and measured time; a connection that runs out builds the rest as it goes.
     #[arg(long, default_value_t = 30_000)]
     max_rate: u64,
-    /// wecom-app: messages per second in all, evenly paced, instead of each connection sending
-    /// as soon as its last message was acknowledged. botgate acknowledges far faster than it
-    /// answers: without a rate the end-to-end times mostly measure the backlog.
+    /// wecom-app, dingtalk-http: messages per second in all, evenly paced, instead of each
+    /// connection sending as soon as its last message was acknowledged. botgate acknowledges far
+    /// faster than it answers: without a rate the end-to-end times mostly measure the backlog.
     #[arg(long)]
     rate: Option<f64>,
     /// slow-webhook: conversations, one message each, all waiting at once.
     #[arg(long, default_value_t = 10_000)]
     conversations: u64,
     /// botgate's `delivery.workers`. slow-webhook: default one per conversation, so that every
-    /// conversation can wait on the LLM at once; WeCom scenarios: default botgate's own.
+    /// conversation can wait on the LLM at once; WeCom and DingTalk scenarios: default
+    /// botgate's own.
     #[arg(long)]
     delivery_workers: Option<u64>,
     /// slow-webhook: seconds before the fake Bailian answers.
     #[arg(long, default_value_t = 10)]
     llm_delay: u64,
+    /// dingtalk-stream: CALLBACK frames pushed and not yet ACKed.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
     /// wecom-kf: customers, each writing --customer-messages messages in a row.
     #[arg(long, default_value_t = 1_000)]
     customers: u64,
@@ -161,12 +184,14 @@ pub struct Options {
     pub rate: Option<f64>,
     pub conversations: u64,
     pub delivery_workers: u64,
-    /// `--delivery-workers` as given (the WeCom scenarios keep botgate's default without it).
+    /// `--delivery-workers` as given (the WeCom and DingTalk scenarios keep botgate's default
+    /// without it).
     pub wecom_delivery_workers: Option<u64>,
     pub llm_delay: u64,
     pub customers: u64,
     pub customer_messages: u64,
     pub burst: u64,
+    pub window: usize,
     pub perf: Option<PathBuf>,
 }
 
@@ -201,6 +226,7 @@ fn main() -> ExitCode {
         customers: cli.customers.max(1),
         customer_messages: cli.customer_messages.max(1),
         burst: cli.burst.max(1),
+        window: cli.window.max(1),
         perf: cli.perf,
     };
     // One thread: the generator should take as little of the shared cores as it can, and the
@@ -222,6 +248,8 @@ fn main() -> ExitCode {
             Scenario::SlowWebhook,
             Scenario::WecomApp,
             Scenario::WecomKf,
+            Scenario::DingtalkHttp,
+            Scenario::DingtalkStream,
         ],
         _ => std::slice::from_ref(&cli.scenario),
     };
@@ -255,6 +283,8 @@ async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {
         Scenario::SlowWebhook => webhook::run(options).await,
         Scenario::WecomApp => wecom::run_app(options).await,
         Scenario::WecomKf => wecom::run_kf(options).await,
+        Scenario::DingtalkHttp => dingtalk::run_http(options).await,
+        Scenario::DingtalkStream => dingtalk::run_stream(options).await,
         Scenario::All => unreachable!("expanded above"),
     }
 }

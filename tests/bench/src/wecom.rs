@@ -10,7 +10,7 @@
 
 mod app;
 mod app_sends;
-mod fake_api;
+pub(crate) mod fake_api;
 mod kf;
 mod kf_sends;
 mod sync_log;

@@ -286,7 +286,7 @@ fn note_unexpected(shared: &Shared, what: String) {
     }
 }
 
-fn http_response(status: u16, body: &str) -> Vec<u8> {
+pub(crate) fn http_response(status: u16, body: &str) -> Vec<u8> {
     format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=UTF-8\r\n\
          Content-Length: {}\r\n\r\n{body}",
@@ -297,7 +297,7 @@ fn http_response(status: u16, body: &str) -> Vec<u8> {
 }
 
 /// A query parameter's value, undecoded (the bench's values need no escaping).
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
@@ -306,7 +306,7 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Parsed {
+pub(crate) enum Parsed {
     Partial,
     /// The next request's start is unknown: answered 400, then the connection goes.
     Malformed(&'static str),
@@ -322,7 +322,7 @@ enum Parsed {
     },
 }
 
-fn parse(buffer: &[u8]) -> Parsed {
+pub(crate) fn parse(buffer: &[u8]) -> Parsed {
     if buffer.is_empty() {
         return Parsed::Partial;
     }

@@ -1,0 +1,159 @@
+//! `dingtalk-http` and `dingtalk-stream`: the DingTalk channel, which acknowledges a robot message
+//! (an empty 200 in HTTP mode, an ACK frame in Stream mode) once it is durably queued, and
+//! answers later through the message's session webhook, here a lean fake of DingTalk
+//! ([`fake_api`]) that also hands out the Stream connection.
+//!
+//! - [`callbacks`]: signed HTTP-mode callbacks at a fixed concurrency (or paced).
+//! - [`stream`]: a fake Stream gateway pushing CALLBACK frames with a window in flight.
+//! - [`answers`]: every answer checked against the messages, after the run.
+
+mod answers;
+mod callbacks;
+mod fake_api;
+mod stream;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use botgate_dingtalk::SimulatedMessage;
+
+use crate::fake_llm::FrameWrites;
+use crate::fixture::{LlmOptions, Upstreams, BOT};
+use crate::stack::Botgate;
+use crate::Options;
+use fake_api::FakeDingtalk;
+
+pub use callbacks::run as run_http;
+pub use stream::run as run_stream;
+
+pub const APP_KEY: &str = "dingbench";
+const APP_SECRET: &str = "bench-secret";
+/// Each conversation (one session webhook) carries this many messages in a row: the second LLM
+/// call carries the first turn.
+pub const MESSAGES_PER_CONVERSATION: u64 = 2;
+/// Every this-many-th conversation is a group, its messages @-mentioning the robot.
+const GROUP_EVERY: u64 = 4;
+/// After the last expected answer, how long to watch for extra (duplicate) ones.
+const DUPLICATE_WATCH: Duration = Duration::from_secs(1);
+/// Waiting for the answers gives up once none arrived for this long.
+const DELIVERY_STALL: Duration = Duration::from_secs(20);
+
+/// What both scenarios stand on: redis, the fake Bailian, the fake DingTalk and botgate.
+pub struct Stack {
+    pub upstreams: Upstreams,
+    pub llm: LlmOptions,
+    pub api: Arc<FakeDingtalk>,
+    pub botgate: Botgate,
+}
+
+impl Stack {
+    /// `stream`: `Some(endpoint)` of the fake Stream gateway for a Stream-mode bot.
+    pub async fn start(options: &Options, stream: Option<String>) -> anyhow::Result<Stack> {
+        let llm = LlmOptions {
+            stream: !options.llm_json,
+            http2: options.llm_http2,
+            delay: Duration::ZERO,
+            lean: (!options.llm_http2).then_some(FrameWrites::One),
+        };
+        let upstreams = Upstreams::start(options.store, llm).await?;
+        let mode = if stream.is_some() { "stream" } else { "http" };
+        let api = Arc::new(FakeDingtalk::start(stream).context("start the fake DingTalk")?);
+        let delivery = match options.wecom_delivery_workers {
+            Some(workers) => format!("[delivery]\nworkers = {workers}\n\n"),
+            None => String::new(),
+        };
+        let config = format!(
+            "{}{delivery}[bots.{BOT}]\nllm = \"main\"\n\n[bots.{BOT}.dingtalk]\n\
+             app_key = \"{APP_KEY}\"\napp_secret = \"{APP_SECRET}\"\nmode = \"{mode}\"\n\
+             reply = \"text\"\napi_base = \"{url}\"\nsession_webhook_hosts = [\"{url}\"]\n",
+            upstreams.config(llm),
+            url = api.url(),
+        );
+        let botgate = Botgate::start(&options.binary, options.workers, &config).await?;
+        Ok(Stack {
+            upstreams,
+            llm,
+            api,
+            botgate,
+        })
+    }
+
+    pub fn setup(&self, options: &Options) -> String {
+        format!(
+            "{} workers, {} delivery workers, {} store, LLM {} over HTTP/{}, pid {}",
+            options.workers,
+            options
+                .wecom_delivery_workers
+                .map_or_else(|| "default".to_owned(), |workers| workers.to_string()),
+            self.upstreams.store_name(),
+            if self.llm.stream { "SSE" } else { "JSON" },
+            if self.llm.http2 { "2" } else { "1.1" },
+            self.botgate.pid(),
+        )
+    }
+}
+
+/// Message `sequence` of `lane` (a connection, or the one Stream connection): conversation
+/// `sequence / MESSAGES_PER_CONVERSATION` of the lane, a group every [`GROUP_EVERY`]th, its
+/// session webhook on the fake naming the conversation.
+pub fn message(webhook_base: &str, lane: usize, sequence: u64) -> SimulatedMessage {
+    let conversation = sequence / MESSAGES_PER_CONVERSATION;
+    let mut message = SimulatedMessage::new(
+        &format!("msg-{lane}-{sequence}"),
+        &format!("第{sequence}个问题：请问门店周末几点开门？"),
+    );
+    if is_group(conversation) {
+        message = message.in_group();
+        message.text = format!(" {}", message.text);
+    }
+    message.conversation_id = format!("cid{lane}-{conversation}==");
+    message.sender_staff_id = Some(staff_id(lane, conversation));
+    message.sender_id = format!("$:LWCP_v1:$sender{lane}-{conversation}");
+    message.sender_nick = format!("成员{lane}-{conversation}");
+    message.robot_code = APP_KEY.to_owned();
+    message.with_session_webhook(&format!(
+        "{webhook_base}{}?session={}",
+        fake_api::SEND_BY_SESSION,
+        session(lane, conversation)
+    ))
+}
+
+fn is_group(conversation: u64) -> bool {
+    conversation % GROUP_EVERY == GROUP_EVERY - 1
+}
+
+fn session(lane: usize, conversation: u64) -> String {
+    format!("s{lane}-{conversation}")
+}
+
+fn staff_id(lane: usize, conversation: u64) -> String {
+    format!("staff{lane}-{conversation}")
+}
+
+pub fn unix_ms() -> anyhow::Result<u64> {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("clock before 1970")?;
+    Ok(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_distinct_and_some_are_in_groups() {
+        let base = "http://127.0.0.1:9";
+        let single = message(base, 2, 0);
+        let group = message(base, 2, 7);
+        assert!(!single.group && group.group);
+        assert_ne!(single.message_id, group.message_id);
+        assert_eq!(
+            group.session_webhook,
+            format!("{base}{}?session=s2-3", fake_api::SEND_BY_SESSION)
+        );
+        assert_eq!(group.sender_staff_id.as_deref(), Some("staff2-3"));
+        assert_eq!(message(base, 2, 1).conversation_id, single.conversation_id);
+    }
+}

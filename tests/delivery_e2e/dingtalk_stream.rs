@@ -127,6 +127,12 @@ async fn a_disconnect_frame_brings_a_new_ticket_and_messages_keep_flowing_once_e
         botgate::clock::unix_ms(),
     ));
     assert!(gateway.wait_for_connections(2, WAIT).await, "reconnected");
+    let log = gateway.log();
+    let second = log.iter().position(|event| event == "open 2").unwrap();
+    assert!(
+        !log[..second].contains(&"client closed 1".to_owned()),
+        "the new connection opened while the old one still delivered: {log:?}"
+    );
     let after = push_message(&gateway, &stack, "frame-2", "msg-after").await;
     // DingTalk redelivering a message already queued: ACKed, not answered again.
     let again = push_message(&gateway, &stack, "frame-3", "msg-before").await;

@@ -1,7 +1,10 @@
 //! Stream mode (inbound.md §8): botgate holds a WebSocket to DingTalk, opened with a fresh
-//! ticket each time, and ACKs every robot message once it is durably queued. Reconnects on a
-//! `disconnect` frame, a dropped socket or a silent one, with backoff and jitter.
+//! ticket each time, and ACKs every robot message once it is durably queued. On a
+//! `disconnect` frame the next connection is opened before the old one is let go; a dropped
+//! or silent socket reconnects with backoff and jitter.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,11 +42,15 @@ pub struct DingtalkStream {
 /// Why a connection ended.
 enum Ended {
     Shutdown,
-    /// DingTalk asked for a new connection (`disconnect`): reconnect right away.
+    /// DingTalk asked for a new connection (`disconnect`) and the old one ended before the new
+    /// one was up: reconnect right away.
     Asked,
     /// The connection failed or went quiet: reconnect after a backoff.
     Failed(String),
 }
+
+/// A replacement connection being opened.
+type Connecting<'a> = Pin<Box<dyn Future<Output = Result<Socket, String>> + Send + 'a>>;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -66,7 +73,6 @@ impl Source for DingtalkStream {
             let wait = match ended {
                 Ended::Shutdown => break,
                 Ended::Asked => {
-                    tracing::info!(bot = %self.bot, "DingTalk asked for a new Stream connection");
                     backoff = FIRST_BACKOFF;
                     Duration::ZERO
                 }
@@ -87,30 +93,53 @@ impl Source for DingtalkStream {
 }
 
 impl DingtalkStream {
-    /// Opens one connection and serves it until it ends.
+    /// Opens a connection: a fresh ticket, then the WebSocket.
+    async fn connect(&self) -> Result<Socket, String> {
+        let opened = self.api.open_connection(USER_AGENT).await?;
+        // The URL carries the ticket: it is never logged.
+        let connect = tokio_tungstenite::connect_async(opened.websocket_url());
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok((socket, _))) => Ok(socket),
+            Ok(Err(error)) => Err(format!("websocket: {error}")),
+            Err(_) => Err("websocket: connect timed out".to_owned()),
+        }
+    }
+
+    /// Opens one connection and serves it until it ends. When DingTalk asks for a new one
+    /// (`disconnect`), the next is opened while this one still delivers, and replaces it once
+    /// connected, so no message waits on the gap.
     async fn connection(
         &self,
         inlet: &dyn Admit,
         status: &SourceStatus,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
-        let opened = match self.api.open_connection(USER_AGENT).await {
-            Ok(opened) => opened,
+        let mut socket = match self.connect().await {
+            Ok(socket) => socket,
             Err(reason) => return Ended::Failed(reason),
-        };
-        // The URL carries the ticket: it is never logged.
-        let connect = tokio_tungstenite::connect_async(opened.websocket_url());
-        let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(Ok((socket, _))) => socket,
-            Ok(Err(error)) => return Ended::Failed(format!("websocket: {error}")),
-            Err(_) => return Ended::Failed("websocket: connect timed out".to_owned()),
         };
         status.connected();
         tracing::info!(bot = %self.bot, "DingTalk Stream connected");
         let mut pinged = false;
+        let mut replacement: Option<Connecting<'_>> = None;
         loop {
             let next = tokio::select! {
                 next = tokio::time::timeout(KEEPALIVE, socket.next()) => next,
+                replaced = async { replacement.as_mut().expect("guarded").await }, if replacement.is_some() => {
+                    replacement = None;
+                    match replaced {
+                        Ok(new) => {
+                            // DingTalk redelivers whatever the old one had not ACKed.
+                            let _ = socket.close(None).await;
+                            socket = new;
+                            pinged = false;
+                            status.connected();
+                            tracing::info!(bot = %self.bot, "DingTalk Stream replaced by a new connection");
+                            continue;
+                        }
+                        Err(reason) => return Ended::Failed(reason),
+                    }
+                }
                 _ = shutdown.changed() => {
                     let _ = socket.close(None).await;
                     return Ended::Shutdown;
@@ -126,6 +155,11 @@ impl DingtalkStream {
                     }
                     pinged = true;
                     continue;
+                }
+                // The old connection ended before its replacement was up: the run loop
+                // connects at once.
+                Ok(None) | Ok(Some(Ok(Message::Close(_)))) if replacement.is_some() => {
+                    return Ended::Asked
                 }
                 Ok(None) => return Ended::Failed("socket closed".to_owned()),
                 Ok(Some(Err(error))) => return Ended::Failed(format!("websocket: {error}")),
@@ -144,7 +178,12 @@ impl DingtalkStream {
             status.frame();
             match self.frame(inlet, &mut socket, text.as_str()).await {
                 Ok(true) => {}
-                Ok(false) => return Ended::Asked,
+                Ok(false) => {
+                    tracing::info!(bot = %self.bot, "DingTalk asked for a new Stream connection");
+                    if replacement.is_none() {
+                        replacement = Some(Box::pin(self.connect()));
+                    }
+                }
                 Err(reason) => return Ended::Failed(reason),
             }
         }

@@ -27,6 +27,8 @@ struct State {
     tickets: Vec<String>,
     frames: Vec<Value>,
     current: Option<mpsc::UnboundedSender<Command>>,
+    /// `open N` and `client closed N`, in order (connections numbered from 1).
+    log: Vec<String>,
 }
 
 struct Shared {
@@ -99,6 +101,12 @@ impl FakeStreamGateway {
         }
     }
 
+    /// When connections opened and when the client closed them (`open 2`, `client closed 1`),
+    /// in order; a connection the gateway dropped because a newer one opened logs nothing.
+    pub fn log(&self) -> Vec<String> {
+        lock(&self.shared.state).log.clone()
+    }
+
     /// Every text frame the client sent, parsed, in order.
     pub fn frames(&self) -> Vec<Value> {
         lock(&self.shared.state).frames.clone()
@@ -149,11 +157,19 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
         return;
     };
     let (commands, mut receive) = mpsc::unbounded_channel();
-    {
+    let index = {
         let mut state = lock(&shared.state);
         state.tickets.push(ticket);
         state.current = Some(commands);
-    }
+        let index = state.tickets.len();
+        state.log.push(format!("open {index}"));
+        index
+    };
+    let client_closed = |shared: &Shared| {
+        lock(&shared.state)
+            .log
+            .push(format!("client closed {index}"));
+    };
     shared.connections.send_modify(|count| *count += 1);
     let (mut outgoing, mut incoming) = socket.split();
     loop {
@@ -172,8 +188,11 @@ async fn serve(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
                     lock(&shared.state).frames.push(value);
                     shared.frames.send_modify(|count| *count += 1);
                 }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
+                    client_closed(&shared);
+                    return;
+                }
                 Some(Ok(_)) => {}
-                Some(Err(_)) | None => return,
             },
         }
     }

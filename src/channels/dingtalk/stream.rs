@@ -156,10 +156,24 @@ impl DingtalkStream {
                     pinged = true;
                     continue;
                 }
-                // The old connection ended before its replacement was up: the run loop
-                // connects at once.
-                Ok(None) | Ok(Some(Ok(Message::Close(_)))) if replacement.is_some() => {
-                    return Ended::Asked
+                // The old connection ended (DingTalk drops it once the new one is up) while
+                // its replacement was still opening: carry on with the replacement.
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_))))
+                    if replacement.is_some() =>
+                {
+                    let Some(connecting) = replacement.take() else {
+                        return Ended::Asked;
+                    };
+                    match connecting.await {
+                        Ok(new) => {
+                            socket = new;
+                            pinged = false;
+                            status.connected();
+                            tracing::info!(bot = %self.bot, "DingTalk Stream replaced by a new connection");
+                            continue;
+                        }
+                        Err(reason) => return Ended::Failed(reason),
+                    }
                 }
                 Ok(None) => return Ended::Failed("socket closed".to_owned()),
                 Ok(Some(Err(error))) => return Ended::Failed(format!("websocket: {error}")),

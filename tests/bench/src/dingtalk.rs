@@ -12,15 +12,13 @@ mod callbacks;
 mod fake_api;
 mod stream;
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use botgate_dingtalk::SimulatedMessage;
 
-use crate::fake_llm::FrameWrites;
-use crate::fixture::{LlmOptions, Upstreams, BOT};
-use crate::stack::Botgate;
+use crate::fixture::BOT;
+use crate::platform;
 use crate::Options;
 use fake_api::FakeDingtalk;
 
@@ -34,64 +32,23 @@ const APP_SECRET: &str = "bench-secret";
 pub const MESSAGES_PER_CONVERSATION: u64 = 2;
 /// Every this-many-th conversation is a group, its messages @-mentioning the robot.
 const GROUP_EVERY: u64 = 4;
-/// After the last expected answer, how long to watch for extra (duplicate) ones.
-const DUPLICATE_WATCH: Duration = Duration::from_secs(1);
-/// Waiting for the answers gives up once none arrived for this long.
-const DELIVERY_STALL: Duration = Duration::from_secs(20);
 
 /// What both scenarios stand on: redis, the fake Bailian, the fake DingTalk and botgate.
-pub struct Stack {
-    pub upstreams: Upstreams,
-    pub llm: LlmOptions,
-    pub api: Arc<FakeDingtalk>,
-    pub botgate: Botgate,
-}
+pub type Stack = platform::Stack<FakeDingtalk>;
 
-impl Stack {
-    /// `stream`: `Some(endpoint)` of the fake Stream gateway for a Stream-mode bot.
-    pub async fn start(options: &Options, stream: Option<String>) -> anyhow::Result<Stack> {
-        let llm = LlmOptions {
-            stream: !options.llm_json,
-            http2: options.llm_http2,
-            delay: Duration::ZERO,
-            lean: (!options.llm_http2).then_some(FrameWrites::One),
-        };
-        let upstreams = Upstreams::start(options.store, llm).await?;
-        let mode = if stream.is_some() { "stream" } else { "http" };
-        let api = Arc::new(FakeDingtalk::start(stream).context("start the fake DingTalk")?);
-        let delivery = match options.wecom_delivery_workers {
-            Some(workers) => format!("[delivery]\nworkers = {workers}\n\n"),
-            None => String::new(),
-        };
-        let config = format!(
-            "{}{delivery}[bots.{BOT}]\nllm = \"main\"\n\n[bots.{BOT}.dingtalk]\n\
-             app_key = \"{APP_KEY}\"\napp_secret = \"{APP_SECRET}\"\nmode = \"{mode}\"\n\
-             reply = \"text\"\napi_base = \"{url}\"\nsession_webhook_hosts = [\"{url}\"]\n",
-            upstreams.config(llm),
-            url = api.url(),
-        );
-        let botgate = Botgate::start(&options.binary, options.workers, &config).await?;
-        Ok(Stack {
-            upstreams,
-            llm,
-            api,
-            botgate,
-        })
-    }
-
-    pub fn setup(&self, options: &Options) -> String {
+/// `stream`: `Some(endpoint)` of the fake Stream gateway for a Stream-mode bot.
+pub async fn start_stack(options: &Options, stream: Option<String>) -> anyhow::Result<Stack> {
+    let mode = if stream.is_some() { "stream" } else { "http" };
+    let api = || FakeDingtalk::start(stream).context("start the fake DingTalk");
+    Stack::start(options, api, |api| {
         format!(
-            "{} workers, {} delivery workers, {} store, LLM {} over HTTP/{}, pid {}",
-            options.workers,
-            options
-                .wecom_delivery_workers
-                .map_or_else(|| "default".to_owned(), |workers| workers.to_string()),
-            self.upstreams.store_name(),
-            if self.llm.stream { "SSE" } else { "JSON" },
-            if self.llm.http2 { "2" } else { "1.1" },
-            self.botgate.pid(),
+            "[bots.{BOT}.dingtalk]\napp_key = \"{APP_KEY}\"\napp_secret = \"{APP_SECRET}\"\n\
+             mode = \"{mode}\"\nreply = \"text\"\napi_base = \"{url}\"\n\
+             session_webhook_hosts = [\"{url}\"]\n",
+            url = api.url(),
         )
-    }
+    })
+    .await
 }
 
 /// Message `sequence` of `lane` (a connection, or the one Stream connection): conversation

@@ -1,5 +1,6 @@
-//! A lean fake Bailian for the WeChat scenarios: raw HTTP/1.1 on a thread of its own, every
-//! answer rendered once at start-up and written as is.
+//! A lean fake Bailian for the WeChat scenarios: raw HTTP/1.1 on a thread of its own
+//! ([`platform_server`](crate::platform_server)), every answer rendered once at start-up and
+//! written as is.
 //!
 //! The test kit's fake (actix-web, every body parsed and recorded, a write per SSE frame) costs
 //! more CPU per call than the gateway it stands behind, on the same two cores. This one checks
@@ -7,18 +8,16 @@
 //! answers with bytes it already has. It speaks HTTP/1.1 only: `--llm-http2` uses the test kit's.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinSet;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::platform_server::{Request, Respond, Server};
 
 /// The app id and key botgate's config gets; anything else is refused as Bailian would.
 const APP_ID: &str = "app-bench";
@@ -36,7 +35,6 @@ const MAX_HEADERS: usize = 32;
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Twenty turns of history are about 10 KB; far more means something is wrong.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-const READ_BYTES: usize = 16 * 1024;
 /// How often [`LeanBailian::wait_for_calls`] looks at the counters (after the load, unmeasured).
 const WAIT_POLL: Duration = Duration::from_millis(1);
 const NO_INPUT: &str = r#"Either "prompt" or "messages" must exist and cannot both be none"#;
@@ -79,22 +77,13 @@ struct Shared {
 
 /// The fake, serving on 127.0.0.1 until dropped.
 pub struct LeanBailian {
-    address: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl LeanBailian {
-    /// Binds a free port and starts serving `answer` on its own thread and runtime, so that
-    /// answering never waits behind the load generator's tasks.
+    /// Binds a free port and starts serving `answer`.
     pub fn start(answer: &str, writes: FrameWrites) -> io::Result<LeanBailian> {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        listener.set_nonblocking(true)?;
-        let address = listener.local_addr()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()?;
         let shared = Arc::new(Shared {
             answers: Answers::render(answer),
             writes,
@@ -102,21 +91,12 @@ impl LeanBailian {
             rejected: AtomicU64::new(0),
             first_rejection: OnceLock::new(),
         });
-        let (stop, stopped) = oneshot::channel();
-        let serving = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("fake-bailian".to_owned())
-            .spawn(move || runtime.block_on(accept(listener, serving, stopped)))?;
-        Ok(LeanBailian {
-            address,
-            shared,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let server = Server::start("fake-bailian", "fake Bailian", Arc::clone(&shared))?;
+        Ok(LeanBailian { server, shared })
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.url()
     }
 
     pub fn app_id(&self) -> &'static str {
@@ -159,97 +139,53 @@ impl LeanBailian {
     }
 }
 
-impl Drop for LeanBailian {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
+impl Respond for Shared {
+    type Answer = Verdict;
 
-async fn accept(
-    listener: std::net::TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("fake Bailian: cannot listen: {error}");
-            return;
-        }
-    };
-    // Connections are tasks of a set, reaped as they end and aborted with it on stop.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            Some(_) = connections.join_next() => {}
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    connections.spawn(serve(stream, Arc::clone(&shared)));
-                }
-            }
-        }
-    }
-}
-
-/// One keep-alive connection: answers every complete request buffered, in order, then reads.
-async fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
-    // Each answer is written whole; waiting for an ACK before the next segment would only add
-    // latency (and per-frame mode must put each event in a segment of its own).
-    let _ = stream.set_nodelay(true);
-    let mut buffer = BytesMut::with_capacity(READ_BYTES);
-    loop {
-        while let Parsed::Complete {
+    fn next(&self, buffer: &[u8]) -> Option<Request<Verdict>> {
+        let Parsed::Complete {
             length,
             verdict,
             close,
-        } = parse(&buffer)
-        {
-            buffer.advance(length);
-            let close = close || verdict.closes();
-            if answer(&mut stream, &shared, verdict).await.is_err() || close {
-                return;
-            }
-        }
-        buffer.reserve(READ_BYTES);
-        match stream.read_buf(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+        } = parse(buffer)
+        else {
+            return None;
+        };
+        let close = close || verdict.closes();
+        Some(Request {
+            length,
+            answer: verdict,
+            close,
+        })
     }
-}
 
-async fn answer(stream: &mut TcpStream, shared: &Shared, verdict: Verdict) -> io::Result<()> {
-    match verdict {
-        Verdict::Stream => {
-            shared.accepted.fetch_add(1, Ordering::Relaxed);
-            match shared.writes {
-                FrameWrites::One => stream.write_all(&shared.answers.stream).await,
-                FrameWrites::PerFrame => {
-                    for piece in &shared.answers.stream_writes {
-                        stream.write_all(piece).await?;
-                        stream.flush().await?;
+    async fn answer(&self, stream: &mut TcpStream, verdict: Verdict) -> io::Result<()> {
+        match verdict {
+            Verdict::Stream => {
+                self.accepted.fetch_add(1, Ordering::Relaxed);
+                match self.writes {
+                    FrameWrites::One => stream.write_all(&self.answers.stream).await,
+                    FrameWrites::PerFrame => {
+                        for piece in &self.answers.stream_writes {
+                            stream.write_all(piece).await?;
+                            stream.flush().await?;
+                        }
+                        Ok(())
                     }
-                    Ok(())
                 }
             }
-        }
-        Verdict::Json => {
-            shared.accepted.fetch_add(1, Ordering::Relaxed);
-            stream.write_all(&shared.answers.json).await
-        }
-        Verdict::Reject(rejection) => {
-            shared.rejected.fetch_add(1, Ordering::Relaxed);
-            let _ = shared.first_rejection.set(format!(
-                "{} {}: {}",
-                rejection.status, rejection.code, rejection.message
-            ));
-            stream.write_all(&rejection.render()).await
+            Verdict::Json => {
+                self.accepted.fetch_add(1, Ordering::Relaxed);
+                stream.write_all(&self.answers.json).await
+            }
+            Verdict::Reject(rejection) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                let _ = self.first_rejection.set(format!(
+                    "{} {}: {}",
+                    rejection.status, rejection.code, rejection.message
+                ));
+                stream.write_all(&rejection.render()).await
+            }
         }
     }
 }
@@ -523,6 +459,7 @@ fn deltas(text: &str) -> Vec<&str> {
 mod tests {
     use super::*;
     use crate::fixture::ANSWER;
+    use tokio::io::AsyncReadExt;
 
     const BODY: &str = r#"{"debug":{},"input":{"messages":[{"role":"user","content":"你好"}]},"parameters":{"incremental_output":true}}"#;
 
@@ -634,7 +571,7 @@ mod tests {
     }
 
     async fn connect(fake: &LeanBailian) -> TcpStream {
-        TcpStream::connect(fake.address).await.unwrap()
+        TcpStream::connect(fake.server.address()).await.unwrap()
     }
 
     async fn exchange(fake: &LeanBailian, request: &[u8]) -> Seen {

@@ -52,6 +52,8 @@ mod fake_llm;
 mod fixture;
 mod http;
 mod load;
+mod platform;
+mod platform_server;
 mod report;
 mod stack;
 mod webhook;

@@ -106,6 +106,20 @@ impl Report {
         }
     }
 
+    /// How many requests the load generator had to build during the run, having built
+    /// `prepared` in `build_time` before it (for `--max-rate max_rate`).
+    pub fn built(&mut self, outcome: &Outcome, prepared: u64, build_time: Duration, max_rate: u64) {
+        self.row(
+            "requests built on the fly",
+            format!(
+                "{} of {} ({prepared} built in {:.1} s before the run, for --max-rate {max_rate})",
+                outcome.built_on_the_fly,
+                outcome.sent,
+                build_time.as_secs_f64(),
+            ),
+        );
+    }
+
     /// Who kept the cores busy during `window`, and the CPU botgate and the bench (load
     /// generator and fakes: what botgate's budget loses to the harness) spent per message.
     pub fn cpu(&mut self, cores: &[(&'static str, f64)], window: Duration, messages: u64) {

@@ -218,16 +218,7 @@ pub async fn run(
         "one write (a JSON answer)"
     };
     report.row("LLM frames", frames.to_owned());
-    report.row(
-        "requests built on the fly",
-        format!(
-            "{} of {} ({prepared_count} built in {:.1} s before the run, for --max-rate {})",
-            outcome.built_on_the_fly,
-            outcome.sent,
-            build_time.as_secs_f64(),
-            options.max_rate
-        ),
-    );
+    report.built(&outcome, prepared_count, build_time, options.max_rate);
     report.row(
         "replies verified",
         format!(

@@ -2,85 +2,38 @@
 //! message, on its conversation's webhook, with the fake Bailian's text, @-mentioning the
 //! sender in a group and nobody in a one-to-one chat.
 //!
-//! An answer names no message, only its conversation (the webhook), so the k-th answer on a
-//! webhook counts for the conversation's k-th message (a conversation is answered in order).
+//! An answer names no message, only its conversation (the webhook), so [`InOrder`] counts the
+//! k-th answer on a webhook for the conversation's k-th message.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
 use super::fake_api::Sent;
 use super::{is_group, staff_id, MESSAGES_PER_CONVERSATION};
 use crate::fixture::ANSWER;
-
-const SAMPLES_KEPT: usize = 5;
-
-#[derive(Debug, Default)]
-pub struct Checked {
-    /// Messages answered once, right.
-    pub answered: u64,
-    /// Answers beyond the messages a conversation carried.
-    pub duplicates: u64,
-    pub missing: u64,
-    /// Malformed, misaddressed (unknown session, wrong @) or with the wrong text.
-    pub bad: u64,
-    pub samples: Vec<String>,
-    /// From a message going out to its answer arriving, for the messages sent in the window.
-    pub end_to_end: Vec<Duration>,
-    pub last: Option<Instant>,
-}
-
-impl Checked {
-    fn problem(&mut self, text: String) {
-        if self.samples.len() < SAMPLES_KEPT {
-            self.samples.push(text);
-        }
-    }
-}
+use crate::platform::answers::{Checked, InOrder};
 
 /// `sent_at[lane][sequence]`: when each message went out; those within `window` count towards
 /// the end-to-end times.
 pub fn check(sends: &[Sent], sent_at: &[Vec<Instant>], window: (Instant, Instant)) -> Checked {
-    let mut checked = Checked::default();
-    let mut answers: HashMap<(usize, u64), u64> = HashMap::new();
+    let mut tally = InOrder::new(sent_at, window, MESSAGES_PER_CONVERSATION);
     for sent in sends {
-        checked.last = checked.last.max(Some(sent.at));
+        tally.arrived(sent.at);
         let session = sent.session.as_deref().unwrap_or_default();
         let Some((lane, conversation)) =
-            parse_session(session).filter(|(lane, _)| *lane < sent_at.len())
+            parse_session(session).filter(|(lane, _)| *lane < tally.lanes())
         else {
-            checked.bad += 1;
-            checked.problem(format!("an answer on an unknown session {session:?}"));
+            tally.bad(format!("an answer on an unknown session {session:?}"));
             continue;
         };
         let body: Value = serde_json::from_slice(&sent.body).unwrap_or(Value::Null);
-        if let Err(problem) = well_formed(&body, lane, conversation) {
-            checked.bad += 1;
-            checked.problem(format!("{session}: {problem}"));
-            continue;
-        }
-        let count = answers.entry((lane, conversation)).or_default();
-        let sequence = conversation * MESSAGES_PER_CONVERSATION + *count;
-        *count += 1;
-        let Some(&at) = sent_at[lane]
-            .get(sequence as usize)
-            .filter(|_| *count <= MESSAGES_PER_CONVERSATION)
-        else {
-            checked.duplicates += 1;
-            checked.problem(format!("{session}: answer {count}, for fewer messages"));
-            continue;
-        };
-        checked.answered += 1;
-        if at >= window.0 && at < window.1 {
-            checked
-                .end_to_end
-                .push(sent.at.saturating_duration_since(at));
+        match well_formed(&body, lane, conversation) {
+            Ok(()) => tally.answer(lane, conversation, session, sent.at),
+            Err(problem) => tally.bad(format!("{session}: {problem}")),
         }
     }
-    let expected: u64 = sent_at.iter().map(|times| times.len() as u64).sum();
-    checked.missing = expected.saturating_sub(checked.answered);
-    checked
+    tally.finish()
 }
 
 /// A text message with the fake's answer; `at` the sender in a group, absent one-to-one.
@@ -116,6 +69,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use serde_json::json;
+    use std::time::Duration;
 
     fn send(session: &str, body: Value, at: Instant) -> Sent {
         Sent {

@@ -21,12 +21,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::fake_api::TICKET_PREFIX;
-use super::{
-    answers, message, unix_ms, Stack, DELIVERY_STALL, DUPLICATE_WATCH, MESSAGES_PER_CONVERSATION,
-};
+use super::{answers, message, unix_ms, MESSAGES_PER_CONVERSATION};
 use crate::cpu::CpuMeter;
-use crate::report::{mib, round, Report};
-use crate::wecom::Spread;
+use crate::platform::api::Fake;
+use crate::platform::{summary, Spread};
+use crate::report::{round, Report};
 use crate::Options;
 
 const SCENARIO: &str = "dingtalk-stream";
@@ -215,7 +214,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut gateway = JoinSet::new();
     gateway.spawn(accept(listener, sockets));
     // botgate is ready only once its Stream connection is up: the gateway accepts meanwhile.
-    let mut stack = Stack::start(options, Some(endpoint)).await?;
+    let mut stack = super::start_stack(options, Some(endpoint)).await?;
     let Ok(Some((mut socket, ticket))) =
         tokio::time::timeout(CONNECT_DEADLINE, connections.recv()).await
     else {
@@ -242,14 +241,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let frames = pushed.sent_at.len() as u64;
     let unacked = pushed.unacked();
     let expected = frames - unacked;
-    let delivered_all = stack
-        .upstreams
-        .while_clearing(stack.api.wait_for_sends(expected, DELIVERY_STALL))
-        .await;
-    let drained = started.elapsed();
-    let cores = meter.cores(&before, &meter.snapshot(), drained);
-    tokio::time::sleep(DUPLICATE_WATCH).await;
-    let sends = stack.api.take_sends();
+    let awaited = summary::await_answers(&stack, expected, &meter, &before, started).await;
+    let sends = stack.api.record().take_sends();
     let sent_at = vec![std::mem::take(&mut pushed.sent_at)];
     let mut checked = answers::check(&sends, &sent_at, measured);
     let end_to_end = Spread::new(std::mem::take(&mut checked.end_to_end));
@@ -324,27 +317,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             checked.answered, checked.duplicates, checked.missing, checked.bad
         ),
     );
-    report.cpu(&cores, drained, expected);
+    report.cpu(&awaited.cores, awaited.drained, expected);
     report.row(
         "CPU window",
         format!(
             "first frame to last answer ({:.1} s), per message answered",
-            drained.as_secs_f64()
+            awaited.drained.as_secs_f64()
         ),
     );
-    let peak = mib(stack.botgate.peak_rss_kib()?);
-    let startup_ms = round(stack.botgate.startup().as_secs_f64() * 1000.0, 1);
-    report.row("peak RSS (VmHWM)", format!("{peak} MiB"));
-    report.row(
-        "startup to ready",
-        format!("{startup_ms} ms (Stream connection open included)"),
-    );
-    let calls = stack.upstreams.fake.calls() as u64;
+    summary::resources(&mut report, &stack, " (Stream connection open included)")?;
     let opens = stack.api.opens();
-    report.row(
-        "upstream calls",
-        format!("{calls} LLM calls for {expected} messages, {opens} connections/open"),
-    );
+    let more = format!(", {opens} connections/open");
+    let calls = summary::upstream_calls(&mut report, &stack, expected, &more);
     report.value("frames_per_sec", round(acks_per_sec, 0));
     report.value("frames_acked", acked_in_window);
     report.value("ack_p50_ms", round(ack_latency.ms(0.5), 2));
@@ -354,18 +338,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     report.value("unacked", unacked);
     report.value("refused_acks", pushed.refused);
     report.value("stray_acks", pushed.stray);
-    report.value("answers", checked.answered);
-    report.value("answers_per_sec", round(answers_per_sec, 0));
-    report.value("e2e_p50_ms", round(end_to_end.ms(0.5), 1));
-    report.value("e2e_p99_ms", round(end_to_end.ms(0.99), 1));
-    report.value("e2e_max_ms", round(end_to_end.max_ms(), 1));
-    report.value("last_answer_sec", round(last_answer.as_secs_f64(), 2));
-    report.value("extra_answers", checked.duplicates);
-    report.value("missing_answers", checked.missing);
-    report.value("bad_answers", checked.bad);
-    report.value("peak_rss_mib", peak);
-    report.value("startup_ms", startup_ms);
-    report.value("llm_calls", calls);
+    summary::answer_values(
+        &mut report,
+        &checked,
+        &end_to_end,
+        answers_per_sec,
+        last_answer,
+    );
     report.value("connection_opens", opens);
     report.value("messages_sent", expected);
 
@@ -393,38 +372,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             reconnections + 1
         ));
     }
-    if !delivered_all {
-        report.problem(format!(
-            "{} answers for {expected} messages: none came for {DELIVERY_STALL:?}",
-            stack.api.sends()
-        ));
-    }
-    if checked.answered != expected || checked.duplicates + checked.bad > 0 {
-        report.problem(format!(
-            "answers: {} right of {expected}, {} extra, {} missing, {} bad; first problems: {}",
-            checked.answered,
-            checked.duplicates,
-            checked.missing,
-            checked.bad,
-            checked.samples.join(" | ")
-        ));
-    }
-    if calls != expected {
-        report.problem(format!(
-            "{calls} LLM calls for {expected} messages: each must cost exactly one"
-        ));
-    }
-    let (unexpected, samples) = stack.api.unexpected();
-    if unexpected > 0 {
-        report.problem(format!(
-            "{unexpected} unexpected requests to the fake DingTalk; first: {}",
-            samples.join(" | ")
-        ));
-    }
-    if !stack.botgate.is_running() {
-        report.problem("botgate died during the run".to_owned());
-    }
-    report.log(stack.botgate.log_tail());
+    summary::stalled(&mut report, &stack, &awaited, expected);
+    summary::wrong_answers(&mut report, &checked, expected);
+    summary::not_one_call_each(&mut report, calls, expected);
+    summary::close(&mut report, &mut stack);
     drop(socket);
     stack.botgate.stop().await;
     Ok(report)

@@ -1,12 +1,10 @@
 //! Checking what `message/send` received against the app messages sent: one answer per
 //! message, to its member, from the app, with the fake Bailian's text.
 //!
-//! `message/send` names no message, so the k-th answer to a member counts for its k-th message
-//! (a member's messages are answered in order; `wecom-kf`, whose sends do name their message,
-//! checks that order).
+//! `message/send` names no message, so [`InOrder`] counts the k-th answer to a member for its
+//! k-th message (`wecom-kf`, whose sends do name their message, checks that order).
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -14,78 +12,26 @@ use super::app::{MEMBER_PREFIX, MESSAGES_PER_MEMBER};
 use super::fake_api::{Sent, APP_SEND};
 use super::AGENT_ID;
 use crate::fixture::ANSWER;
-
-/// Problems kept to show what went wrong.
-const SAMPLES_KEPT: usize = 5;
-
-#[derive(Debug, Default)]
-pub struct Checked {
-    /// Messages answered once, right.
-    pub answered: u64,
-    /// Answers beyond the messages a member sent.
-    pub duplicates: u64,
-    /// Messages without an answer.
-    pub missing: u64,
-    /// Answers that are malformed, misaddressed or carry the wrong text.
-    pub bad: u64,
-    pub samples: Vec<String>,
-    /// From a callback going out to its answer arriving, for the messages sent in the window.
-    pub end_to_end: Vec<Duration>,
-    /// When the last answer arrived.
-    pub last: Option<Instant>,
-}
-
-impl Checked {
-    fn problem(&mut self, text: String) {
-        if self.samples.len() < SAMPLES_KEPT {
-            self.samples.push(text);
-        }
-    }
-}
+use crate::platform::answers::{Checked, InOrder};
 
 /// `sent_at[connection][sequence]`: when each message went out. Only messages that went out
 /// within `window` count towards the end-to-end times.
 pub fn check(sends: &[Sent], sent_at: &[Vec<Instant>], window: (Instant, Instant)) -> Checked {
-    let mut checked = Checked::default();
-    // (connection, member) → answers so far.
-    let mut answers: HashMap<(usize, u64), u64> = HashMap::new();
+    let mut tally = InOrder::new(sent_at, window, MESSAGES_PER_MEMBER);
     for sent in sends {
-        checked.last = checked.last.max(Some(sent.at));
+        tally.arrived(sent.at);
         let body: Value = serde_json::from_slice(&sent.body).unwrap_or(Value::Null);
         if let Err(problem) = well_formed(sent, &body) {
-            checked.bad += 1;
-            checked.problem(problem);
+            tally.bad(problem);
             continue;
         }
         let touser = body["touser"].as_str().unwrap_or_default();
-        let Some((connection, member)) =
-            parse_member(touser).filter(|(connection, _)| *connection < sent_at.len())
-        else {
-            checked.bad += 1;
-            checked.problem(format!("an answer to an unknown member {touser:?}"));
-            continue;
-        };
-        let count = answers.entry((connection, member)).or_default();
-        let sequence = member * MESSAGES_PER_MEMBER + *count;
-        *count += 1;
-        let Some(&at) = sent_at[connection]
-            .get(sequence as usize)
-            .filter(|_| *count <= MESSAGES_PER_MEMBER)
-        else {
-            checked.duplicates += 1;
-            checked.problem(format!("{touser}: answer {count}, for fewer messages"));
-            continue;
-        };
-        checked.answered += 1;
-        if at >= window.0 && at < window.1 {
-            checked
-                .end_to_end
-                .push(sent.at.saturating_duration_since(at));
+        match parse_member(touser).filter(|(connection, _)| *connection < tally.lanes()) {
+            Some((connection, member)) => tally.answer(connection, member, touser, sent.at),
+            None => tally.bad(format!("an answer to an unknown member {touser:?}")),
         }
     }
-    let expected: u64 = sent_at.iter().map(|times| times.len() as u64).sum();
-    checked.missing = expected.saturating_sub(checked.answered);
-    checked
+    tally.finish()
 }
 
 /// Everything but the addressee, which [`check`] matches with the messages.
@@ -120,6 +66,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use serde_json::json;
+    use std::time::Duration;
 
     fn send(touser: &str, content: &str, at: Instant) -> Sent {
         let body = json!({"touser": touser, "msgtype": "text", "agentid": AGENT_ID,

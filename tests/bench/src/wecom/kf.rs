@@ -15,14 +15,13 @@ use tokio::task::JoinSet;
 
 use super::fake_api::FakeWecom;
 use super::sync_log::PAGE_ITEMS;
-use super::{
-    callback_request, kf_sends, unix_secs, Spread, Stack, DELIVERY_STALL, DUPLICATE_WATCH,
-    KF_ACCOUNT, KF_TOKEN_PREFIX,
-};
+use super::{callback_request, kf_sends, unix_secs, KF_ACCOUNT, KF_TOKEN_PREFIX};
 use crate::cpu::CpuMeter;
 use crate::http::Connection;
 use crate::load::REQUEST_TIMEOUT;
-use crate::report::{mib, round, Report};
+use crate::platform::api::Fake;
+use crate::platform::{summary, Spread};
+use crate::report::{round, Report};
 use crate::Options;
 
 const SCENARIO: &str = "wecom-kf";
@@ -179,7 +178,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         burst: options.burst,
     };
     let total = plan.total();
-    let mut stack = Stack::start(options, true).await?;
+    let mut stack = super::start_stack(options, true).await?;
     // Signed now, before the run, each with its own pull token.
     let app = super::app()?;
     let callbacks = (0..plan.bursts())
@@ -203,14 +202,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         options.connections,
     );
     let fired = stack.upstreams.while_clearing(firing).await;
-    let delivered_all = stack
-        .upstreams
-        .while_clearing(stack.api.wait_for_sends(total, DELIVERY_STALL))
-        .await;
-    let drained = started.elapsed();
-    let cores = meter.cores(&before, &meter.snapshot(), drained);
-    tokio::time::sleep(DUPLICATE_WATCH).await;
-    let sends = stack.api.take_sends();
+    let awaited = summary::await_answers(&stack, total, &meter, &before, started).await;
+    let sends = stack.api.record().take_sends();
     let mut checked = kf_sends::check(&sends, &plan, &fired.queued_at);
     let sync = stack.api.sync_stats();
     let to_answer = Spread::new(std::mem::take(&mut checked.burst_to_answer));
@@ -278,24 +271,16 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         "last answer after",
         format!("{:.2} s from the first burst", last_answer.as_secs_f64()),
     );
-    report.cpu(&cores, drained, total);
+    report.cpu(&awaited.cores, awaited.drained, total);
     report.row(
         "CPU window",
         format!(
             "first burst to last answer ({:.1} s), per message answered",
-            drained.as_secs_f64()
+            awaited.drained.as_secs_f64()
         ),
     );
-    let peak = mib(stack.botgate.peak_rss_kib()?);
-    let startup_ms = round(stack.botgate.startup().as_secs_f64() * 1000.0, 1);
-    report.row("peak RSS (VmHWM)", format!("{peak} MiB"));
-    report.row("startup to ready", format!("{startup_ms} ms"));
-    let calls = stack.upstreams.fake.calls() as u64;
-    let token_fetches = stack.api.token_fetches();
-    report.row(
-        "upstream calls",
-        format!("{calls} LLM calls, {token_fetches} gettoken for {total} messages"),
-    );
+    summary::resources(&mut report, &stack, "")?;
+    let calls = summary::upstream_calls(&mut report, &stack, total, "");
     report.value("callbacks", bursts);
     report.value("callbacks_per_sec", round(callbacks_per_sec, 0));
     report.value("callback_p50_ms", round(acks.ms(0.5), 1));
@@ -315,10 +300,6 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     report.value("sync_items", sync.items);
     report.value("sync_items_again", sync.again);
     report.value("last_answer_sec", round(last_answer.as_secs_f64(), 2));
-    report.value("peak_rss_mib", peak);
-    report.value("startup_ms", startup_ms);
-    report.value("llm_calls", calls);
-    report.value("token_fetches", token_fetches);
 
     if fired.failures > 0 {
         report.problem(format!(
@@ -327,12 +308,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             fired.samples.join(" | ")
         ));
     }
-    if !delivered_all {
-        report.problem(format!(
-            "{} answers for {total} messages: none came for {DELIVERY_STALL:?}",
-            stack.api.sends()
-        ));
-    }
+    summary::stalled(&mut report, &stack, &awaited, total);
     let wrong = checked.duplicates + checked.out_of_order + checked.bad;
     if checked.answered != total || wrong > 0 {
         report.problem(format!(
@@ -345,11 +321,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             checked.samples.join(" | ")
         ));
     }
-    if calls != total {
-        report.problem(format!(
-            "{calls} LLM calls for {total} messages: each must cost exactly one"
-        ));
-    }
+    summary::not_one_call_each(&mut report, calls, total);
     if sync.refused > 0 {
         report.problem(format!(
             "{} pulls refused by the fake; first: {}",
@@ -357,17 +329,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             sync.samples.join(" | ")
         ));
     }
-    let (unexpected, samples) = stack.api.unexpected();
-    if unexpected > 0 {
-        report.problem(format!(
-            "{unexpected} unexpected requests to the fake WeCom API; first: {}",
-            samples.join(" | ")
-        ));
-    }
-    if !stack.botgate.is_running() {
-        report.problem("botgate died during the run".to_owned());
-    }
-    report.log(stack.botgate.log_tail());
+    summary::close(&mut report, &mut stack);
     stack.botgate.stop().await;
     Ok(report)
 }

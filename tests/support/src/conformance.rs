@@ -168,3 +168,49 @@ pub fn check<A: Adapter>(adapter: &A, fixture: &Fixture) {
         );
     }
 }
+
+/// `valid`, a WXBizMsgCrypt POST (WeChat safe mode, WeCom) signed at `now` with `nonce`, with
+/// each signed field changed in turn: `msg_signature`, `timestamp`, `nonce` and the `Encrypt`
+/// ciphertext.
+pub fn wxbiz_tampered(valid: &Request, now: u64, nonce: &str) -> Vec<(&'static str, Request)> {
+    let body = String::from_utf8_lossy(&valid.body).into_owned();
+    let cipher = body
+        .split("<Encrypt><![CDATA[")
+        .nth(1)
+        .and_then(|rest| rest.split("]]>").next())
+        .expect("an <Encrypt> element")
+        .to_owned();
+    let msg_signature = valid
+        .query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("msg_signature="))
+        .expect("a msg_signature parameter")
+        .to_owned();
+    let other_nonce = format!("{nonce}9");
+    vec![
+        (
+            "msg_signature",
+            valid.replaced(&msg_signature, &flip(&msg_signature)),
+        ),
+        (
+            "timestamp",
+            valid.replaced(
+                &format!("timestamp={now}"),
+                &format!("timestamp={}", now - 1),
+            ),
+        ),
+        (
+            "nonce",
+            valid.replaced(&format!("nonce={nonce}"), &format!("nonce={other_nonce}")),
+        ),
+        ("Encrypt", valid.replaced(&cipher, &flip(&cipher))),
+    ]
+}
+
+/// `value` with its middle character changed.
+fn flip(value: &str) -> String {
+    let mut chars: Vec<char> = value.chars().collect();
+    let middle = chars.len() / 2;
+    chars[middle] = if chars[middle] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}

@@ -268,14 +268,7 @@ async fn simulate(stack: &Stack, group: bool) -> (String, String) {
         &format!("session_webhook_hosts = [\"http://{webhook}\""),
     );
     let replica = Replica::start(config.clone()).await;
-    let path = std::env::temp_dir().join(format!(
-        "botgate-sim-{}-{}.toml",
-        std::process::id(),
-        webhook.port()
-    ));
-    std::fs::write(&path, &config).unwrap();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_botgate"));
-    command.arg("--config").arg(&path).args([
+    let mut args = vec![
         "simulate",
         "dingtalk",
         "--bot",
@@ -284,17 +277,11 @@ async fn simulate(stack: &Stack, group: bool) -> (String, String) {
         "你好",
         "--url",
         &replica.url,
-    ]);
+    ];
     if group {
-        command.arg("--group");
+        args.push("--group");
     }
-    let output = command.output().await.unwrap();
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = crate::harness::run_command(&config, &args).await;
     (
         String::from_utf8(output.stdout).unwrap(),
         String::from_utf8(output.stderr).unwrap(),

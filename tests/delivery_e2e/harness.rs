@@ -258,3 +258,28 @@ pub fn deliveries(platform: &FakePlatform) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// `botgate --config <config> ARGS…` run to its end (a one-shot command such as `simulate`);
+/// panics with its stderr unless it succeeds.
+pub async fn run_command(config: &str, args: &[&str]) -> std::process::Output {
+    let path = std::env::temp_dir().join(format!(
+        "botgate-e2e-command-{}-{}.toml",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::write(&path, config).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_botgate"))
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        output.status.success(),
+        "botgate {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}

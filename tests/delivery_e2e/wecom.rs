@@ -469,14 +469,7 @@ async fn simulate(stack: &Stack, kf: bool) -> String {
         &format!("api_base = \"http://{api}\""),
     );
     let replica = Replica::start(config.clone()).await;
-    let path = std::env::temp_dir().join(format!(
-        "botgate-sim-{}-{}.toml",
-        std::process::id(),
-        api.port()
-    ));
-    std::fs::write(&path, &config).unwrap();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_botgate"));
-    command.arg("--config").arg(&path).args([
+    let mut args = vec![
         "simulate",
         "wecom",
         "--bot",
@@ -485,17 +478,11 @@ async fn simulate(stack: &Stack, kf: bool) -> String {
         "你好",
         "--url",
         &replica.url,
-    ]);
+    ];
     if kf {
-        command.arg("--kf");
+        args.push("--kf");
     }
-    let output = command.output().await.unwrap();
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = crate::harness::run_command(&config, &args).await;
     String::from_utf8(output.stdout).unwrap()
 }
 

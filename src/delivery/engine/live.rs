@@ -1,4 +1,4 @@
-//! The engine's side of live answers (DingTalk's AI card): finishing one exactly once, or
+//! The engine's side of live answers (a card the answer streams into): finishing one exactly once, or
 //! recording that it gave up so the reply's parts carry the answer instead.
 
 use std::time::Duration;

@@ -163,6 +163,42 @@ async fn a_card_refused_for_a_missing_permission_falls_back_to_one_markdown_repl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_whose_final_update_fails_is_marked_failed_and_the_answer_goes_as_markdown() {
+    let stack = dingtalk_stack().await;
+    stack.fake.set_answer(Answer::Fixed(ANSWER.to_owned()));
+    // Every streaming update is refused: the card can never show the finished answer.
+    stack.platform.respond_to(
+        STREAMING,
+        500,
+        json!({"code": "ServiceUnavailable", "message": "busy"}),
+    );
+    let replica = Replica::start(dingtalk_config("a", &stack, "reply = \"card\"")).await;
+
+    post(
+        &replica,
+        &message(&stack, "msg-final-fails", "讲讲").in_group(),
+    )
+    .await;
+
+    let sent = wait_for_path(&stack, WEBHOOK, 1).await;
+    assert_eq!(sent.len(), 1, "the answer goes out once, as markdown");
+    assert_eq!(sent[0].body["msgtype"], "markdown");
+    assert_eq!(sent[0].body["markdown"]["text"], ANSWER);
+    assert_eq!(stack.platform.received_on(CREATE).len(), 1);
+    let instances = wait_for_card(&stack, INSTANCES, |update| flow_status(update) == "5").await;
+    assert!(
+        instances.iter().all(|update| flow_status(update) != "3"),
+        "never shown as finished: {instances:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        stack.platform.received_on(WEBHOOK).len(),
+        1,
+        "and only once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_generation_finalizes_the_card_as_failed_with_the_stored_notice() {
     let stack = dingtalk_stack().await;
     stack.fake.push_failures([Failure::ServerError]);

@@ -1,32 +1,10 @@
 //! From WeChat's message fields to the platform-neutral `InboundMessage` the conversation core acts on.
 
 use botgate_contract::{AdapterError, Content, InboundMessage, Platform};
+pub use botgate_wxcrypt::message::MessageKind;
+use botgate_wxcrypt::message::{classify, non_empty, Classified, MessageFields};
 
 use crate::wire::WireMessage;
-
-/// What kind of WeChat message a request carried (its `MsgType`), for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageKind {
-    Text,
-    Image,
-    Voice,
-    /// `MsgType=event`: subscribe, menu clicks, scans, location reports, …
-    Event,
-    /// Video, location, link and anything newer: acknowledged and ignored.
-    Other,
-}
-
-impl MessageKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageKind::Text => "text",
-            MessageKind::Image => "image",
-            MessageKind::Voice => "voice",
-            MessageKind::Event => "event",
-            MessageKind::Other => "other",
-        }
-    }
-}
 
 /// A decoded message with the ids its reply is addressed with.
 pub(crate) struct Mapped {
@@ -43,48 +21,24 @@ pub(crate) fn map_message(wire: WireMessage) -> Result<Mapped, AdapterError> {
     let account = non_empty(wire.to_user_name, "message without ToUserName")?;
     let msg_type = non_empty(wire.msg_type, "message without MsgType")?.to_ascii_lowercase();
 
-    let (kind, message_id, content) = if msg_type == "event" {
-        let event = non_empty(wire.event, "event without Event")?;
-        let create_time = wire
-            .create_time
-            .ok_or_else(|| malformed("event without CreateTime"))?;
-        let event_key = wire.event_key.unwrap_or_default();
-        // Events carry no MsgId. Tencent recommends FromUserName + CreateTime for dedup; Event and
-        // EventKey are added so two different events in the same second stay distinct.
-        let message_id = format!("ev:{user}:{create_time}:{event}:{event_key}");
-        (
-            MessageKind::Event,
-            message_id,
-            event_content(&event, event_key),
-        )
-    } else {
-        let msg_id = wire
-            .msg_id
-            .ok_or_else(|| malformed("message without MsgId"))?;
-        let (kind, content) = match msg_type.as_str() {
-            "text" => (
-                MessageKind::Text,
-                Content::Text(
-                    wire.content
-                        .ok_or_else(|| malformed("text message without Content"))?,
-                ),
-            ),
-            "voice" => (
-                MessageKind::Voice,
-                Content::Voice {
-                    recognition: wire.recognition.filter(|text| !text.is_empty()),
-                },
-            ),
-            "image" => (
-                MessageKind::Image,
-                Content::Image {
-                    url: non_empty(wire.pic_url, "image message without PicUrl")?,
-                },
-            ),
-            _ => (MessageKind::Other, Content::Ignored { kind: msg_type }),
-        };
-        (kind, msg_id.to_string(), content)
-    };
+    let Classified {
+        kind,
+        message_id,
+        content,
+    } = classify(
+        MessageFields {
+            user: user.clone(),
+            msg_type,
+            msg_id: wire.msg_id,
+            create_time: wire.create_time,
+            event: wire.event,
+            event_key: wire.event_key,
+            content: wire.content,
+            recognition: wire.recognition,
+            pic_url: wire.pic_url,
+        },
+        event_content,
+    )?;
 
     Ok(Mapped {
         message: InboundMessage {
@@ -109,16 +63,6 @@ fn event_content(event: &str, event_key: String) -> Content {
         "click" if !event_key.is_empty() => Content::Text(event_key),
         _ => Content::Ignored { kind: name },
     }
-}
-
-fn non_empty(value: Option<String>, reason: &str) -> Result<String, AdapterError> {
-    value
-        .filter(|value| !value.is_empty())
-        .ok_or_else(|| malformed(reason))
-}
-
-fn malformed(reason: &str) -> AdapterError {
-    AdapterError::Malformed(reason.to_owned())
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 use std::fmt;
 
 use botgate_contract::{AdapterError, Content, InboundMessage, Platform};
+pub use botgate_wxcrypt::message::MessageKind;
+use botgate_wxcrypt::message::{classify, non_empty, Classified, MessageFields};
 
 use crate::wire::WireMessage;
 
@@ -45,30 +47,6 @@ impl fmt::Debug for KfNotice {
     }
 }
 
-/// What kind of WeCom message a request carried (its `MsgType`), for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MessageKind {
-    Text,
-    Image,
-    Voice,
-    /// `MsgType=event`: entering the app, menu clicks, contact changes, …
-    Event,
-    /// Video, location, link, file and anything newer: acknowledged and ignored.
-    Other,
-}
-
-impl MessageKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageKind::Text => "text",
-            MessageKind::Image => "image",
-            MessageKind::Voice => "voice",
-            MessageKind::Event => "event",
-            MessageKind::Other => "other",
-        }
-    }
-}
-
 const KF_NOTICE_EVENT: &str = "kf_msg_or_event";
 
 /// Maps one decrypted message. The member (`FromUserName`) is both conversation and sender:
@@ -89,49 +67,24 @@ pub(crate) fn map_message(wire: WireMessage) -> Result<Decoded, AdapterError> {
     }
 
     let user = non_empty(wire.from_user_name, "message without FromUserName")?;
-    let (kind, message_id, content) = if msg_type == "event" {
-        let event = non_empty(wire.event, "event without Event")?;
-        let create_time = wire
-            .create_time
-            .ok_or_else(|| malformed("event without CreateTime"))?;
-        let event_key = wire.event_key.unwrap_or_default();
-        // Events carry no MsgId; Tencent recommends FromUserName + CreateTime (doc 90238). Event
-        // and EventKey are added so two different events in one second (two menu clicks) stay
-        // distinct, the same key as the WeChat adapter's.
-        let message_id = format!("ev:{user}:{create_time}:{event}:{event_key}");
-        (
-            MessageKind::Event,
-            message_id,
-            event_content(&event, event_key),
-        )
-    } else {
-        let msg_id = wire
-            .msg_id
-            .ok_or_else(|| malformed("message without MsgId"))?;
-        let (kind, content) = match msg_type.as_str() {
-            "text" => (
-                MessageKind::Text,
-                Content::Text(
-                    wire.content
-                        .ok_or_else(|| malformed("text message without Content"))?,
-                ),
-            ),
-            "voice" => (
-                MessageKind::Voice,
-                Content::Voice {
-                    recognition: wire.recognition.filter(|text| !text.is_empty()),
-                },
-            ),
-            "image" => (
-                MessageKind::Image,
-                Content::Image {
-                    url: non_empty(wire.pic_url, "image message without PicUrl")?,
-                },
-            ),
-            _ => (MessageKind::Other, Content::Ignored { kind: msg_type }),
-        };
-        (kind, msg_id.to_string(), content)
-    };
+    let Classified {
+        kind,
+        message_id,
+        content,
+    } = classify(
+        MessageFields {
+            user: user.clone(),
+            msg_type,
+            msg_id: wire.msg_id,
+            create_time: wire.create_time,
+            event: wire.event,
+            event_key: wire.event_key,
+            content: wire.content,
+            recognition: wire.recognition,
+            pic_url: wire.pic_url,
+        },
+        event_content,
+    )?;
 
     Ok(Decoded::Message(AppMessage {
         message: InboundMessage {
@@ -157,16 +110,6 @@ fn event_content(event: &str, event_key: String) -> Content {
         "click" if !event_key.is_empty() => Content::Text(event_key),
         _ => Content::Ignored { kind: name },
     }
-}
-
-fn non_empty(value: Option<String>, reason: &str) -> Result<String, AdapterError> {
-    value
-        .filter(|value| !value.is_empty())
-        .ok_or_else(|| malformed(reason))
-}
-
-fn malformed(reason: &str) -> AdapterError {
-    AdapterError::Malformed(reason.to_owned())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! - `cipher.rs`: the frame cipher, [`CryptError`] and [`MAX_ENCRYPTED_LEN`].
 //! - `crypt.rs`: [`WxCrypt`], one account's token, key and receive id.
 //! - `envelope.rs`: the signed XML (WeChat/WeCom) and JSON (DingTalk) reply envelopes.
+//! - `message.rs`: the message inside a WeChat or WeCom callback, classified ([`message::classify`]).
 //! - `callback.rs`: [`WxCrypt::open_callback`] (signature, then timestamp window, then
 //!   decryption), [`check_timestamp`] and [`CallbackError`], which the adapters map to theirs.
 //! - [`query`]: the signed parameters of the callback URL ([`query::CallbackQuery`]).
@@ -27,6 +28,7 @@ mod cipher;
 mod crypt;
 mod envelope;
 mod key;
+pub mod message;
 pub mod query;
 mod signature;
 pub mod xml;

@@ -42,11 +42,10 @@ pub struct DingtalkStream {
 /// Why a connection ended.
 enum Ended {
     Shutdown,
-    /// DingTalk asked for a new connection (`disconnect`) and the old one ended before the new
-    /// one was up: reconnect right away.
-    Asked,
-    /// The connection failed or went quiet: reconnect after a backoff.
+    /// No connection could be opened: try again after a growing backoff.
     Failed(String),
+    /// A connection that was up failed or went quiet: try again soon, the backoff starting over.
+    Lost(String),
 }
 
 /// A replacement connection being opened.
@@ -70,19 +69,14 @@ impl Source for DingtalkStream {
         while !*shutdown.borrow() {
             let ended = self.connection(&*inlet, &status, &mut shutdown).await;
             status.disconnected();
-            let wait = match ended {
+            let reason = match ended {
                 Ended::Shutdown => break,
-                Ended::Asked => {
-                    backoff = FIRST_BACKOFF;
-                    Duration::ZERO
-                }
-                Ended::Failed(reason) => {
-                    tracing::warn!(bot = %self.bot, %reason, retry_in_ms = backoff.as_millis() as u64, "DingTalk Stream connection lost");
-                    let wait = crate::clock::jittered(backoff, backoff / 2);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    wait
-                }
+                Ended::Failed(reason) => reason,
+                Ended::Lost(reason) => reason,
             };
+            tracing::warn!(bot = %self.bot, %reason, retry_in_ms = backoff.as_millis() as u64, "DingTalk Stream connection lost");
+            let wait = crate::clock::jittered(backoff, backoff / 2);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => break,
@@ -127,18 +121,11 @@ impl DingtalkStream {
                 next = tokio::time::timeout(KEEPALIVE, socket.next()) => next,
                 replaced = async { replacement.as_mut().expect("guarded").await }, if replacement.is_some() => {
                     replacement = None;
-                    match replaced {
-                        Ok(new) => {
-                            // DingTalk redelivers whatever the old one had not ACKed.
-                            let _ = socket.close(None).await;
-                            socket = new;
-                            pinged = false;
-                            status.connected();
-                            tracing::info!(bot = %self.bot, "DingTalk Stream replaced by a new connection");
-                            continue;
-                        }
-                        Err(reason) => return Ended::Failed(reason),
+                    if let Err(ended) = self.adopt(&mut socket, replaced, status).await {
+                        return ended;
                     }
+                    pinged = false;
+                    continue;
                 }
                 _ = shutdown.changed() => {
                     let _ = socket.close(None).await;
@@ -147,11 +134,11 @@ impl DingtalkStream {
             };
             let text = match next {
                 Err(_) if pinged => {
-                    return Ended::Failed("no frame, not even a pong, for 90 s".to_owned())
+                    return Ended::Lost("no frame, not even a pong, for 90 s".to_owned())
                 }
                 Err(_) => {
                     if let Err(error) = socket.send(Message::Ping(Default::default())).await {
-                        return Ended::Failed(format!("websocket ping: {error}"));
+                        return Ended::Lost(format!("websocket ping: {error}"));
                     }
                     pinged = true;
                     continue;
@@ -161,25 +148,18 @@ impl DingtalkStream {
                 Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_))))
                     if replacement.is_some() =>
                 {
-                    let Some(connecting) = replacement.take() else {
-                        return Ended::Asked;
-                    };
-                    match connecting.await {
-                        Ok(new) => {
-                            socket = new;
-                            pinged = false;
-                            status.connected();
-                            tracing::info!(bot = %self.bot, "DingTalk Stream replaced by a new connection");
-                            continue;
-                        }
-                        Err(reason) => return Ended::Failed(reason),
+                    let replaced = replacement.take().expect("guarded").await;
+                    if let Err(ended) = self.adopt(&mut socket, replaced, status).await {
+                        return ended;
                     }
+                    pinged = false;
+                    continue;
                 }
-                Ok(None) => return Ended::Failed("socket closed".to_owned()),
-                Ok(Some(Err(error))) => return Ended::Failed(format!("websocket: {error}")),
+                Ok(None) => return Ended::Lost("socket closed".to_owned()),
+                Ok(Some(Err(error))) => return Ended::Lost(format!("websocket: {error}")),
                 Ok(Some(Ok(Message::Text(text)))) => text,
                 Ok(Some(Ok(Message::Close(_)))) => {
-                    return Ended::Failed("closed by DingTalk".to_owned())
+                    return Ended::Lost("closed by DingTalk".to_owned())
                 }
                 // Pings are answered by the socket itself; binary frames are not DingTalk's.
                 Ok(Some(Ok(_))) => {
@@ -198,9 +178,25 @@ impl DingtalkStream {
                         replacement = Some(Box::pin(self.connect()));
                     }
                 }
-                Err(reason) => return Ended::Failed(reason),
+                Err(reason) => return Ended::Lost(reason),
             }
         }
+    }
+
+    /// Carries on with the connection opened on DingTalk's request in place of `socket`;
+    /// DingTalk redelivers whatever the old one had not ACKed.
+    async fn adopt(
+        &self,
+        socket: &mut Socket,
+        replaced: Result<Socket, String>,
+        status: &SourceStatus,
+    ) -> Result<(), Ended> {
+        let new = replaced.map_err(Ended::Lost)?;
+        let _ = socket.close(None).await;
+        *socket = new;
+        status.connected();
+        tracing::info!(bot = %self.bot, "DingTalk Stream replaced by a new connection");
+        Ok(())
     }
 
     /// Acts on one text frame; `Ok(false)` when DingTalk asks for a new connection.

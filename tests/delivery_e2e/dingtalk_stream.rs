@@ -255,3 +255,28 @@ async fn a_whole_dingtalk_conversation_logs_no_secret_token_ticket_webhook_or_te
         assert!(!logs.contains(secret), "the logs show {secret}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_after_it_was_up_is_reopened_without_the_earlier_backoff() {
+    let stack = dingtalk_stack().await;
+    let gateway = FakeStreamGateway::start().await;
+    // One failed reopen doubles the backoff; the connection after it is healthy.
+    let opens = vec![
+        (200, gateway.open_response("ticket-1")),
+        (500, json!({"code": "ServiceUnavailable"})),
+        (200, gateway.open_response("ticket-2")),
+    ];
+    let _replica = stream_replica_with(&stack, &gateway, opens).await;
+    gateway.close();
+    assert!(gateway.wait_for_connections(2, WAIT).await);
+
+    gateway.close();
+    let lost = Instant::now();
+    assert!(gateway.wait_for_connections(3, WAIT).await);
+    // The first backoff is 1–1.5 s; the doubled ones after the failure would be 4–6 s.
+    assert!(
+        lost.elapsed() < Duration::from_secs(3),
+        "reopened after {:?}",
+        lost.elapsed()
+    );
+}

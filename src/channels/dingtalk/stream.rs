@@ -72,7 +72,11 @@ impl Source for DingtalkStream {
             let reason = match ended {
                 Ended::Shutdown => break,
                 Ended::Failed(reason) => reason,
-                Ended::Lost(reason) => reason,
+                Ended::Lost(reason) => {
+                    // It was up: the failures before it say nothing about this one.
+                    backoff = FIRST_BACKOFF;
+                    reason
+                }
             };
             tracing::warn!(bot = %self.bot, %reason, retry_in_ms = backoff.as_millis() as u64, "DingTalk Stream connection lost");
             let wait = crate::clock::jittered(backoff, backoff / 2);

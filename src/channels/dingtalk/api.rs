@@ -34,8 +34,10 @@ pub struct DingtalkApi {
 pub enum ApiFailure {
     /// DingTalk answered with this HTTP status and error body.
     Refused { status: u16, error: OpenApiError },
-    /// No answer (timeout, connection), or no token to ask with.
+    /// No answer (timeout, connection).
     Unreachable(String),
+    /// No token to ask with.
+    NoToken(String),
 }
 
 impl ApiFailure {
@@ -44,7 +46,7 @@ impl ApiFailure {
         match self {
             ApiFailure::Refused { status, error } if error.code.is_empty() => status.to_string(),
             ApiFailure::Refused { error, .. } => error.code.clone(),
-            ApiFailure::Unreachable(_) => "unreachable".to_owned(),
+            ApiFailure::Unreachable(_) | ApiFailure::NoToken(_) => "unreachable".to_owned(),
         }
     }
 }
@@ -117,51 +119,34 @@ impl DingtalkApi {
             .await
     }
 
-    /// Sends one robot OpenAPI message; a token DingTalk rejects (401) is dropped and fetched
-    /// again once (only if it is still the one that failed, so replicas never fight).
+    /// Sends one robot OpenAPI message (through [`Self::call`], so a rejected token is fetched
+    /// again once).
     pub async fn send(&self, send: &OpenApiSend) -> Result<(), SendError> {
         let path = send.url().strip_prefix(OPENAPI_BASE).unwrap_or(send.url());
-        let url = format!("{}{path}", self.base);
-        let body = send.to_json();
-        let mut refreshed = false;
-        loop {
-            let token = self.token().await.map_err(|error| SendError::Transient {
+        match self.call(reqwest::Method::POST, path, send.to_json()).await {
+            Ok(()) => Ok(()),
+            Err(ApiFailure::NoToken(message)) => Err(SendError::Transient {
                 code: "token".into(),
-                message: error.to_string(),
-            })?;
-            let response = self
-                .http
-                .post(&url)
-                .timeout(API_TIMEOUT)
-                .header(ACCESS_TOKEN_HEADER, &token)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(SendError::transport)?;
-            let status = response.status();
-            if status.is_success() {
-                return Ok(());
-            }
-            let bytes = response.bytes().await.unwrap_or_default();
-            let error: OpenApiError = serde_json::from_slice(&bytes).unwrap_or_default();
-            if status == StatusCode::UNAUTHORIZED && !refreshed {
-                tracing::warn!(code = %error.code, "dingtalk token rejected; refreshing once");
-                if let Err(error) = self.tokens.invalidate_if(&self.token_key, &token).await {
-                    tracing::warn!(%error, "could not invalidate the dingtalk token");
+                message,
+            }),
+            Err(ApiFailure::Unreachable(message)) => Err(SendError::Transient {
+                code: "http".into(),
+                message,
+            }),
+            Err(ApiFailure::Refused { status, error }) => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                if status == StatusCode::FORBIDDEN {
+                    tracing::error!(code = %error.code, "DingTalk refused the robot send: grant the app 企业内机器人发送消息权限 (qyapi_robot_sendmsg) in the developer console");
                 }
-                refreshed = true;
-                continue;
+                Err(classify(status, &error))
             }
-            if status == StatusCode::FORBIDDEN {
-                tracing::error!(code = %error.code, "DingTalk refused the robot send: grant the app 企业内机器人发送消息权限 (qyapi_robot_sendmsg) in the developer console");
-            }
-            return Err(classify(status, &error));
         }
     }
 
     /// One JSON call to `path` on api.dingtalk.com with the shared token; a token DingTalk
-    /// rejects (401) is dropped and fetched again once, as in [`Self::send`].
+    /// rejects (401) is dropped and fetched again once (only if it is still the one that
+    /// failed, so replicas never fight).
     pub async fn call(
         &self,
         method: reqwest::Method,
@@ -174,7 +159,7 @@ impl DingtalkApi {
             let token = self
                 .token()
                 .await
-                .map_err(|error| ApiFailure::Unreachable(error.to_string()))?;
+                .map_err(|error| ApiFailure::NoToken(error.to_string()))?;
             let response = self
                 .http
                 .request(method.clone(), &url)
@@ -192,6 +177,7 @@ impl DingtalkApi {
             let bytes = response.bytes().await.unwrap_or_default();
             let error: OpenApiError = serde_json::from_slice(&bytes).unwrap_or_default();
             if status == StatusCode::UNAUTHORIZED && !refreshed {
+                tracing::warn!(code = %error.code, "dingtalk token rejected; refreshing once");
                 if let Err(error) = self.tokens.invalidate_if(&self.token_key, &token).await {
                     tracing::warn!(%error, "could not invalidate the dingtalk token");
                 }

@@ -206,7 +206,9 @@ impl Card {
                         error.accessdenieddetail.required_scopes.join(","),
                         error.message.clone(),
                     ),
-                    ApiFailure::Unreachable(reason) => (0, String::new(), reason.clone()),
+                    ApiFailure::Unreachable(reason) | ApiFailure::NoToken(reason) => {
+                        (0, String::new(), reason.clone())
+                    }
                 };
                 if status == 403 {
                     let scopes = if scopes.is_empty() {

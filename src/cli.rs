@@ -41,6 +41,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::jobs::JobsCommand,
     },
+    /// The ratings web chat visitors gave answers, newest first (needs Redis).
+    Feedback {
+        #[command(subcommand)]
+        command: crate::feedback::FeedbackCommand,
+    },
     /// Send a message to a running gateway exactly as a platform would, and print the reply.
     Simulate {
         #[command(subcommand)]
@@ -122,7 +127,8 @@ pub fn main() -> ExitCode {
         Command::Chat { .. }
         | Command::CheckConfig
         | Command::Simulate { .. }
-        | Command::Jobs { .. } => "warn",
+        | Command::Jobs { .. }
+        | Command::Feedback { .. } => "warn",
     };
     crate::telemetry::init(default_level);
     let (settings, source) = match config::load(cli.config.as_deref()) {
@@ -156,6 +162,7 @@ pub fn main() -> ExitCode {
         }
         Command::Simulate { platform } => runtime.block_on(simulate(settings, platform)),
         Command::Jobs { command } => runtime.block_on(crate::jobs::run(settings, command)),
+        Command::Feedback { command } => runtime.block_on(crate::feedback::run(settings, command)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,6 +182,13 @@ async fn serve(settings: config::Settings, source: config::Source) -> anyhow::Re
         "embedded"
     };
     let bots: Vec<String> = settings.bots.keys().cloned().collect();
+    let chats: Vec<String> = settings
+        .bots
+        .iter()
+        .filter(|(_, bot)| bot.web.is_some())
+        .map(|(name, _)| name.clone())
+        .collect();
+    let demo_in_use = demo_tables(&settings);
     let application = crate::startup::Application::build(settings).await?;
     tracing::info!(
         config = %source,
@@ -185,9 +199,47 @@ async fn serve(settings: config::Settings, source: config::Source) -> anyhow::Re
         startup_ms = started.elapsed().as_millis() as u64,
         "botgate ready"
     );
+    let demo = demo_in_use;
+    if !demo.is_empty() {
+        tracing::warn!(tables = ?demo, "these channels use the example's published DEMO secrets: anyone can sign requests to them; set your own before a real platform reaches this gateway");
+    }
+    // A listener on every interface is reachable on this machine's loopback too.
+    let host = match listen.rsplit_once(':').map(|(host, _)| host) {
+        Some("0.0.0.0" | "[::]" | "") | None => "127.0.0.1",
+        Some(host) => host,
+    };
+    for bot in chats {
+        let url = format!("http://{host}:{}/web/{bot}", application.port());
+        tracing::info!(bot = %bot, %url, "web chat: open {url} in a browser");
+    }
     application.run_until_stopped().await?;
     tracing::info!("botgate stopped");
     Ok(())
+}
+
+/// The channel tables whose secrets are the example file's published demo ones (`demo-…`;
+/// WeChat and WeCom tokens are alphanumeric, so `demoWe…`).
+fn demo_tables(settings: &config::Settings) -> Vec<String> {
+    use secrecy::ExposeSecret;
+    let mut tables = Vec::new();
+    for (name, bot) in &settings.bots {
+        let secrets = [
+            ("wechat", bot.wechat.as_ref().map(|t| &t.token)),
+            ("webhook", bot.webhook.as_ref().map(|t| &t.secret)),
+            ("wecom", bot.wecom.as_ref().map(|t| &t.token)),
+            ("dingtalk", bot.dingtalk.as_ref().map(|t| &t.app_secret)),
+        ];
+        for (table, secret) in secrets {
+            if secret.is_some_and(|secret| {
+                let secret = secret.expose_secret();
+                secret.starts_with("demo-") || secret.starts_with("demoWe")
+            }) {
+                tables.push(format!("bots.{name}.{table}"));
+            }
+        }
+    }
+    tables.sort();
+    tables
 }
 
 #[allow(clippy::print_stdout)]

@@ -63,9 +63,42 @@ pub fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC, for people reading a listing.
+pub fn format_unix_secs(secs: u64) -> String {
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (H. Hinnant's algorithm), shifted so eras start on 0000-03-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_seconds_read_as_utc_dates() {
+        assert_eq!(format_unix_secs(0), "1970-01-01 00:00:00");
+        assert_eq!(format_unix_secs(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(format_unix_secs(1_795_000_000), "2026-11-18 09:46:40");
+    }
 
     #[test]
     fn random_ids_are_distinct_hex() {

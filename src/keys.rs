@@ -140,6 +140,22 @@ pub fn dingtalk_card(prefix: &str, bot: &str, message_id: &str) -> String {
     format!("{prefix}:dingtalk:{bot}:card:{message_id}")
 }
 
+/// A web visitor's message: `pending` while its answer is made, then the answer itself, so a
+/// retry of the message (a dropped stream) is answered from here and never generated twice.
+pub fn web_answer(prefix: &str, bot: &str, conversation: &str, message_id: &str) -> String {
+    format!("{prefix}:web:{bot}:answer:{conversation}:{message_id}")
+}
+
+/// That a web answer was rated (one rating per answer).
+pub fn web_rated(answer_key: &str) -> String {
+    format!("{answer_key}:rated")
+}
+
+/// A bot's ratings, newest first.
+pub fn feedback(prefix: &str, bot: &str) -> String {
+    format!("{prefix}:feedback:{bot}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +214,10 @@ mod tests {
             (rate("bg", "x"), slots("bg", "x")),
             ("bg:rate:x".into(), "bg:slots:x".into())
         );
+        let answer = web_answer("bg", "shop", "v-1", "m-1");
+        assert_eq!(answer, "bg:web:shop:answer:v-1:m-1");
+        assert_eq!(web_rated(&answer), "bg:web:shop:answer:v-1:m-1:rated");
+        assert_eq!(feedback("bg", "shop"), "bg:feedback:shop");
         assert_eq!(
             (token("bg", "t"), token_lock("bg", "t")),
             ("bg:token:t".into(), "bg:token:t:lock".into())

@@ -28,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod delivery;
+pub mod feedback;
 pub mod http;
 pub mod jobs;
 pub mod keys;

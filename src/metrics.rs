@@ -46,6 +46,14 @@ pub struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedbackLabels {
+    /// A configured bot's name (a closed set).
+    pub bot: String,
+    /// up, down
+    pub rating: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PassiveLabels {
     /// in_time, placeholder, hold
     pub outcome: &'static str,
@@ -65,6 +73,8 @@ pub struct Metrics {
     pub source_connected: Family<SourceLabels, Gauge>,
     pub source_last_frame_age_seconds: Family<SourceLabels, Gauge<f64, AtomicU64>>,
     pub source_reconnects: Family<SourceLabels, Gauge>,
+    pub feedback: Family<FeedbackLabels, Counter>,
+    pub web_streams: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -152,8 +162,22 @@ impl Default for Metrics {
             "Reconnects of an inbound source since start",
             source_reconnects.clone(),
         );
+        let feedback = Family::<FeedbackLabels, Counter>::default();
+        registry.register(
+            "feedback",
+            "Answers rated by users, by bot and rating",
+            feedback.clone(),
+        );
+        let web_streams = Gauge::default();
+        registry.register(
+            "web_open_streams",
+            "Web chat answer streams open right now",
+            web_streams.clone(),
+        );
         Metrics {
             registry,
+            feedback,
+            web_streams,
             source_connected,
             source_last_frame_age_seconds,
             source_reconnects,

@@ -30,6 +30,11 @@ pub trait Channel: Send + Sync + Sized + 'static {
     /// Whether the platform verifies the callback URL with a GET (then routed here too).
     const HANDSHAKE: bool;
 
+    /// Whether `POST /{ROUTE}/{bot}` is a platform callback for the inbound pipeline; a
+    /// platform that serves its own routes (the web chat) says no and adds them in
+    /// [`Channel::mount`].
+    const CALLBACK: bool = true;
+
     /// The channel of every bot with this platform's settings table, by bot name.
     fn build(wiring: &Wiring<'_>) -> anyhow::Result<HashMap<String, Self>>;
 
@@ -45,6 +50,9 @@ pub trait Channel: Send + Sync + Sized + 'static {
 
     /// How answers reach this bot's users outside the request, if they can.
     fn sender(&self) -> Option<Self::Sender>;
+
+    /// Routes of the platform's own, besides its callback (the web chat's page and stream).
+    fn mount(_channels: &HashMap<String, Self>, _config: &mut actix_web::web::ServiceConfig) {}
 
     /// Adds the inbound sources this bot's channel runs besides its route (DingTalk Stream
     /// mode's connection); they start with the application.

@@ -8,6 +8,7 @@ pub mod passive;
 pub mod registry;
 pub mod send;
 pub mod source;
+pub mod web;
 pub mod webhook;
 pub mod wechat;
 pub mod wecom;

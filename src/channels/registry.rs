@@ -10,6 +10,7 @@ use super::dingtalk::DingtalkChannel;
 use super::live::LiveAnswer;
 use super::send::SendError;
 use super::source::Sources;
+use super::web::WebChannel;
 use super::webhook::WebhookChannel;
 use super::wechat::WechatChannel;
 use super::wecom::WecomChannel;
@@ -141,4 +142,5 @@ platforms! {
     webhook: Webhook(WebhookChannel),
     wecom: Wecom(WecomChannel),
     dingtalk: Dingtalk(DingtalkChannel),
+    web: Web(WebChannel),
 }

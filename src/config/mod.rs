@@ -11,10 +11,12 @@ mod overlay;
 mod tests;
 mod types;
 mod validate;
+mod web;
 mod wecom;
 
 pub use dingtalk::{DingtalkMode, DingtalkReply, DingtalkSettings};
 pub use types::*;
+pub use web::WebSettings;
 pub use wecom::{ReplyFormat, WecomSettings};
 
 use std::path::{Path, PathBuf};

@@ -239,6 +239,14 @@ pub enum HistoryMode {
     BailianSession,
 }
 
+/// Names that are safe to use as a literal path segment (no pattern syntax, no separators).
+pub fn routable_bot_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BotSettings {
@@ -277,6 +285,8 @@ pub struct BotSettings {
     pub webhook: Option<WebhookSettings>,
     #[serde(default)]
     pub wecom: Option<super::WecomSettings>,
+    #[serde(default)]
+    pub web: Option<super::WebSettings>,
     #[serde(default)]
     pub dingtalk: Option<super::DingtalkSettings>,
     /// Messages one user may send per `per_secs`; past it they get `reply` and no LLM call.

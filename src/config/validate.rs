@@ -252,6 +252,9 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
                 "must be at least 1",
             ));
         }
+        if let Some(web) = &bot.web {
+            web.validate(name)?;
+        }
         if let Some(wecom) = &bot.wecom {
             wecom.validate(name)?;
         }

@@ -21,10 +21,7 @@ pub struct BotName(Arc<str>);
 impl BotName {
     /// Names that are safe to register as a literal path (no pattern syntax, no separators).
     pub fn routable(name: &str) -> bool {
-        !name.is_empty()
-            && name
-                .bytes()
-                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+        crate::config::routable_bot_name(name)
     }
 }
 

@@ -41,6 +41,10 @@ impl Visitor for Mount<'_> {
 /// `/{route}/NAME` for each configured bot, then `/{route}/{bot}` for names no bot has (404):
 /// POST for messages, and GET too where the platform verifies the URL with one.
 fn mount<C: Channel + Registered>(config: &mut web::ServiceConfig, channels: &HashMap<String, C>) {
+    C::mount(channels, config);
+    if !C::CALLBACK {
+        return;
+    }
     let resource = |path: String| {
         let resource = web::resource(path).route(web::post().to(inbound::receive::<C>));
         match C::HANDSHAKE {

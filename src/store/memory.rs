@@ -9,6 +9,8 @@ use super::Turn;
 enum Value {
     Text(String),
     History(VecDeque<Turn>),
+    /// Newest first.
+    Recent(VecDeque<String>),
 }
 
 struct Entry {
@@ -168,6 +170,41 @@ impl MemoryStore {
         let mut inner = self.lock();
         let value = value.max(Self::counter(&mut inner, key, now));
         Self::put_text(&mut inner, key, value.to_string(), ttl, now);
+    }
+
+    pub fn push_recent(&self, key: &str, value: &str, keep: usize, ttl: Duration) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let expires_at = now + ttl;
+        match Self::live(&mut inner, key, now) {
+            Some(Entry {
+                value: Value::Recent(items),
+                expires_at: at,
+            }) => {
+                items.push_front(value.to_owned());
+                items.truncate(keep.max(1));
+                *at = expires_at;
+            }
+            _ => {
+                let entry = Entry {
+                    value: Value::Recent(VecDeque::from([value.to_owned()])),
+                    expires_at,
+                };
+                inner.entries.insert(key.to_owned(), entry);
+            }
+        }
+        Self::wrote(&mut inner, now);
+    }
+
+    pub fn recent(&self, key: &str, count: usize) -> Vec<String> {
+        let mut inner = self.lock();
+        match Self::live(&mut inner, key, Instant::now()) {
+            Some(Entry {
+                value: Value::Recent(items),
+                ..
+            }) => items.iter().take(count).cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn delete(&self, keys: &[&str]) {

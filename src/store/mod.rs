@@ -198,6 +198,32 @@ impl Store {
         }
     }
 
+    /// Puts `value` at the head of a list that keeps its newest `keep` items and idles out
+    /// after `ttl`.
+    pub async fn push_recent(
+        &self,
+        key: &str,
+        value: &str,
+        keep: usize,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(store) => {
+                store.push_recent(key, value, keep, ttl);
+                Ok(())
+            }
+            Store::Redis(store) => store.push_recent(key, value, keep, ttl).await,
+        }
+    }
+
+    /// The newest `count` items of a [`Store::push_recent`] list, newest first.
+    pub async fn recent(&self, key: &str, count: usize) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Memory(store) => Ok(store.recent(key, count)),
+            Store::Redis(store) => store.recent(key, count).await,
+        }
+    }
+
     /// Readiness: can the store answer right now?
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

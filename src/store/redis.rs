@@ -164,6 +164,32 @@ impl RedisStore {
         Ok(())
     }
 
+    pub async fn push_recent(
+        &self,
+        key: &str,
+        value: &str,
+        keep: usize,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: () = redis::pipe()
+            .atomic()
+            .lpush(key, value)
+            .ignore()
+            .ltrim(key, 0, keep.max(1) as isize - 1)
+            .ignore()
+            .pexpire(key, ttl.as_millis().max(1) as i64)
+            .ignore()
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn recent(&self, key: &str, count: usize) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection.clone();
+        Ok(connection.lrange(key, 0, count.max(1) as isize - 1).await?)
+    }
+
     pub async fn delete(&self, keys: &[&str]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());

@@ -16,4 +16,5 @@ mod passive_takeover;
 pub(crate) mod privacy;
 mod scenarios;
 mod sources;
+mod web;
 mod wecom;

@@ -12,6 +12,8 @@
 //! - [`platform`]: [`FakePlatform`], a recorder standing in for the WeChat, WeCom and DingTalk
 //!   send APIs.
 //! - [`stream`]: [`FakeStreamGateway`], DingTalk's Stream-mode WebSocket gateway.
+//! - [`browser`]: [`browser::Browser`], Debian's Chromium driven through chromedriver, for the
+//!   web chat's tests in a real browser.
 //!
 //! Every HTTP fake runs its own actix-web system on a thread of its own and binds
 //! `127.0.0.1:0`, so it works under any test runtime and stops when the value is dropped.
@@ -20,6 +22,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod bailian;
+pub mod browser;
 pub mod conformance;
 pub mod platform;
 pub mod proxy;

@@ -17,4 +17,5 @@ pub(crate) mod privacy;
 mod scenarios;
 mod sources;
 mod web;
+mod web_browser;
 mod wecom;

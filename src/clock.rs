@@ -97,7 +97,7 @@ mod tests {
     fn unix_seconds_read_as_utc_dates() {
         assert_eq!(format_unix_secs(0), "1970-01-01 00:00:00");
         assert_eq!(format_unix_secs(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(format_unix_secs(1_795_000_000), "2026-11-18 09:46:40");
+        assert_eq!(format_unix_secs(1_795_000_000), "2026-11-18 11:06:40");
     }
 
     #[test]

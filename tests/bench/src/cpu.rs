@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// CPU time a process has used so far, all threads, user and system.
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     // The command name may hold spaces and parentheses: fields are counted after the last ')'.

@@ -6,6 +6,11 @@
 //! more CPU per call than the gateway it stands behind, on the same two cores. This one checks
 //! what real Bailian would refuse (method, path, API key, a body with `messages`), counts, and
 //! answers with bytes it already has. It speaks HTTP/1.1 only: `--llm-http2` uses the test kit's.
+//!
+//! It also answers OpenAI-compatible `POST /v1/chat/completions` (non-streaming, one JSON
+//! answer with the same text), the call the `compare` scenario's peers make, from the same
+//! thread and with bytes rendered the same way, so that botgate and the peers wait equally
+//! little. Calls are counted per protocol, to say which one a gateway used.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +43,8 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// How often [`LeanBailian::wait_for_calls`] looks at the counters (after the load, unmeasured).
 const WAIT_POLL: Duration = Duration::from_millis(1);
 const NO_INPUT: &str = r#"Either "prompt" or "messages" must exist and cannot both be none"#;
+/// OpenAI's chat completions, under the `/v1` a client's base URL ends with.
+const OPENAI_PATH: &str = "/v1/chat/completions";
 
 /// How a streamed answer goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,12 +72,45 @@ struct Answers {
     /// The same bytes, one piece per write for [`FrameWrites::PerFrame`].
     stream_writes: Vec<Bytes>,
     json: Bytes,
+    /// OpenAI's non-streaming `chat.completion` object.
+    openai: Bytes,
+}
+
+/// Accepted calls per protocol.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Protocols {
+    pub bailian_sse: u64,
+    pub bailian_json: u64,
+    pub openai_json: u64,
+}
+
+impl Protocols {
+    /// The protocols seen, e.g. "Bailian SSE" (or "none").
+    pub fn describe(&self) -> String {
+        let seen: Vec<&str> = [
+            (self.bailian_sse, "Bailian SSE"),
+            (self.bailian_json, "Bailian JSON"),
+            (self.openai_json, "OpenAI chat/completions JSON"),
+        ]
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(_, name)| *name)
+        .collect();
+        if seen.is_empty() {
+            "none".to_owned()
+        } else {
+            seen.join(" + ")
+        }
+    }
 }
 
 struct Shared {
     answers: Answers,
     writes: FrameWrites,
     accepted: AtomicU64,
+    bailian_sse: AtomicU64,
+    bailian_json: AtomicU64,
+    openai_json: AtomicU64,
     rejected: AtomicU64,
     first_rejection: OnceLock<String>,
 }
@@ -88,6 +128,9 @@ impl LeanBailian {
             answers: Answers::render(answer),
             writes,
             accepted: AtomicU64::new(0),
+            bailian_sse: AtomicU64::new(0),
+            bailian_json: AtomicU64::new(0),
+            openai_json: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             first_rejection: OnceLock::new(),
         });
@@ -97,6 +140,25 @@ impl LeanBailian {
 
     pub fn base_url(&self) -> String {
         self.server.url()
+    }
+
+    /// The base URL an OpenAI-compatible client is given (`…/v1`).
+    pub fn openai_base_url(&self) -> String {
+        format!("{}/v1", self.server.url())
+    }
+
+    /// The model name OpenAI clients may send (any is accepted).
+    pub fn model(&self) -> &'static str {
+        MODEL_ID
+    }
+
+    /// Accepted calls by protocol.
+    pub fn protocols(&self) -> Protocols {
+        Protocols {
+            bailian_sse: self.shared.bailian_sse.load(Ordering::Relaxed),
+            bailian_json: self.shared.bailian_json.load(Ordering::Relaxed),
+            openai_json: self.shared.openai_json.load(Ordering::Relaxed),
+        }
     }
 
     pub fn app_id(&self) -> &'static str {
@@ -163,6 +225,7 @@ impl Respond for Shared {
         match verdict {
             Verdict::Stream => {
                 self.accepted.fetch_add(1, Ordering::Relaxed);
+                self.bailian_sse.fetch_add(1, Ordering::Relaxed);
                 match self.writes {
                     FrameWrites::One => stream.write_all(&self.answers.stream).await,
                     FrameWrites::PerFrame => {
@@ -176,7 +239,13 @@ impl Respond for Shared {
             }
             Verdict::Json => {
                 self.accepted.fetch_add(1, Ordering::Relaxed);
+                self.bailian_json.fetch_add(1, Ordering::Relaxed);
                 stream.write_all(&self.answers.json).await
+            }
+            Verdict::OpenAi => {
+                self.accepted.fetch_add(1, Ordering::Relaxed);
+                self.openai_json.fetch_add(1, Ordering::Relaxed);
+                stream.write_all(&self.answers.openai).await
             }
             Verdict::Reject(rejection) => {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -207,6 +276,8 @@ enum Parsed {
 enum Verdict {
     Stream,
     Json,
+    /// An OpenAI-compatible, non-streaming chat completion.
+    OpenAi,
     Reject(Rejection),
 }
 
@@ -323,6 +394,30 @@ fn parse(buffer: &[u8]) -> Parsed {
     let body = &buffer[head_length..length];
     let verdict = if request.method != Some("POST") {
         Verdict::Reject(rejection(405, "MethodNotAllowed", "Use POST."))
+    } else if request.path == Some(OPENAI_PATH) {
+        match key.map(<[u8]>::trim_ascii) {
+            None => Verdict::Reject(rejection(401, "invalid_api_key", "No API key provided.")),
+            Some(key) if key != API_KEY.as_bytes() => Verdict::Reject(rejection(
+                401,
+                "invalid_api_key",
+                "Incorrect API key provided.",
+            )),
+            Some(_) if !contains(body, b"\"messages\"") => Verdict::Reject(rejection(
+                400,
+                "invalid_request_error",
+                "'messages' is a required property",
+            )),
+            Some(_)
+                if contains(body, b"\"stream\":true") || contains(body, b"\"stream\": true") =>
+            {
+                Verdict::Reject(rejection(
+                    400,
+                    "invalid_request_error",
+                    "This fake answers OpenAI calls without streaming only.",
+                ))
+            }
+            Some(_) => Verdict::OpenAi,
+        }
     } else if request.path.and_then(app_of) != Some(APP_ID) {
         Verdict::Reject(rejection(404, "NotFound", "No such API."))
     } else {
@@ -403,10 +498,22 @@ impl Answers {
              Content-Length: {}\r\nX-Request-Id: {REQUEST_ID}\r\n\r\n{body}",
             body.len()
         ));
+        let chars = answer.chars().count();
+        let body = format!(
+            "{{\"id\":\"chatcmpl-{SESSION_ID}\",\"object\":\"chat.completion\",\"created\":1700000000,\"model\":\"{MODEL_ID}\",\"choices\":[{{\"index\":0,\"message\":{{\"role\":\"assistant\",\"content\":{}}},\"finish_reason\":\"stop\"}}],\"usage\":{{\"prompt_tokens\":{INPUT_TOKENS},\"completion_tokens\":{chars},\"total_tokens\":{}}}}}",
+            Value::from(answer),
+            INPUT_TOKENS + chars,
+        );
+        let openai = Bytes::from(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nX-Request-Id: {REQUEST_ID}\r\n\r\n{body}",
+            body.len()
+        ));
         Answers {
             stream,
             stream_writes,
             json,
+            openai,
         }
     }
 }
@@ -765,6 +872,65 @@ mod tests {
                 close: false
             }
         );
+    }
+
+    fn openai_request(key: &str, body: &str) -> Vec<u8> {
+        format!(
+            "POST {OPENAI_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn an_openai_call_gets_a_chat_completion_with_the_answer_and_is_counted_apart() {
+        let fake = LeanBailian::start(ANSWER, FrameWrites::One).unwrap();
+        let body = r#"{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "你好"}]}"#;
+        let seen = exchange(&fake, &openai_request(API_KEY, body)).await;
+        assert_eq!(seen.status, 200);
+        assert_eq!(seen.header("content-type"), Some("application/json"));
+        let answer: Value = serde_json::from_slice(&seen.body).unwrap();
+        assert_eq!(answer["object"], "chat.completion");
+        assert_eq!(answer["choices"][0]["message"]["role"], "assistant");
+        assert_eq!(answer["choices"][0]["message"]["content"], ANSWER);
+        assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            exchange(&fake, &request(API_KEY, true, BODY)).await.status,
+            200
+        );
+        assert_eq!(
+            fake.protocols(),
+            Protocols {
+                bailian_sse: 1,
+                bailian_json: 0,
+                openai_json: 1
+            }
+        );
+        assert_eq!(
+            fake.protocols().describe(),
+            "Bailian SSE + OpenAI chat/completions JSON"
+        );
+        assert_eq!(fake.accepted(), 2);
+        // A wrong key, no messages, or a streaming call are refused.
+        assert_eq!(
+            exchange(&fake, &openai_request("sk-other", body))
+                .await
+                .status,
+            401
+        );
+        assert_eq!(
+            exchange(&fake, &openai_request(API_KEY, "{}")).await.status,
+            400
+        );
+        let streaming = r#"{"model":"m","messages":[],"stream":true}"#;
+        assert_eq!(
+            exchange(&fake, &openai_request(API_KEY, streaming))
+                .await
+                .status,
+            400
+        );
+        assert_eq!((fake.accepted(), fake.rejected()), (2, 3));
     }
 
     #[test]

@@ -153,6 +153,11 @@ impl Upstreams {
         )
     }
 
+    /// The private redis-server's port, with the Redis store.
+    pub fn redis_port(&self) -> Option<u16> {
+        self.redis.as_ref().map(RedisServer::port)
+    }
+
     pub fn store_name(&self) -> &'static str {
         if self.redis.is_some() {
             "redis"

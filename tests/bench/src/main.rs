@@ -7,6 +7,7 @@
 //! cargo run --release -p botgate-bench -- dingtalk-http     # DingTalk robot callbacks, signed
 //! cargo run --release -p botgate-bench -- dingtalk-stream   # DingTalk Stream frames, ACKed
 //! cargo run --release -p botgate-bench -- all --seconds 10  # every scenario
+//! cargo run --release -p botgate-bench -- compare --runs 3  # botgate vs the Python and Go peers
 //! ```
 //!
 //! Each scenario starts what it needs: a private `redis-server`, a fake Bailian answering at
@@ -23,7 +24,9 @@
 //! its answer reaching `message/send`; `wecom-kf` reports callbacks per second, the time from a
 //! burst of customer messages to each answer, and the `kf/sync_msg` pulls. Both check every
 //! answer: once per message, to the right member or customer, with the fake Bailian's text (and
-//! for customers, in the order they wrote).
+//! for customers, in the order they wrote). With `--redis-stats` (Redis store), `wecom-app` and
+//! `dingtalk-http` also report Redis commands per message, per command, from `INFO commandstats`
+//! reset just before the first callback and read after the last answer.
 //!
 //! The DingTalk scenarios acknowledge first too, and answer through each message's session
 //! webhook, pointed at a fake DingTalk: `dingtalk-http` posts signed robot callbacks (one-to-one,
@@ -35,6 +38,13 @@
 //! conversation's webhook, with the fake Bailian's text, @-mentioning the sender in a group; the
 //! Stream one also that every frame was ACKed.
 //!
+//! `compare` runs the two peers of `../shared/bench/peers` (a wechatpy + aiohttp bot and a Go
+//! standard-library bot, both calling an OpenAI-compatible `chat/completions`) and botgate back
+//! to back with `wechat-safe`'s load, `--runs` times, and prints each one's messages/s, p50/p99,
+//! errors, peak RSS and CPU per message, botgate's Redis CPU and commands per message, the
+//! ratios, and the issue's targets as PASS/FAIL. It sets the peers up under
+//! `target/bench-peers/` when missing (a venv with wechatpy and aiohttp; Debian's `golang-go`).
+//!
 //! # Layout
 //!
 //! - [`stack`]: the botgate child process: config, readiness, memory, log.
@@ -44,16 +54,21 @@
 //! - [`http`]: a minimal keep-alive HTTP/1.1 client, cheap enough to share the cores.
 //! - [`load`]: the closed-loop (optionally paced) driver and its latency statistics.
 //! - [`wechat`], [`webhook`], [`wecom`], [`dingtalk`]: the scenarios.
+//! - [`compare`], [`peers`], [`redis_stats`]: botgate against the peers, the peers' setup and
+//!   processes, and what botgate asks of Redis.
 //! - [`report`]: the table and the JSON line.
 
+mod compare;
 mod cpu;
 mod dingtalk;
 mod fake_llm;
 mod fixture;
 mod http;
 mod load;
+mod peers;
 mod platform;
 mod platform_server;
+mod redis_stats;
 mod report;
 mod stack;
 mod webhook;
@@ -90,6 +105,9 @@ enum Scenario {
     DingtalkStream,
     /// Every scenario, one after the other, each on a fresh stack.
     All,
+    /// botgate against the Python (wechatpy + aiohttp) and Go peers of ../shared/bench/peers,
+    /// back to back with wechat-safe's load, --runs times (not part of `all`).
+    Compare,
 }
 
 #[derive(Debug, Parser)]
@@ -169,6 +187,23 @@ struct Cli {
     /// Do not run `cargo build --release --bin botgate` first.
     #[arg(long)]
     no_build: bool,
+    /// compare: the peers' directory (default: ../shared/bench/peers beside the workspace).
+    #[arg(long)]
+    peers: Option<PathBuf>,
+    /// compare: how many times to run the three back to back.
+    #[arg(long, default_value_t = 3)]
+    runs: u64,
+    /// compare: botgate calls the fake through OpenAI chat/completions without streaming, as the
+    /// peers do, instead of Bailian (SSE, or JSON with --llm-json).
+    #[arg(long)]
+    llm_openai: bool,
+    /// compare: a new user for every request, instead of 50 users per connection coming back.
+    #[arg(long)]
+    user_per_message: bool,
+    /// wecom-app, dingtalk-http (acknowledged, answered later), Redis store: Redis commands per
+    /// message from `INFO commandstats`, counters reset just before the first callback.
+    #[arg(long)]
+    redis_stats: bool,
 }
 
 /// What the scenarios need from the command line, with the binary resolved.
@@ -195,6 +230,11 @@ pub struct Options {
     pub burst: u64,
     pub window: usize,
     pub perf: Option<PathBuf>,
+    pub peers: Option<PathBuf>,
+    pub runs: u64,
+    pub llm_openai: bool,
+    pub user_per_message: bool,
+    pub redis_stats: bool,
 }
 
 fn main() -> ExitCode {
@@ -230,6 +270,11 @@ fn main() -> ExitCode {
         burst: cli.burst.max(1),
         window: cli.window.max(1),
         perf: cli.perf,
+        peers: cli.peers,
+        runs: cli.runs.max(1),
+        llm_openai: cli.llm_openai,
+        user_per_message: cli.user_per_message,
+        redis_stats: cli.redis_stats,
     };
     // One thread: the generator should take as little of the shared cores as it can, and the
     // fakes run their own threads.
@@ -243,6 +288,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if cli.scenario == Scenario::Compare {
+        return match runtime.block_on(compare::run(&options)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("botgate-bench: compare: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let scenarios: &[Scenario] = match cli.scenario {
         Scenario::All => &[
             Scenario::WechatSafe,
@@ -287,6 +342,6 @@ async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {
         Scenario::WecomKf => wecom::run_kf(options).await,
         Scenario::DingtalkHttp => dingtalk::run_http(options).await,
         Scenario::DingtalkStream => dingtalk::run_stream(options).await,
-        Scenario::All => unreachable!("expanded above"),
+        Scenario::All | Scenario::Compare => unreachable!("handled above"),
     }
 }

@@ -209,13 +209,7 @@ impl Botgate {
     }
 
     fn status_kib(&self, field: &str) -> anyhow::Result<u64> {
-        let path = format!("/proc/{}/status", self.pid);
-        let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("no {field} in {path}"))
+        status_kib(self.pid, field)
     }
 
     /// Drives `work` while sampling botgate's resident memory every [`RSS_SAMPLE`]: returns the
@@ -309,8 +303,19 @@ fn without_timestamp(line: &str) -> String {
     }
 }
 
+/// A memory figure of `/proc/PID/status` (`VmHWM`, `VmRSS`), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in {path}"))
+}
+
 /// A port the kernel just handed out on 127.0.0.1, released again for botgate to take.
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind a free port")?;
     Ok(listener.local_addr().context("read the bound port")?.port())
 }

@@ -16,7 +16,8 @@ use super::api::{Arrival, Fake};
 use super::{summary, Spread, Stack};
 use crate::cpu::CpuMeter;
 use crate::load::{self, Exchange, Length};
-use crate::report::Report;
+use crate::redis_stats::RedisProbe;
+use crate::report::{round, Report};
 use crate::Options;
 
 /// At most this many requests are built in advance (about 1.5 KiB each): acknowledging a
@@ -122,6 +123,15 @@ pub async fn run<C: Callbacks>(
     let prepared = load::prepare(&exchange, connections, per_connection).await?;
     let (prepared_count, build_time) = (prepared.requests(), building.elapsed());
 
+    // `--redis-stats`: Redis's counters from just before the first callback to the last answer.
+    let mut probe = match stack.upstreams.redis_port() {
+        Some(port) if options.redis_stats => {
+            let mut probe = RedisProbe::connect(port).await?;
+            probe.reset_stats().await?;
+            Some(probe)
+        }
+        _ => None,
+    };
     let meter = CpuMeter::new(stack.botgate.pid());
     let before = meter.snapshot();
     let started = Instant::now();
@@ -142,6 +152,10 @@ pub async fn run<C: Callbacks>(
     let sent_at = exchange.take_sent_at();
     let expected: u64 = sent_at.iter().map(|times| times.len() as u64).sum();
     let awaited = summary::await_answers(&stack, expected, &meter, &before, started).await;
+    let commands = match probe.as_mut() {
+        Some(probe) => Some(probe.command_stats().await?),
+        None => None,
+    };
     load::verify(&exchange, &mut outcome).await?;
     let sends = stack.api.record().take_sends();
     let window = (started + warmup, started + warmup + measure);
@@ -226,6 +240,37 @@ pub async fn run<C: Callbacks>(
         answers_per_sec,
         last_answer,
     );
+    if let Some(commands) = commands {
+        let total: u64 = commands.values().sum();
+        let per_message = total as f64 / expected.max(1) as f64;
+        let mut ordered: Vec<(&String, &u64)> = commands.iter().collect();
+        ordered.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let breakdown: Vec<String> = ordered
+            .iter()
+            .map(|(command, calls)| {
+                format!("{command} {:.2}", **calls as f64 / expected.max(1) as f64)
+            })
+            .collect();
+        report.row(
+            "Redis commands",
+            format!(
+                "{per_message:.2} per message ({total} for {expected} messages, first callback to \
+                 last answer, warm-up and background polling included, commands run inside \
+                 scripts counted too): {}",
+                breakdown.join(", ")
+            ),
+        );
+        report.value("redis_commands_per_message", round(per_message, 2));
+        report.value(
+            "redis_commands",
+            serde_json::Value::Object(
+                commands
+                    .into_iter()
+                    .map(|(command, calls)| (command, calls.into()))
+                    .collect(),
+            ),
+        );
+    }
     report.value("waiting_at_load_end", waiting);
     report.value("messages_sent", expected);
 

@@ -271,3 +271,43 @@ async fn markup_from_the_model_is_shown_as_text_and_only_web_links_are_links() {
     assert!(answer_text.contains("javascript:"), "{answer_text}");
     assert_ne!(title, "pwned");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_keeps_what_was_shown_and_the_next_question_is_answered() {
+    let scene = scene().await;
+    let browser = &scene.browser;
+    scene.fake.set_chunk_interval(Duration::from_millis(300));
+
+    say(browser, "讲一个很长的故事").await;
+    let b = browser;
+    b.wait_until(PATIENCE, || async move {
+        b.text(".msg-bot.streaming .msg-body")
+            .await
+            .is_ok_and(|text| !text.is_empty())
+    })
+    .await
+    .unwrap();
+    b.wait_for("#stop", PATIENCE)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let stopped = b
+        .wait_for(".msg-bot.stopped .msg-body", PATIENCE)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    scene.fake.set_chunk_interval(Duration::ZERO);
+    say(browser, "下一个问题").await;
+    let answers = finished_answers(browser, 1).await;
+
+    let whole = "echo: 讲一个很长的故事 (history: 0)";
+    assert!(
+        !stopped.is_empty() && whole.starts_with(&stopped) && stopped != whole,
+        "{stopped:?}"
+    );
+    assert_eq!(answers.last().unwrap(), "echo: 下一个问题 (history: 2)");
+}

@@ -85,12 +85,12 @@ async fn scene() -> Scene {
 
 /// Serves `html` to every request on `listener`.
 fn host_site_from(listener: tokio::net::TcpListener, html: String) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    botgate::spawn_traced(async move {
         loop {
             let Ok((socket, _)) = listener.accept().await else {
                 return;
             };
-            tokio::spawn(serve_page(socket, html.clone()));
+            botgate::spawn_traced(serve_page(socket, html.clone()));
         }
     })
 }

@@ -11,6 +11,7 @@ use botgate_contract::InboundMessage;
 use botgate_web::Done;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::WebBot;
 use crate::core::{Reply, ReplyKind};
@@ -99,8 +100,9 @@ impl WebBot {
             _ => {
                 let (sender, receiver) = watch::channel(Progress::default());
                 let bot = self.clone();
-                self.tasks
-                    .spawn(async move { bot.await_stored(key, message, sender).await });
+                self.tasks.spawn(
+                    async move { bot.await_stored(key, message, sender).await }.in_current_span(),
+                );
                 Ok(receiver)
             }
         }
@@ -114,10 +116,13 @@ impl WebBot {
         let (sender, receiver) = watch::channel(Progress::default());
         self.in_flight.insert(&key, receiver.clone());
         let bot = self.clone();
-        self.tasks.spawn(async move {
-            bot.make(&key, &message, &sender).await;
-            bot.in_flight.remove(&key);
-        });
+        self.tasks.spawn(
+            async move {
+                bot.make(&key, &message, &sender).await;
+                bot.in_flight.remove(&key);
+            }
+            .in_current_span(),
+        );
         receiver
     }
 

@@ -432,3 +432,36 @@ async fn a_commit_after_the_message_state_expired_leaves_nothing_without_expiry(
         .unwrap();
     assert!(ttl > 0, "the message state expires: TTL {ttl}");
 }
+
+/// A multi-part answer taken by a later delivery leaves its other parts in the outbox; the
+/// outbox must keep its expiry (an LPOP that emptied it, then an LPUSH, made it a new key
+/// without one: leftover parts stayed in Redis forever).
+#[tokio::test]
+async fn parts_left_after_a_delivery_takes_a_stored_answer_still_expire() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    let outbox = Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT);
+    let backend = Backend {
+        outbox,
+        store: Store::Redis(store),
+        _redis: None,
+    };
+    backend.ask("m1").await;
+    assert_eq!(backend.take("m1", TakeMode::GiveUp).await, Take::Pending);
+    backend.commit("m1", &["一", "二", "三"]).await;
+
+    let taken = backend.take("m1", TakeMode::Look).await;
+
+    assert_eq!(taken, text("一"));
+    let mut connection = redis.connection().await;
+    let (length, ttl): (i64, i64) = redis::pipe()
+        .cmd("LLEN")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .cmd("TTL")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(length, 2, "the second and third parts wait");
+    assert!(ttl > 0, "the outbox with parts left expires: TTL {ttl}");
+}

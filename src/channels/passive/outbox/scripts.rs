@@ -3,8 +3,14 @@
 //! dropped connection): `ARRIVE` is keyed by the request's own id, `COMMIT` keeps its result,
 //! `PUSH_PARTS` is keyed by the message, `TAKE` returns what it bound before.
 //!
+//! Redis counts every call a script makes (`INFO commandstats`), so the two scripts of the
+//! usual message (`ARRIVE`, `COMMIT`) read each hash once (`HMGET`), write it once (`HSET`
+//! with several fields), read the outbox once, and skip what that read already tells: the
+//! usual message costs 9 + 12 commands, the memory's `LRANGE` beside them.
+//!
 //! Per message (`msg`, a hash, 10 minutes): `n` deliveries seen, `r<request>` what `ARRIVE`
-//! told that request, `w` until when (ms) its first delivery waits to be handed its answer,
+//! told that request, `w` until when (ms) its first delivery waits to be handed its answer
+//! (read by `COMMIT` only, before it writes `c`: a `w` left beside `c` is never read again),
 //! `reply` the text bound to it (every retry gets the same bytes), `c` what `COMMIT` returned.
 //! Per user (`outbox`, a list): `A<id>` the answer to message `id`, `P<text>` a ready part.
 //! Beside it (`state`, a hash): `q:<id>` the question, `l:<id>` its generator's lease (ms),
@@ -36,6 +42,29 @@ local function bind(msg, outbox, state, text, hint, ttl)
   return text
 end
 
+-- Puts parts[last] .. parts[2] at the outbox's front, parts[2] first: one LPUSH per hundred.
+local function push_front(outbox, parts, last)
+  local i = last
+  while i >= 2 do
+    local batch = {}
+    local stop = math.max(2, i - 99)
+    for j = i, stop, -1 do batch[#batch + 1] = 'P' .. parts[j] end
+    redis.call('LPUSH', outbox, unpack(batch))
+    i = stop - 1
+  end
+end
+
+-- Replaces the outbox's front entry with an answer's parts after its first (the first is
+-- bound): the outbox then holds one entry less plus #parts - 1.
+local function unfold_front(outbox, parts)
+  if #parts < 2 then
+    redis.call('LPOP', outbox)
+  else
+    redis.call('LSET', outbox, 0, 'P' .. parts[#parts])
+    push_front(outbox, parts, #parts - 1)
+  end
+end
+
 local function take_front(outbox, state)
   local front = redis.call('LINDEX', outbox, 0)
   if not front then return nil end
@@ -48,19 +77,24 @@ local function take_front(outbox, state)
   if not stored then return nil end
   local parts = cjson.decode(stored)
   redis.call('HDEL', state, 'a:' .. id)
-  redis.call('LPOP', outbox)
-  for i = #parts, 2, -1 do redis.call('LPUSH', outbox, 'P' .. parts[i]) end
+  unfold_front(outbox, parts)
   return parts[1]
 end
 
-local function first_ungenerated(outbox, state)
-  for _, entry in ipairs(redis.call('LRANGE', outbox, 0, -1)) do
-    if string.sub(entry, 1, 1) == 'A' then
+-- The first answer among `entries` (the outbox as read) not generated yet, the entry at index
+-- `skip` left out.
+local function first_ungenerated_in(entries, state, skip)
+  for i, entry in ipairs(entries) do
+    if i ~= skip and string.sub(entry, 1, 1) == 'A' then
       local id = string.sub(entry, 2)
       if redis.call('HEXISTS', state, 'a:' .. id) == 0 then return id end
     end
   end
   return nil
+end
+
+local function first_ungenerated(outbox, state)
+  return first_ungenerated_in(redis.call('LRANGE', outbox, 0, -1), state, 0)
 end
 "#;
 
@@ -69,36 +103,44 @@ end
 // s, lease ms, wait ms. Returns {attempt, role}: 0 a later delivery, 1 generate now, 2
 // generate after the answers before it, 3 a pull of what is owed.
 const ARRIVE: &str = r#"
-local prior = redis.call('HGET', KEYS[1], 'r' .. ARGV[1])
-if prior then
-  local attempt, role = string.match(prior, '(%d+):(%d+)')
+local seen = redis.call('HMGET', KEYS[1], 'r' .. ARGV[1], 'n')
+if seen[1] then
+  local attempt, role = string.match(seen[1], '(%d+):(%d+)')
   return {tonumber(attempt), tonumber(role)}
 end
-local attempt = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local attempt = tonumber(seen[2] or '0') + 1
 local role = 0
 if attempt == 1 then
   if ARGV[4] == 'r' then redis.call('DEL', KEYS[2], KEYS[3]) end
-  local front = redis.call('LINDEX', KEYS[2], 0)
-  if front and (string.sub(front, 1, 1) == 'P' or redis.call('HEXISTS', KEYS[3], 'promised') == 1) then
-    role = 3
+  -- Pushed first: an outbox that was empty (the usual case) needs no read. A pull takes the
+  -- entry back out, in the same atomic step, before anyone can see it.
+  local ahead = {}
+  if redis.call('RPUSH', KEYS[2], 'A' .. ARGV[2]) > 1 then
+    ahead = redis.call('LRANGE', KEYS[2], 0, -2)
+    if string.sub(ahead[1], 1, 1) == 'P' or redis.call('HEXISTS', KEYS[3], 'promised') == 1 then
+      redis.call('RPOP', KEYS[2])
+      role = 3
+    end
+  end
+  if role == 3 then
+    redis.call('HSET', KEYS[1], 'n', attempt, 'r' .. ARGV[1], attempt .. ':' .. role)
   else
-    local ready = first_ungenerated(KEYS[2], KEYS[3]) == nil
     local now = now_ms()
-    redis.call('RPUSH', KEYS[2], 'A' .. ARGV[2])
-    redis.call('HSET', KEYS[3], 'q:' .. ARGV[2], ARGV[3])
-    redis.call('HSET', KEYS[1], 'w', now + tonumber(ARGV[8]))
-    if ready then
-      redis.call('HSET', KEYS[3], 'l:' .. ARGV[2], now + tonumber(ARGV[7]))
+    if first_ungenerated_in(ahead, KEYS[3], 0) == nil then
       role = 1
+      redis.call('HSET', KEYS[3], 'q:' .. ARGV[2], ARGV[3], 'l:' .. ARGV[2], now + tonumber(ARGV[7]))
     else
       role = 2
+      redis.call('HSET', KEYS[3], 'q:' .. ARGV[2], ARGV[3])
     end
+    redis.call('HSET', KEYS[1], 'n', attempt, 'w', now + tonumber(ARGV[8]), 'r' .. ARGV[1], attempt .. ':' .. role)
   end
   redis.call('EXPIRE', KEYS[2], ARGV[6])
   redis.call('EXPIRE', KEYS[3], ARGV[6])
   redis.call('EXPIRE', KEYS[1], ARGV[5])
+else
+  redis.call('HSET', KEYS[1], 'n', attempt, 'r' .. ARGV[1], attempt .. ':' .. role)
 end
-redis.call('HSET', KEYS[1], 'r' .. ARGV[1], attempt .. ':' .. role)
 return {attempt, role}
 "#;
 
@@ -108,41 +150,68 @@ return {attempt, role}
 // message's first delivery, still waiting; and the next answer to generate, its lease taken.
 // An answer dropped by a restart is neither stored nor remembered.
 const COMMIT: &str = r#"
-local done = redis.call('HGET', KEYS[1], 'c')
-if done then return cjson.decode(done) end
+local seen = redis.call('HMGET', KEYS[1], 'c', 'w', 'reply')
+if seen[1] then return cjson.decode(seen[1]) end
 local id = ARGV[1]
-local position = redis.call('LPOS', KEYS[2], 'A' .. id)
+local own = 'A' .. id
+-- The whole outbox in one read: where this answer is, how many entries there are, and what
+-- comes after it.
+local entries = redis.call('LRANGE', KEYS[2], 0, -1)
+local position
+for i, entry in ipairs(entries) do
+  if entry == own then position = i; break end
+end
 local result = {false, false, false}
+local now
 if position then
   if #KEYS >= 4 then append_turn(KEYS[4], ARGV[7], ARGV[8], ARGV[9]) end
-  redis.call('HDEL', KEYS[3], 'q:' .. id, 'l:' .. id)
-  local waiting = tonumber(redis.call('HGET', KEYS[1], 'w') or '0')
-  if position == 0 and waiting > now_ms() and redis.call('HEXISTS', KEYS[1], 'reply') == 0 then
-    redis.call('HDEL', KEYS[1], 'w')
+  local length = #entries
+  local waiting = false
+  if position == 1 and seen[2] and not seen[3] then
+    now = now_ms()
+    waiting = tonumber(seen[2]) > now
+  end
+  if waiting then
     local parts = cjson.decode(ARGV[2])
-    redis.call('LPOP', KEYS[2])
-    for i = #parts, 2, -1 do redis.call('LPUSH', KEYS[2], 'P' .. parts[i]) end
-    result[1] = bind(KEYS[1], KEYS[2], KEYS[3], parts[1], ARGV[6], ARGV[3])
+    unfold_front(KEYS[2], parts)
+    length = length - 1 + math.max(#parts - 1, 0)
+    local text = parts[1]
+    if length == 0 then
+      redis.call('HDEL', KEYS[3], 'q:' .. id, 'l:' .. id, 'promised')
+    else
+      redis.call('HDEL', KEYS[3], 'q:' .. id, 'l:' .. id)
+      if redis.call('HEXISTS', KEYS[3], 'promised') == 1 and string.sub(text, -#ARGV[6]) ~= ARGV[6] then
+        text = text .. ARGV[6]
+      end
+    end
+    result[1] = text
   else
+    redis.call('HDEL', KEYS[3], 'q:' .. id, 'l:' .. id)
     redis.call('HSET', KEYS[3], 'a:' .. id, ARGV[2])
   end
-  local next_id = first_ungenerated(KEYS[2], KEYS[3])
+  -- This answer's own entry is generated now (its parts stored, or unfolded into ready parts).
+  local next_id = first_ungenerated_in(entries, KEYS[3], position)
   if next_id then
-    local now = now_ms()
-    local question = redis.call('HGET', KEYS[3], 'q:' .. next_id)
-    if question and tonumber(redis.call('HGET', KEYS[3], 'l:' .. next_id) or '0') < now then
+    now = now or now_ms()
+    local queued = redis.call('HMGET', KEYS[3], 'q:' .. next_id, 'l:' .. next_id)
+    if queued[1] and tonumber(queued[2] or '0') < now then
       redis.call('HSET', KEYS[3], 'l:' .. next_id, now + tonumber(ARGV[5]))
-      result[2], result[3] = next_id, question
+      result[2], result[3] = next_id, queued[1]
     end
   end
-  if redis.call('LLEN', KEYS[2]) > 0 then
+  if length > 0 then
     redis.call('EXPIRE', KEYS[2], ARGV[4])
     redis.call('EXPIRE', KEYS[3], ARGV[4])
   end
 end
-redis.call('HSET', KEYS[1], 'c', cjson.encode(result))
--- An answer that took longer than the message's state lives would leave it without expiry.
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+if result[1] then
+  redis.call('HSET', KEYS[1], 'reply', result[1], 'c', cjson.encode(result))
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'c', cjson.encode(result))
+  -- An answer that took longer than the message's state lives would leave it without expiry.
+  if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+end
 return result
 "#;
 

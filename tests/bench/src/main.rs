@@ -8,6 +8,7 @@
 //! cargo run --release -p botgate-bench -- dingtalk-stream   # DingTalk Stream frames, ACKed
 //! cargo run --release -p botgate-bench -- all --seconds 10  # every scenario
 //! cargo run --release -p botgate-bench -- compare --runs 3  # botgate vs the Python and Go peers
+//! cargo run --release -p botgate-bench -- web --llm-http2   # 10,000 open web chat answer streams
 //! ```
 //!
 //! Each scenario starts what it needs: a private `redis-server`, a fake Bailian answering at
@@ -38,6 +39,16 @@
 //! conversation's webhook, with the fake Bailian's text, @-mentioning the sender in a group; the
 //! Stream one also that every frame was ACKed.
 //!
+//! `web` opens `--streams` (10,000) website chat answer streams (`POST /web/{bot}/messages`,
+//! server-sent events), one connection per visitor at `--connect-rate`, against a slow fake
+//! Bailian (first token after `--first-token-ms`, the rest over `--answer-ms`), so that all are
+//! open at once; it reports the time from a request to its first `delta` and to `done`,
+//! botgate's RSS with every stream open against idle (memory per open stream), VmHWM and CPU
+//! per stream, and checks every `done` is the fake's answer. Over HTTP/1.1 each stream also
+//! holds a connection to the fake (two descriptors per stream in botgate and in the bench; the
+//! bench raises `RLIMIT_NOFILE` with `prlimit` if it may); `--llm-http2` puts every call on one
+//! h2c connection to the test kit's fake.
+//!
 //! `compare` runs the two peers of `../shared/bench/peers` (a wechatpy + aiohttp bot and a Go
 //! standard-library bot, both calling an OpenAI-compatible `chat/completions`) and botgate back
 //! to back with `wechat-safe`'s load, `--runs` times, and prints each one's messages/s, p50/p99,
@@ -54,6 +65,8 @@
 //! - [`http`]: a minimal keep-alive HTTP/1.1 client, cheap enough to share the cores.
 //! - [`load`]: the closed-loop (optionally paced) driver and its latency statistics.
 //! - [`wechat`], [`webhook`], [`wecom`], [`dingtalk`]: the scenarios.
+//! - [`web`], [`sse_client`]: the web chat scenario and its slow fake Bailian, and the light
+//!   client holding one server-sent event stream per connection.
 //! - [`compare`], [`peers`], [`redis_stats`]: botgate against the peers, the peers' setup and
 //!   processes, and what botgate asks of Redis.
 //! - [`report`]: the table and the JSON line.
@@ -70,7 +83,9 @@ mod platform;
 mod platform_server;
 mod redis_stats;
 mod report;
+mod sse_client;
 mod stack;
+mod web;
 mod webhook;
 mod wechat;
 mod wecom;
@@ -103,6 +118,9 @@ enum Scenario {
     /// DingTalk Stream mode: CALLBACK frames pushed with a window in flight, each ACKed once
     /// queued, answered through its session webhook.
     DingtalkStream,
+    /// The website chat: --streams visitors, each with an answer stream open at once while a
+    /// slow fake Bailian streams it; memory per open stream, time to first token.
+    Web,
     /// Every scenario, one after the other, each on a fresh stack.
     All,
     /// botgate against the Python (wechatpy + aiohttp) and Go peers of ../shared/bench/peers,
@@ -204,6 +222,8 @@ struct Cli {
     /// message from `INFO commandstats`, counters reset just before the first callback.
     #[arg(long)]
     redis_stats: bool,
+    #[command(flatten)]
+    web: web::WebArgs,
 }
 
 /// What the scenarios need from the command line, with the binary resolved.
@@ -235,6 +255,7 @@ pub struct Options {
     pub llm_openai: bool,
     pub user_per_message: bool,
     pub redis_stats: bool,
+    pub web: web::WebArgs,
 }
 
 fn main() -> ExitCode {
@@ -275,6 +296,7 @@ fn main() -> ExitCode {
         llm_openai: cli.llm_openai,
         user_per_message: cli.user_per_message,
         redis_stats: cli.redis_stats,
+        web: cli.web,
     };
     // One thread: the generator should take as little of the shared cores as it can, and the
     // fakes run their own threads.
@@ -307,6 +329,7 @@ fn main() -> ExitCode {
             Scenario::WecomKf,
             Scenario::DingtalkHttp,
             Scenario::DingtalkStream,
+            Scenario::Web,
         ],
         _ => std::slice::from_ref(&cli.scenario),
     };
@@ -342,6 +365,7 @@ async fn run(scenario: Scenario, options: &Options) -> anyhow::Result<Report> {
         Scenario::WecomKf => wecom::run_kf(options).await,
         Scenario::DingtalkHttp => dingtalk::run_http(options).await,
         Scenario::DingtalkStream => dingtalk::run_stream(options).await,
+        Scenario::Web => web::run(options).await,
         Scenario::All | Scenario::Compare => unreachable!("handled above"),
     }
 }

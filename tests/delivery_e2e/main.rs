@@ -9,6 +9,7 @@ mod conformance;
 mod dingtalk;
 mod dingtalk_card;
 mod dingtalk_stream;
+mod first_minute;
 mod hardening;
 mod harness;
 mod operations;

@@ -24,17 +24,16 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
-use botgate_wechat::{markdown_to_text, CallbackMode, SimulatedMessage, WechatAccount};
+use botgate_wechat::{markdown_to_text, CallbackMode, WechatAccount};
 use botgate_wxcrypt::EncodingAesKey;
 use serde_json::{json, Map, Value};
 
 use crate::cpu::cpu_time;
 use crate::fake_llm::{FrameWrites, LeanBailian, Protocols};
 use crate::fixture::{Fake, LlmOptions, StoreKind, Upstreams, ANSWER, BOT};
-use crate::http;
 use crate::load::{self, Exchange, Length, Outcome};
 use crate::peers::{self, Kind, PeerEnv, Peers};
 use crate::redis_stats::{redis_pid, CommandCounts, Origins, RedisProbe};
@@ -45,8 +44,6 @@ use crate::Options;
 const TOKEN: &str = "benchtoken";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const APP_ID: &str = "wxbench0000000001";
-const ACCOUNT: &str = "gh_bench";
-const FIRST_MSG_ID: u64 = 6_054_768_590_064_713_728;
 /// As `wechat-safe`: each user comes back every 50 requests of its connection, so memory (the
 /// Go peer's and botgate's) fills and every LLM call carries a history.
 const USERS_PER_CONNECTION: u64 = 50;
@@ -98,23 +95,15 @@ impl Exchange for CompareExchange {
         } else {
             format!("o-bench-{connection}-{}", sequence % USERS_PER_CONNECTION)
         };
-        let message = SimulatedMessage::Text {
-            msg_id: FIRST_MSG_ID + self.next_msg_id.fetch_add(1, Ordering::Relaxed),
-            content: format!("第{sequence}个问题：请问门店周末几点开门？"),
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .context("clock before 1970")?
-            .as_secs();
-        let mut random = [0_u8; 16];
-        getrandom::fill(&mut random).context("random bytes")?;
-        let nonce = u32::from_le_bytes([random[0], random[1], random[2], random[3]]).to_string();
-        let xml = message.to_xml(&user, ACCOUNT, now);
-        let signed = self
-            .account
-            .sign_request(CallbackMode::Safe, &xml, now, &nonce, &random)?;
-        let target = format!("{}?{}", self.path, signed.query);
-        Ok(http::post(&target, "text/xml", &[], signed.body.as_bytes()))
+        let msg_id = self.next_msg_id.fetch_add(1, Ordering::Relaxed);
+        crate::wechat::signed_message(
+            &self.account,
+            CallbackMode::Safe,
+            &self.path,
+            &user,
+            msg_id,
+            sequence,
+        )
     }
 
     fn status(&self) -> u16 {

@@ -43,6 +43,33 @@ const TARGET_P99_MS: f64 = 20.0;
 const TARGET_RSS_MIB: f64 = 50.0;
 const TARGET_STARTUP_MS: f64 = 100.0;
 
+/// Message `msg_id` (counted from a realistic first MsgId) from `user`, signed (and in safe
+/// mode encrypted) as WeChat sends it, POSTed to `path`.
+pub(crate) fn signed_message(
+    account: &WechatAccount,
+    mode: CallbackMode,
+    path: &str,
+    user: &str,
+    msg_id: u64,
+    sequence: u64,
+) -> anyhow::Result<Vec<u8>> {
+    let message = SimulatedMessage::Text {
+        msg_id: FIRST_MSG_ID + msg_id,
+        content: format!("第{sequence}个问题：请问门店周末几点开门？"),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("clock before 1970")?
+        .as_secs();
+    let mut random = [0_u8; 16];
+    getrandom::fill(&mut random).context("random bytes")?;
+    let nonce = u32::from_le_bytes([random[0], random[1], random[2], random[3]]).to_string();
+    let xml = message.to_xml(user, ACCOUNT, now);
+    let signed = account.sign_request(mode, &xml, now, &nonce, &random)?;
+    let target = format!("{path}?{}", signed.query);
+    Ok(http::post(&target, "text/xml", &[], signed.body.as_bytes()))
+}
+
 /// Distinct messages from many users, as WeChat would send them.
 struct WechatExchange {
     account: WechatAccount,
@@ -53,23 +80,15 @@ struct WechatExchange {
 impl Exchange for WechatExchange {
     fn request(&self, connection: usize, sequence: u64) -> anyhow::Result<Vec<u8>> {
         let user = format!("o-bench-{connection}-{}", sequence % USERS_PER_CONNECTION);
-        let message = SimulatedMessage::Text {
-            msg_id: FIRST_MSG_ID + self.next_msg_id.fetch_add(1, Ordering::Relaxed),
-            content: format!("第{sequence}个问题：请问门店周末几点开门？"),
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .context("clock before 1970")?
-            .as_secs();
-        let mut random = [0_u8; 16];
-        getrandom::fill(&mut random).context("random bytes")?;
-        let nonce = u32::from_le_bytes([random[0], random[1], random[2], random[3]]).to_string();
-        let xml = message.to_xml(&user, ACCOUNT, now);
-        let signed = self
-            .account
-            .sign_request(self.mode, &xml, now, &nonce, &random)?;
-        let target = format!("/wechat/{BOT}?{}", signed.query);
-        Ok(http::post(&target, "text/xml", &[], signed.body.as_bytes()))
+        let msg_id = self.next_msg_id.fetch_add(1, Ordering::Relaxed);
+        signed_message(
+            &self.account,
+            self.mode,
+            &format!("/wechat/{BOT}"),
+            &user,
+            msg_id,
+            sequence,
+        )
     }
 
     fn status(&self) -> u16 {

@@ -232,7 +232,9 @@ impl Engine {
                 tokio::select! {
                     _ = &mut stopped => break,
                     _ = tokio::time::sleep(period) => {
-                        match queue.heartbeat(&consumer, &job_id).await {
+                        // Boxed: the task sleeps nearly always, and an inline Redis call would
+                        // size it for the call (about 1.4 KiB per job in flight).
+                        match Box::pin(queue.heartbeat(&consumer, &job_id)).await {
                             Ok(true) => {}
                             Ok(false) => {
                                 let _ = lose.send(true);
@@ -274,8 +276,9 @@ impl Engine {
             }
             return Ok(0);
         }
-        self.deliver(consumer, job, payload, reply_key, &answered)
-            .await
+        // Boxed: a job spends nearly all its life waiting on the LLM inside `answer`, and an
+        // inline `deliver` would size every waiting job's task for the delivery too.
+        Box::pin(self.deliver(consumer, job, payload, reply_key, &answered)).await
     }
 
     /// The reply text, generated once: a job taken over reuses what its predecessor stored,

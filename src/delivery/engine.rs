@@ -15,7 +15,7 @@ use crate::config::DeliverySettings;
 use crate::core::Conversations;
 use crate::store::Store;
 use live::Answered;
-use send::marker;
+use send::{marker, Delivered};
 
 mod live;
 mod send;
@@ -176,8 +176,14 @@ impl Engine {
         drop(stop_heartbeat);
         let _ = heartbeat.await;
         match result {
-            Ok(parts) => self.complete(&job, &reply_key, parts).await,
-            Err(Failure::FellBack) => self.complete(&job, &reply_key, 0).await,
+            Ok(delivered) => self.complete(&job, &reply_key, delivered).await,
+            Err(Failure::FellBack) => {
+                let delivered = Delivered {
+                    parts: 0,
+                    unmarked: None,
+                };
+                self.complete(&job, &reply_key, delivered).await;
+            }
             Err(Failure::Dead(reason)) => {
                 self.abandon_live(&payload).await;
                 self.give_up(&job, &reason).await;
@@ -193,11 +199,19 @@ impl Engine {
 
     /// Acknowledges the job (its conversation's next job gets the turn), then forgets its
     /// reply and sent-markers: an acknowledged job is never run again, so they are no longer
-    /// needed, and keeping them would grow Redis with traffic.
-    async fn complete(&self, job: &Job, reply_key: &str, parts: usize) {
+    /// needed, and keeping them would grow Redis with traffic. The last thing sent was not
+    /// marked (`Delivered::unmarked`); it is marked only when the acknowledgement fails.
+    async fn complete(&self, job: &Job, reply_key: &str, delivered: Delivered) {
+        let Delivered { parts, unmarked } = delivered;
         if let Err(error) = self.queue.ack(job).await {
             // Not fatal: a reclaim finds the reply and the sent-markers and sends nothing twice.
             tracing::warn!(%error, "could not acknowledge a finished job");
+            if let Some(marker) = unmarked {
+                let ttl = Duration::from_secs(self.settings.dedup_ttl_secs);
+                if let Err(error) = self.store.set(&marker, "sent", ttl).await {
+                    tracing::warn!(%error, "could not mark the last part sent either");
+                }
+            }
             return;
         }
         let mut markers: Vec<String> = (0..parts).map(|chunk| marker(reply_key, chunk)).collect();
@@ -267,14 +281,17 @@ impl Engine {
         payload: &JobPayload,
         reply_key: &str,
         lost: watch::Receiver<bool>,
-    ) -> Result<usize, Failure> {
+    ) -> Result<Delivered, Failure> {
         let answered = self.answer(consumer, job, payload, reply_key, lost).await?;
         if answered.text.is_empty() {
             // Nothing to say; a live answer shown for it must not stay open.
             if let Some(live) = &answered.live {
                 live.abandon().await;
             }
-            return Ok(0);
+            return Ok(Delivered {
+                parts: 0,
+                unmarked: None,
+            });
         }
         // Boxed: a job spends nearly all its life waiting on the LLM inside `answer`, and an
         // inline `deliver` would size every waiting job's task for the delivery too.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::send::Mark;
 use super::{Engine, Failure};
 use crate::channels::Live;
 use crate::core::job::JobPayload;
@@ -43,8 +44,10 @@ impl Engine {
         }
         let marker = crate::keys::live_sent(reply_key);
         let finish = || live.finish(&answered.text, answered.failed);
+        // Finished live answers end the job: its acknowledgement comes next, and the marker is
+        // written only if that fails (see `Delivered::unmarked`).
         match self
-            .send_once(consumer, job, &marker, platform, finish)
+            .send_once(consumer, job, &marker, platform, Mark::Deferred, finish)
             .await
         {
             Ok(()) => Ok(true),

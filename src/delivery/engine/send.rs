@@ -13,7 +13,8 @@ use crate::metrics::DeliveryLabels;
 impl Engine {
     /// Finishes the live answer with the reply, or else sends every part of it once, in order;
     /// when the platform refuses this way of sending, its fallback takes the parts not sent
-    /// yet. Returns how many parts there were.
+    /// yet. Returns how many parts there were, and the sent-marker left unwritten (see
+    /// [`Delivered::unmarked`]).
     pub(super) async fn deliver(
         &self,
         consumer: &str,
@@ -21,7 +22,7 @@ impl Engine {
         payload: &JobPayload,
         reply_key: &str,
         answered: &Answered,
-    ) -> Result<usize, Failure> {
+    ) -> Result<Delivered, Failure> {
         let text = answered.text.as_str();
         let sender = self.sender(payload).ok_or_else(|| {
             Failure::Dead(format!(
@@ -37,16 +38,25 @@ impl Engine {
                 .finish_live(consumer, job, reply_key, platform, live, answered)
                 .await?
             {
-                return Ok(0);
+                return Ok(Delivered {
+                    parts: 0,
+                    unmarked: Some(crate::keys::live_sent(reply_key)),
+                });
             }
         }
         let parts = sender.parts(payload, text);
         let chunks = parts.len();
         for (chunk, part) in parts.iter().enumerate() {
+            let last = chunk + 1 == chunks;
             let sent = self
-                .send_once(consumer, job, &marker(reply_key, chunk), platform, || {
-                    sender.send(payload, chunk, chunks, part)
-                })
+                .send_once(
+                    consumer,
+                    job,
+                    &marker(reply_key, chunk),
+                    platform,
+                    Mark::after_send(!last),
+                    || sender.send(payload, chunk, chunks, part),
+                )
                 .await;
             if let Err(Failure::FellBack) = sent {
                 sender
@@ -54,23 +64,31 @@ impl Engine {
                     .await
                     .map_err(|error| Failure::Retry(format!("fallback: {error}")))?;
                 // Done: the fallback holds the rest. Every part's marker goes with the job.
-                return Ok(chunks);
+                return Ok(Delivered {
+                    parts: chunks,
+                    unmarked: None,
+                });
             }
             sent?;
         }
-        Ok(chunks)
+        Ok(Delivered {
+            parts: chunks,
+            unmarked: chunks.checked_sub(1).map(|last| marker(reply_key, last)),
+        })
     }
 
     /// Sends one part unless it went out already. The send is claimed first (atomically,
     /// while this worker holds the job, and again before every attempt), so two workers never
     /// send the same part; transient failures are retried with backoff and jitter, permanent
-    /// ones end the job.
+    /// ones end the job. With [`Mark::Deferred`] a successful send is not marked here: the
+    /// caller acknowledges the job next, and marks the part only if that fails.
     pub(super) async fn send_once<F, Fut>(
         &self,
         consumer: &str,
         job: &Job,
         marker: &str,
         platform: &'static str,
+        mark: Mark,
         send: F,
     ) -> Result<(), Failure>
     where
@@ -112,6 +130,9 @@ impl Engine {
             match send().await {
                 Ok(()) => {
                     record("delivered", "0");
+                    if mark == Mark::Deferred {
+                        return Ok(());
+                    }
                     let ttl = Duration::from_secs(self.settings.dedup_ttl_secs);
                     self.store
                         .set(marker, "sent", ttl)
@@ -153,6 +174,37 @@ impl Engine {
     pub(super) async fn release_part(&self, marker: &str) {
         if let Err(error) = self.store.delete(&[marker]).await {
             tracing::debug!(%error, "could not release a part's claim; it lapses");
+        }
+    }
+}
+
+/// What [`Engine::deliver`] did.
+pub(super) struct Delivered {
+    /// How many parts the reply had.
+    pub(super) parts: usize,
+    /// The marker of the last thing sent (the last part, or the live answer), which was sent
+    /// but not marked: the job is acknowledged right after, and an acknowledged job is never
+    /// run again, so the marker would only be deleted with the others. It is written only if
+    /// the acknowledgement fails, so that a reclaim does not send it twice. Worst case the
+    /// same as before: the acknowledgement is one round trip after the send, as the marker was.
+    pub(super) unmarked: Option<String>,
+}
+
+/// When [`Engine::send_once`] writes the sent-marker of a part it sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mark {
+    /// Right after the send.
+    Now,
+    /// Not at all: the caller acknowledges the job next (see [`Delivered::unmarked`]).
+    Deferred,
+}
+
+impl Mark {
+    fn after_send(now: bool) -> Self {
+        if now {
+            Mark::Now
+        } else {
+            Mark::Deferred
         }
     }
 }

@@ -39,11 +39,13 @@ end
 // or a place in its backlog, atomically: a claim never exists without its job. KEYS: claim,
 // order, backlog, stream. ARGV: ticket, claim TTL ms, order TTL ms, payload, order name.
 // The claim holds the ticket, so this very call replayed after a dropped connection is
-// recognised and reports what it did the first time.
+// recognised and reports what it did the first time. Claim and order are read with one MGET
+// (the order is read even for a duplicate, and ignored): both are plain strings, so MGET
+// answers exactly what two GETs would.
 const ADMIT: &str = r#"
-local held = redis.call('GET', KEYS[1])
+local read = redis.call('MGET', KEYS[1], KEYS[2])
+local held, active = read[1], read[2]
 if held then return held == ARGV[1] and 1 or 0 end
-local active = redis.call('GET', KEYS[2])
 if active then
   local entry = string.match(active, ' (.+)$')
   -- The job with the turn left the stream without passing it on (deleted by hand, lost by

@@ -19,15 +19,24 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 "#;
 /// The one way a turn enters a memory list in Lua, for every script that writes memory with
-/// other state: a replay of the same append (same turn, same message id) finds its turn already
-/// last and adds nothing; the list keeps its last `keep` turns and idles out after `ttl` s.
+/// other state. `append_turn` tolerates a replay of the same append (same turn, same message
+/// id): it finds its turn already last and adds nothing. `append_new_turn` skips that read, for
+/// scripts that append only on the run that first stores the answer (a replay of them returns
+/// before it). Either way the list keeps its last `keep` turns (trimmed only once it holds more)
+/// and idles out after `ttl` s.
 pub const APPEND_TURN_LUA: &str = r#"
-local function append_turn(key, turn, keep, ttl)
-  if redis.call('LINDEX', key, -1) ~= turn then
-    redis.call('RPUSH', key, turn)
+local function append_new_turn(key, turn, keep, ttl)
+  if redis.call('RPUSH', key, turn) > tonumber(keep) then
     redis.call('LTRIM', key, -tonumber(keep), -1)
   end
   redis.call('EXPIRE', key, ttl)
+end
+local function append_turn(key, turn, keep, ttl)
+  if redis.call('LINDEX', key, -1) ~= turn then
+    append_new_turn(key, turn, keep, ttl)
+  else
+    redis.call('EXPIRE', key, ttl)
+  end
 end
 "#;
 /// Adds a memory append to a script that runs [`APPEND_TURN_LUA`]'s `append_turn`: the memory

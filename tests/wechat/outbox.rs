@@ -94,7 +94,21 @@ impl Backend {
     async fn commit(&self, message: &str, answer: &[&str]) -> Committed {
         let remember = pending(message, message, &answer.concat());
         self.outbox
-            .commit(&self.store, USER, message, &parts(answer), Some(&remember))
+            .commit(
+                &self.store,
+                USER,
+                message,
+                &parts(answer),
+                Some(&remember),
+                false,
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn commit_awaited(&self, message: &str, answer: &[&str]) -> Committed {
+        self.outbox
+            .commit(&self.store, USER, message, &parts(answer), None, true)
             .await
             .unwrap()
     }
@@ -178,6 +192,41 @@ async fn the_waiting_mark_lapses_with_the_wait() {
             backend.take("m1", TakeMode::Look).await,
             text("答"),
             "{name}"
+        );
+    }
+}
+
+/// A generator whose own request is still there to be handed the answer says so, and the
+/// waiting time is not read; a request that gave up is never bound to, whatever it says.
+#[tokio::test]
+async fn a_commit_for_a_request_known_to_wait_binds_and_one_that_gave_up_does_not() {
+    for (name, backend) in backends().await {
+        backend
+            .arrive("m1", Kind::Question, Duration::from_millis(1))
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let awaited = backend.commit_awaited("m1", &["答一"]).await;
+        assert_eq!(
+            awaited.bound.as_deref(),
+            Some("答一"),
+            "{name}: bound to the request its generator knows is waiting"
+        );
+
+        backend.ask("m2").await;
+        assert_eq!(
+            backend.take("m2", TakeMode::GiveUp).await,
+            Take::Pending,
+            "{name}"
+        );
+        let gave_up = backend.commit_awaited("m2", &["答二"]).await;
+        assert_eq!(
+            gave_up.bound, None,
+            "{name}: a request that gave up waiting is not bound to"
+        );
+        assert_eq!(
+            backend.take("m2", TakeMode::Look).await,
+            text("答二"),
+            "{name}: WeChat's retry of the message takes it"
         );
     }
 }
@@ -421,7 +470,14 @@ async fn a_commit_after_the_message_state_expired_leaves_nothing_without_expiry(
         .unwrap();
 
     outbox
-        .commit(&Store::Redis(store), USER, "m1", &parts(&["答"]), None)
+        .commit(
+            &Store::Redis(store),
+            USER,
+            "m1",
+            &parts(&["答"]),
+            None,
+            false,
+        )
         .await
         .unwrap();
 
@@ -431,6 +487,63 @@ async fn a_commit_after_the_message_state_expired_leaves_nothing_without_expiry(
         .await
         .unwrap();
     assert!(ttl > 0, "the message state expires: TTL {ttl}");
+}
+
+/// A message whose first delivery an older botgate recorded (a hash, before 2026-12-03) is
+/// carried on by this one after an upgrade: its retry is known as a retry, and its answer is
+/// bound to it.
+#[tokio::test]
+async fn a_message_recorded_by_an_older_botgate_is_carried_on_after_an_upgrade() {
+    let redis = RedisServer::start().await;
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    let outbox = Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT);
+    let mut connection = redis.connection().await;
+    let far_ahead = "4000000000000";
+    // What the older ARRIVE left for "m1", asked by request "r1" and generating now.
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg("bg:wechat:msg:shop:m1")
+        .arg(&[("n", "1"), ("w", far_ahead), ("rr1", "1:1")])
+        .cmd("EXPIRE")
+        .arg("bg:wechat:msg:shop:m1")
+        .arg(600)
+        .cmd("RPUSH")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .arg("Am1")
+        .cmd("HSET")
+        .arg("bg:wechat:outbox:shop:o-1:state")
+        .arg(&[("q:m1", "q"), ("l:m1", far_ahead)])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    let again = outbox
+        .arrive(USER, "m1", "r1", "q", Kind::Question, None, WAIT)
+        .await
+        .unwrap();
+    let retry = outbox
+        .arrive(USER, "m1", "r2", "q", Kind::Question, None, WAIT)
+        .await
+        .unwrap();
+    let committed = outbox
+        .commit(
+            &Store::Redis(store),
+            USER,
+            "m1",
+            &parts(&["答"]),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!((again.attempt, again.role), (1, Role::Generate));
+    assert_eq!((retry.attempt, retry.role), (2, Role::Retry));
+    assert_eq!(committed.bound.as_deref(), Some("答"));
+    assert_eq!(
+        outbox.take(USER, "m1", TakeMode::Look).await.unwrap(),
+        text("答")
+    );
 }
 
 /// A multi-part answer taken by a later delivery leaves its other parts in the outbox; the

@@ -172,6 +172,53 @@ async fn conversation_memory_carries_across_wechat_messages() {
     assert_eq!(second.reply.as_deref(), Some("echo: 第二句 (history: 2)"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_in_time_costs_seventeen_redis_commands() {
+    let fake = FakeBailian::start().await;
+    let redis = RedisServer::start().await;
+    let gateway = Gateway::start(settings(&fake, Some(&redis), "")).await;
+    let wechat = gateway.wechat(CallbackMode::Safe);
+    wechat
+        .send("o-warm", &text(msg_id(60), "你好"))
+        .await
+        .unwrap();
+    wechat
+        .send("o-cost", &text(msg_id(61), "第一句"))
+        .await
+        .unwrap();
+    let mut monitor = Monitor::start(&redis).await;
+
+    let delivery = wechat
+        .send("o-cost", &text(msg_id(62), "第二句"))
+        .await
+        .unwrap();
+
+    assert_eq!(delivery.reply.as_deref(), Some("echo: 第二句 (history: 2)"));
+    let lines = monitor.lines_until_marker(&redis).await;
+    let about_it = commands_about(&lines, "o-cost");
+    // Counted as `INFO commandstats` counts them: each script call and every call it makes.
+    let names: Vec<&str> = about_it
+        .iter()
+        .filter_map(|line| line.split('"').nth(1))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            // The claim script: the message's record read, its entry pushed, the clock for its
+            // waiting time and lease, the question, the outbox's and its state's expiry, the
+            // record written.
+            "EVALSHA", "GET", "RPUSH", "TIME", "HSET", "EXPIRE", "EXPIRE", "SET",
+            // The memory, read in the same round trip.
+            "LRANGE",
+            // The commit script: the record read, the outbox read, the turn appended to memory
+            // and its expiry, the entry taken out, the question forgotten, the record written.
+            "EVALSHA", "GET", "LRANGE", "RPUSH", "EXPIRE", "LPOP", "HDEL", "SET",
+        ],
+        "{} commands for one message: {about_it:#?}",
+        about_it.len()
+    );
+}
+
 /// Redis's `MONITOR` feed, read until a marker command shows that everything before it is in.
 struct Monitor {
     reader: tokio::io::BufReader<tokio::net::TcpStream>,
@@ -193,6 +240,16 @@ impl Monitor {
 
     /// The commands clients sent (not those scripts ran) up to the marker `ECHO`.
     async fn client_commands_until_marker(&mut self, redis: &RedisServer) -> Vec<String> {
+        self.lines_until_marker(redis)
+            .await
+            .into_iter()
+            .filter(|line| !line.contains(" lua] "))
+            .collect()
+    }
+
+    /// Every command Redis ran up to the marker `ECHO`, those scripts ran included: each
+    /// script's own calls follow the line of the `EVALSHA` that ran it.
+    async fn lines_until_marker(&mut self, redis: &RedisServer) -> Vec<String> {
         use tokio::io::AsyncBufReadExt;
         let marker = "botgate-test-marker";
         let _: String = redis::cmd("ECHO")
@@ -208,11 +265,25 @@ impl Monitor {
             if line.contains(marker) {
                 return commands;
             }
-            if !line.contains(" lua] ") {
-                commands.push(line.trim_end().to_owned());
-            }
+            commands.push(line.trim_end().to_owned());
         }
     }
+}
+
+/// The commands in `lines` that served a request about `needle`: the client's own commands
+/// that name it, and every call of the scripts among them.
+fn commands_about(lines: &[String], needle: &str) -> Vec<String> {
+    let mut ours = false;
+    let mut about = Vec::new();
+    for line in lines {
+        if !line.contains(" lua] ") {
+            ours = line.contains(needle);
+        }
+        if ours {
+            about.push(line.clone());
+        }
+    }
+    about
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

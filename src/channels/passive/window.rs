@@ -243,6 +243,7 @@ impl Passive {
                     generation.message,
                     generation.history,
                     parts,
+                    generation.handed.as_ref(),
                 )
                 .await;
                 let committed = committed.unwrap_or_else(|error| {
@@ -343,6 +344,7 @@ async fn answer_one(
     message: InboundMessage,
     history: Option<Vec<Turn>>,
     parts: fn(&str) -> Vec<String>,
+    handed: Option<&oneshot::Sender<Option<String>>>,
 ) -> Result<super::outbox::Committed, StoreError> {
     let generate = conversations.handle_deferred(mailbox.bot, &message, history, None);
     tokio::pin!(generate);
@@ -373,6 +375,9 @@ async fn answer_one(
             (vec![fallback], None)
         }
     };
+    // The request that started this answer is still there to be handed it: it has not given
+    // up waiting, or it will find the answer bound when it does.
+    let awaited = handed.is_some_and(|handed| !handed.is_closed());
     outbox
         .commit(
             conversations.store(),
@@ -380,6 +385,7 @@ async fn answer_one(
             &message.message_id,
             &parts,
             remember.as_ref(),
+            awaited,
         )
         .await
 }

@@ -200,6 +200,7 @@ impl MemoryOutbox {
         mailbox: Mailbox<'_>,
         message_id: &str,
         parts: &[String],
+        awaited: bool,
     ) -> (Committed, bool) {
         let now = Instant::now();
         if let Some(done) = &self.message(mailbox.bot, message_id, now).committed {
@@ -210,7 +211,7 @@ impl MemoryOutbox {
         let waiting = self
             .message(mailbox.bot, message_id, now)
             .waiting_until
-            .is_some_and(|until| until > now);
+            .is_some_and(|until| awaited || until > now);
         let unbound = self.message(mailbox.bot, message_id, now).reply.is_none();
         let user = self.user(mailbox, now);
         let Some(position) = user.entries.iter().position(|other| *other == entry) else {

@@ -224,7 +224,8 @@ impl Outbox {
     /// Stores the generated answer to `message_id` as its parts, in order, and appends
     /// `remember` to the conversation's memory, in one round trip, and names the next answer
     /// to generate. An answer whose entry was dropped (a restart) is neither stored nor
-    /// remembered.
+    /// remembered. `awaited`: the caller knows the message's first delivery is still there to
+    /// be handed the answer (its own request), so its waiting time need not be checked.
     pub async fn commit(
         &self,
         store: &Store,
@@ -232,12 +233,13 @@ impl Outbox {
         message_id: &str,
         parts: &[String],
         remember: Option<&PendingTurn>,
+        awaited: bool,
     ) -> Result<Committed, StoreError> {
         let empty = [String::new()];
         let parts = if parts.is_empty() { &empty[..] } else { parts };
         match self {
             Outbox::Memory(memory) => {
-                let (committed, kept) = lock(memory).commit(mailbox, message_id, parts);
+                let (committed, kept) = lock(memory).commit(mailbox, message_id, parts, awaited);
                 if let (true, Some(pending)) = (kept, remember) {
                     store
                         .append_turn(&pending.key, &pending.turn, pending.max_turns, pending.ttl)
@@ -267,7 +269,8 @@ impl Outbox {
                     .arg(BOUND_STATE_TTL.as_secs())
                     .arg(OUTBOX_TTL.as_secs())
                     .arg(GENERATION_LEASE.as_millis() as u64)
-                    .arg(*hint);
+                    .arg(*hint)
+                    .arg(if awaited { "1" } else { "0" });
                 if let Some(pending) = remember {
                     append_turn_args(
                         &mut invocation,

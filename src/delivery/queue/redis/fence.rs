@@ -30,7 +30,8 @@ if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return {{0, false}} end
 local stored = redis.call('GET', KEYS[2])
 if stored then return {{2, stored}} end
 redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
-if #KEYS >= 3 then append_turn(KEYS[3], ARGV[6], ARGV[7], ARGV[8]) end
+-- Only the run that stored the reply gets here, so the turn is new.
+if #KEYS >= 3 then append_new_turn(KEYS[3], ARGV[6], ARGV[7], ARGV[8]) end
 return {{1, ARGV[4]}}
 "#
     ))

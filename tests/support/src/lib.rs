@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`redis`]: [`RedisServer`], a private `redis-server` child process on a free port.
+//! - [`redis_cluster`]: [`RedisCluster`], three `redis-server` masters joined into a cluster.
 //! - [`bailian`]: [`FakeBailian`], an HTTP server speaking the Bailian application API
 //!   (`/api/v1/apps/{app_id}/completion`, JSON and the quirky SSE) and the OpenAI-compatible
 //!   `/compatible-mode/v1/chat/completions`, with scripted answers and failures.
@@ -27,6 +28,7 @@ pub mod conformance;
 pub mod platform;
 pub mod proxy;
 pub mod redis;
+pub mod redis_cluster;
 mod server;
 pub mod stream;
 
@@ -34,4 +36,5 @@ pub use bailian::{Answer, Failure, FakeBailian, RecordedRequest};
 pub use platform::{FakePlatform, Received};
 pub use proxy::DropProxy;
 pub use redis::RedisServer;
+pub use redis_cluster::RedisCluster;
 pub use stream::FakeStreamGateway;

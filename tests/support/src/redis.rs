@@ -13,13 +13,13 @@ use tokio::time::{sleep, timeout, Instant};
 /// Environment variable naming another `redis-server` binary to run.
 const BINARY_ENV: &str = "REDIS_SERVER_BIN";
 /// How long `start` and `restart` wait for PING to answer.
-const READY_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const READY_DEADLINE: Duration = Duration::from_secs(10);
 /// Pause between two readiness probes.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Time allowed for one PING round trip.
 const PING_TIMEOUT: Duration = Duration::from_millis(500);
 /// Fresh ports tried when the one picked was taken in the meantime.
-const PORT_ATTEMPTS: usize = 5;
+pub(crate) const PORT_ATTEMPTS: usize = 5;
 /// The port a developer's own Redis usually holds: never used.
 const DEFAULT_REDIS_PORT: u16 = 6379;
 
@@ -28,7 +28,7 @@ const DEFAULT_REDIS_PORT: u16 = 6379;
 /// The watchdog reads the stdin pipe whose other end this process holds. When the test process
 /// ends in any way, even `SIGKILL` or a `static` that is never dropped, the pipe closes and the
 /// watchdog kills Redis: `kill_on_drop` alone covers only values that get dropped.
-const WATCHDOG_SCRIPT: &str =
+pub(crate) const WATCHDOG_SCRIPT: &str =
     r#"exec 3<&0; ( read -r _line <&3; kill -9 $$ 2>/dev/null ) & exec "$0" "$@""#;
 
 /// A `redis-server` of the test's own, with no persistence, in a temporary directory.
@@ -43,7 +43,7 @@ pub struct RedisServer {
 }
 
 /// Why one attempt to launch Redis failed.
-enum LaunchError {
+pub(crate) enum LaunchError {
     /// Another process took the port between picking it and Redis binding it.
     PortTaken,
     Other(String),
@@ -77,6 +77,11 @@ impl RedisServer {
             }
         }
         unreachable!("the last attempt returns or panics")
+    }
+
+    /// The `[store]` lines that point botgate at this server.
+    pub fn store_toml(&self) -> String {
+        format!("redis_url = \"{}\"", self.url())
     }
 
     /// `redis://127.0.0.1:PORT/0`.
@@ -189,7 +194,7 @@ impl Drop for RedisServer {
 }
 
 /// Classifies an early exit of Redis by its log.
-fn exit_error(status: ExitStatus, log_path: &Path) -> LaunchError {
+pub(crate) fn exit_error(status: ExitStatus, log_path: &Path) -> LaunchError {
     let log = read_log(log_path);
     if log.contains("Address already in use") {
         LaunchError::PortTaken
@@ -198,12 +203,12 @@ fn exit_error(status: ExitStatus, log_path: &Path) -> LaunchError {
     }
 }
 
-fn read_log(path: &Path) -> String {
+pub(crate) fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|error| format!("(no log: {error})"))
 }
 
 /// True when Redis answers `PING` with `+PONG` on the port.
-async fn ping(port: u16) -> bool {
+pub(crate) async fn ping(port: u16) -> bool {
     let round_trip = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
         stream.write_all(b"*1\r\n$4\r\nPING\r\n").await.ok()?;
@@ -215,7 +220,7 @@ async fn ping(port: u16) -> bool {
 }
 
 /// A port the kernel just handed out on 127.0.0.1, released again for Redis to take.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     loop {
         let listener =
             std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port on 127.0.0.1");
@@ -227,7 +232,7 @@ fn free_port() -> u16 {
 }
 
 /// `$REDIS_SERVER_BIN`, or the `redis-server` found on `PATH`; panics with install help otherwise.
-fn find_binary() -> String {
+pub(crate) fn find_binary() -> String {
     if let Ok(binary) = std::env::var(BINARY_ENV) {
         if Path::new(&binary).is_file() {
             return binary;
@@ -250,7 +255,7 @@ fn find_binary() -> String {
 }
 
 /// A directory of its own for each server, under the system temp dir.
-fn temp_dir() -> PathBuf {
+pub(crate) fn temp_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -3,7 +3,6 @@
 //! Redis: the embedded store keeps them only inside the serving process.
 
 use anyhow::{bail, Context};
-use secrecy::ExposeSecret;
 
 use crate::channels::web::{FeedbackEntry, FEEDBACK_KEPT};
 use crate::config::Settings;
@@ -27,19 +26,19 @@ pub enum FeedbackCommand {
 #[allow(clippy::print_stdout)]
 pub async fn run(settings: Settings, command: FeedbackCommand) -> anyhow::Result<()> {
     let FeedbackCommand::List { bot, limit, json } = command;
-    let Some(url) = &settings.store.redis_url else {
+    if settings.store.redis_url.is_none() {
         bail!("feedback is kept in Redis (store.redis_url); the embedded store keeps it only inside the serving process, where /metrics counts it as botgate_feedback_total");
-    };
+    }
     let bots: Vec<&String> = match &bot {
         Some(name) if settings.bots.contains_key(name) => vec![name],
         Some(name) => bail!("no bot named `{name}`"),
         None => settings.bots.keys().collect(),
     };
-    let store = Store::Redis(
-        RedisStore::connect(url.expose_secret())
-            .await
-            .context("connect to Redis (store.redis_url)")?,
-    );
+    let store = RedisStore::open(&settings.store)
+        .await
+        .context("connect to Redis (store.redis_url)")?
+        .map(Store::Redis)
+        .context("store.redis_url is set")?;
     let entries = newest(&store, &settings.store.key_prefix, &bots, limit).await?;
     if entries.is_empty() && !json {
         println!("no feedback yet");

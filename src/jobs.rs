@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 use crate::delivery::{DeadLetter, Queue};
@@ -26,16 +25,15 @@ pub enum JobsCommand {
 }
 
 async fn queue(settings: &Settings) -> anyhow::Result<Queue> {
-    let Some(url) = &settings.store.redis_url else {
+    let Some(store) = RedisStore::open(&settings.store)
+        .await
+        .context("connect to Redis (store.redis_url)")?
+    else {
         bail!("jobs commands need store.redis_url: the embedded queue exists only inside the serving process");
     };
-    let store = RedisStore::connect(url.expose_secret())
-        .await
-        .context("connect to Redis (store.redis_url)")?;
     let visibility = Duration::from_secs(settings.delivery.visibility_timeout_secs);
     Ok(Queue::redis(
         store.connection(),
-        store.client(),
         &settings.store.key_prefix,
         visibility,
     ))

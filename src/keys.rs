@@ -3,9 +3,11 @@
 //! bot and platform (a message id or user id is only unique within them).
 //!
 //! The names are stable: memory and claims survive upgrades because these strings do not
-//! change. Multi-key scripts keep their keys on one Redis node today; Redis Cluster needs a
-//! hash tag per conversation (`{…}`) in the conversation-scoped kinds, which changes the
-//! names and so comes with a migration (see the performance and scale issue).
+//! change. On a Redis Cluster the prefix is a hash tag (`{botgate}`, checked by the config),
+//! which puts every key in one slot: each script's keys are on one node, and the whole
+//! deployment is served by that node. Spreading it over the shards needs a tag per
+//! conversation in the conversation-scoped kinds and a job stream per tag (see the
+//! performance and scale issue).
 
 /// A conversation: its memory and cloud session hang off it.
 pub fn conversation(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
 use crate::channels::{Channels, Wiring};
@@ -29,15 +28,13 @@ const EMBEDDED_RULES: &str = "embedded-rules";
 pub use crate::http::{http2_client, http_client};
 
 pub async fn build_store(settings: &Settings) -> anyhow::Result<Store> {
-    match &settings.store.redis_url {
-        None => Ok(Store::Memory(MemoryStore::new())),
-        Some(url) => {
-            let store = RedisStore::connect(url.expose_secret())
-                .await
-                .context("connect to Redis (store.redis_url)")?;
-            Ok(Store::Redis(store))
-        }
-    }
+    let redis = RedisStore::open(&settings.store)
+        .await
+        .context("connect to Redis (store.redis_url)")?;
+    Ok(match redis {
+        None => Store::Memory(MemoryStore::new()),
+        Some(store) => Store::Redis(store),
+    })
 }
 
 /// Builds providers once and the bots that share them.
@@ -148,7 +145,7 @@ impl Application {
                 TokenCache::memory(),
             ),
             Store::Redis(redis) => (
-                Queue::redis(redis.connection(), redis.client(), prefix, visibility),
+                Queue::redis(redis.connection(), prefix, visibility),
                 TokenCache::redis(redis.connection(), prefix),
             ),
         };

@@ -147,6 +147,39 @@ fn dedup_ttl_must_outlast_platform_retries() {
 }
 
 #[test]
+fn a_redis_cluster_needs_nodes_and_a_hash_tag_prefix() {
+    const CLUSTER: &str = "BOTGATE__STORE__CLUSTER";
+    const URL: &str = "BOTGATE__STORE__REDIS_URL";
+    const PREFIX: &str = "BOTGATE__STORE__KEY_PREFIX";
+    let nodes = "redis://10.0.0.1:6379, redis://10.0.0.2:6379";
+
+    let (field, message) = refused(&[(CLUSTER, "true")]);
+    assert_eq!(field, "store.cluster");
+    assert!(message.contains("redis_url"), "{message}");
+
+    for prefix in ["botgate", "bot{gate}", "{}", "{botgate"] {
+        let (field, message) = refused(&[(CLUSTER, "true"), (URL, nodes), (PREFIX, prefix)]);
+        assert_eq!(field, "store.key_prefix", "{prefix}");
+        assert!(message.contains("{botgate}"), "shows how: {message}");
+        assert!(message.contains("slot"), "says why: {message}");
+    }
+
+    let (field, _) = refused(&[
+        (CLUSTER, "true"),
+        (URL, "redis://10.0.0.1:6379,unix:///tmp/redis.sock"),
+        (PREFIX, "{botgate}"),
+    ]);
+    assert_eq!(field, "store.redis_url", "every seed is a node's address");
+
+    let settings = load(&[(CLUSTER, "true"), (URL, nodes), (PREFIX, "{botgate}")]).unwrap();
+    assert!(settings.store.cluster);
+    assert!(
+        load(&[(URL, "redis://10.0.0.1:6379/0"), (PREFIX, "botgate")]).is_ok(),
+        "a single Redis keeps any prefix"
+    );
+}
+
+#[test]
 fn the_visibility_timeout_cannot_be_zero() {
     for timeout in ["0", "1"] {
         let (field, message) = refused(&[("BOTGATE__DELIVERY__VISIBILITY_TIMEOUT_SECS", timeout)]);

@@ -79,8 +79,12 @@ impl Default for DeliverySettings {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
-    /// Left out: the embedded in-process store (single instance only).
+    /// Left out: the embedded in-process store (single instance only). With `cluster`, one or
+    /// more of the cluster's nodes, separated by commas.
     pub redis_url: Option<SecretString>,
+    /// `redis_url` names nodes of a Redis Cluster; `key_prefix` must then be a hash tag
+    /// (`{botgate}`), so that each script's keys share a slot.
+    pub cluster: bool,
     pub key_prefix: String,
     pub session_ttl_secs: u64,
     pub max_turns: usize,
@@ -90,6 +94,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
             redis_url: None,
+            cluster: false,
             key_prefix: "botgate".into(),
             session_ttl_secs: 1800,
             max_turns: 20,

@@ -57,13 +57,42 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     let store = &settings.store;
     if let Some(url) = &store.redis_url {
         let url = url.expose_secret();
-        if !(url.starts_with("redis://")
-            || url.starts_with("rediss://")
-            || url.starts_with("unix://"))
-        {
+        let seeds: Vec<&str> = if store.cluster {
+            url.split(',').map(str::trim).collect()
+        } else {
+            vec![url]
+        };
+        let valid = |seed: &&str| {
+            seed.starts_with("redis://")
+                || seed.starts_with("rediss://")
+                || (!store.cluster && seed.starts_with("unix://"))
+        };
+        if !seeds.iter().all(valid) {
             return Err(invalid(
                 "store.redis_url",
-                "expected redis://host:port/db (or rediss://, unix://)",
+                if store.cluster {
+                    "expected redis://host:port of one or more cluster nodes, separated by commas (or rediss://)"
+                } else {
+                    "expected redis://host:port/db (or rediss://, unix://)"
+                },
+            ));
+        }
+    }
+    if store.cluster {
+        if store.redis_url.is_none() {
+            return Err(invalid(
+                "store.cluster",
+                "needs store.redis_url: one or more of the cluster's nodes",
+            ));
+        }
+        // Every key starts with the prefix, so a prefix that is a hash tag puts all of them
+        // in one slot, and each script's keys on one node.
+        let tagged = store.key_prefix.starts_with('{')
+            && store.key_prefix.find('}').is_some_and(|close| close > 1);
+        if !tagged {
+            return Err(invalid(
+                "store.key_prefix",
+                "on a Redis Cluster it must start with a hash tag such as \"{botgate}\": botgate's scripts touch several keys at once, and Redis Cluster runs a script only when all its keys are in one slot",
             ));
         }
     }

@@ -127,18 +127,11 @@ impl Queue {
         Queue::Memory(Arc::new(MemoryQueue::new(visibility, store)))
     }
 
-    /// The shared queue. `connection` serves every short command; `client` opens the separate
+    /// The shared queue. `connection` serves every short command and opens the separate
     /// connections that `next` blocks on, so a waiting consumer never holds up `enqueue`, `ack`
     /// or anything else multiplexed on `connection`.
-    pub fn redis(
-        connection: RedisConnection,
-        client: ::redis::Client,
-        prefix: &str,
-        visibility: Duration,
-    ) -> Self {
-        Queue::Redis(Arc::new(RedisQueue::new(
-            connection, client, prefix, visibility,
-        )))
+    pub fn redis(connection: RedisConnection, prefix: &str, visibility: Duration) -> Self {
+        Queue::Redis(Arc::new(RedisQueue::new(connection, prefix, visibility)))
     }
 
     /// How long a consumer may stay silent before its job is reclaimed.

@@ -10,13 +10,23 @@
 //! A command that meets a dropped connection (Redis restarted, a proxy closed it) is sent once
 //! more after the manager has reconnected. With a connection per thread each of them meets the
 //! drop once; without the retry every one would fail a request of its own after a restart.
+//!
+//! On a Redis Cluster (`store.cluster`) the connection is redis-rs's cluster connection, which
+//! routes each command by its key's slot and follows the cluster through failovers and slot
+//! moves; every key botgate writes carries the key prefix's hash tag, so a script's keys are
+//! always on one node. It is shared by every thread: it keeps a connection per node already.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
 
 thread_local! {
     /// The connections opened on this thread, by the id of the [`RedisConnection`] they stand
@@ -29,11 +39,23 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Clone)]
 pub struct RedisConnection(Arc<Inner>);
 
-struct Inner {
-    id: u64,
-    shared: ConnectionManager,
-    client: redis::Client,
-    config: ConnectionManagerConfig,
+enum Inner {
+    Single {
+        id: u64,
+        shared: ConnectionManager,
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster {
+        shared: ClusterConnection,
+        client: ClusterClient,
+    },
+}
+
+/// A connection of a caller's own, for a command that blocks it (`XREADGROUP … BLOCK`).
+pub enum DedicatedConnection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
 }
 
 impl RedisConnection {
@@ -42,7 +64,7 @@ impl RedisConnection {
         client: redis::Client,
         config: ConnectionManagerConfig,
     ) -> Self {
-        RedisConnection(Arc::new(Inner {
+        RedisConnection(Arc::new(Inner::Single {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             shared,
             client,
@@ -50,31 +72,105 @@ impl RedisConnection {
         }))
     }
 
+    pub fn cluster(shared: ClusterConnection, client: ClusterClient) -> Self {
+        RedisConnection(Arc::new(Inner::Cluster { shared, client }))
+    }
+
     /// Gives the current thread a connection of its own, opened on first use by a task of this
     /// thread's runtime (so its driver runs here too). Call it on a thread that lives as long
     /// as the work it serves, such as an HTTP worker; calling it again is a no-op.
     pub fn bind_to_this_thread(&self) -> Result<(), redis::RedisError> {
-        let inner = &self.0;
-        let bound = LOCAL.with(|local| local.borrow().iter().any(|(id, _)| *id == inner.id));
+        let Inner::Single {
+            id, client, config, ..
+        } = &*self.0
+        else {
+            return Ok(());
+        };
+        let bound = LOCAL.with(|local| local.borrow().iter().any(|(bound, _)| bound == id));
         if bound {
             return Ok(());
         }
-        let own =
-            ConnectionManager::new_lazy_with_config(inner.client.clone(), inner.config.clone())?;
-        LOCAL.with(|local| local.borrow_mut().push((inner.id, own)));
+        let own = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+        LOCAL.with(|local| local.borrow_mut().push((*id, own)));
         Ok(())
     }
 
-    fn pick(&self) -> ConnectionManager {
-        LOCAL
-            .with(|local| {
-                local
-                    .borrow()
-                    .iter()
-                    .find(|(id, _)| *id == self.0.id)
-                    .map(|(_, own)| own.clone())
-            })
-            .unwrap_or_else(|| self.0.shared.clone())
+    /// A new connection for the caller alone, whose replies may take up to `response_timeout`.
+    pub async fn dedicated(
+        &self,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<DedicatedConnection, redis::RedisError> {
+        match &*self.0 {
+            Inner::Single { client, .. } => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_response_timeout(Some(response_timeout));
+                let connection = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok(DedicatedConnection::Single(connection))
+            }
+            Inner::Cluster { client, .. } => {
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(connect_timeout)
+                    .set_response_timeout(response_timeout);
+                let connection = client.get_async_connection_with_config(config).await?;
+                Ok(DedicatedConnection::Cluster(connection))
+            }
+        }
+    }
+
+    fn pick(&self) -> Picked {
+        match &*self.0 {
+            Inner::Single { id, shared, .. } => Picked::Single(
+                LOCAL
+                    .with(|local| {
+                        local
+                            .borrow()
+                            .iter()
+                            .find(|(bound, _)| bound == id)
+                            .map(|(_, own)| own.clone())
+                    })
+                    .unwrap_or_else(|| shared.clone()),
+            ),
+            Inner::Cluster { shared, .. } => Picked::Cluster(shared.clone()),
+        }
+    }
+}
+
+/// The connection one command goes out on.
+enum Picked {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Picked {
+    async fn command(&mut self, cmd: &Cmd) -> redis::RedisResult<Value> {
+        match self {
+            Picked::Single(connection) => connection.req_packed_command(cmd).await,
+            Picked::Cluster(connection) => connection.req_packed_command(cmd).await,
+        }
+    }
+
+    async fn pipeline(
+        &mut self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Picked::Single(connection) => {
+                connection
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }
+            Picked::Cluster(connection) => {
+                connection
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }
+        }
     }
 }
 
@@ -90,10 +186,10 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         let mut connection = self.pick();
         Box::pin(async move {
-            let result = connection.req_packed_command(cmd).await;
+            let result = connection.command(cmd).await;
             if dropped(&result) {
                 tracing::debug!("redis connection dropped; sending the command again");
-                return connection.req_packed_command(cmd).await;
+                return connection.command(cmd).await;
             }
             result
         })
@@ -107,20 +203,51 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         let mut connection = self.pick();
         Box::pin(async move {
-            let result = connection
-                .req_packed_commands(pipeline, offset, count)
-                .await;
+            let result = connection.pipeline(pipeline, offset, count).await;
             if dropped(&result) {
                 tracing::debug!("redis connection dropped; sending the pipeline again");
-                return connection
-                    .req_packed_commands(pipeline, offset, count)
-                    .await;
+                return connection.pipeline(pipeline, offset, count).await;
             }
             result
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.0.shared.get_db()
+        match &*self.0 {
+            Inner::Single { shared, .. } => shared.get_db(),
+            Inner::Cluster { .. } => 0,
+        }
+    }
+}
+
+impl ConnectionLike for DedicatedConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            DedicatedConnection::Single(connection) => connection.req_packed_command(cmd),
+            DedicatedConnection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            DedicatedConnection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            DedicatedConnection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            DedicatedConnection::Single(connection) => connection.get_db(),
+            DedicatedConnection::Cluster(_) => 0,
+        }
     }
 }

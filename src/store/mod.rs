@@ -8,7 +8,7 @@ mod connection;
 mod memory;
 mod redis;
 
-pub use self::connection::RedisConnection;
+pub use self::connection::{DedicatedConnection, RedisConnection};
 pub use self::memory::MemoryStore;
 pub use self::redis::{append_turn_args, RedisStore, APPEND_TURN_LUA};
 

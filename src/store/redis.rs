@@ -68,7 +68,6 @@ static ADVANCE_SCRIPT: std::sync::LazyLock<redis::Script> =
 #[derive(Clone)]
 pub struct RedisStore {
     connection: RedisConnection,
-    client: redis::Client,
 }
 
 impl RedisStore {
@@ -84,13 +83,37 @@ impl RedisStore {
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         let shared = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-        let connection = RedisConnection::new(shared, client.clone(), config);
-        Ok(RedisStore { connection, client })
+        let connection = RedisConnection::new(shared, client, config);
+        Ok(RedisStore { connection })
     }
 
-    /// A client for subsystems that need connections of their own (blocking queue reads).
-    pub fn client(&self) -> redis::Client {
-        self.client.clone()
+    /// Connects to a Redis Cluster through any of its nodes (`seeds`); the client learns the
+    /// rest from them and follows failovers and slot moves.
+    pub async fn connect_cluster(seeds: &[String]) -> Result<Self, StoreError> {
+        let client = redis::cluster::ClusterClient::builder(seeds.iter().map(String::as_str))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true))
+            .retries(3)
+            .build()?;
+        let shared = client.get_async_connection().await?;
+        Ok(RedisStore {
+            connection: RedisConnection::cluster(shared, client),
+        })
+    }
+
+    /// The store `store` configures: one Redis, or a Redis Cluster.
+    pub async fn open(store: &crate::config::StoreSettings) -> Result<Option<Self>, StoreError> {
+        use secrecy::ExposeSecret;
+        let Some(url) = &store.redis_url else {
+            return Ok(None);
+        };
+        let url = url.expose_secret();
+        if store.cluster {
+            let seeds: Vec<String> = url.split(',').map(|seed| seed.trim().to_owned()).collect();
+            return Self::connect_cluster(&seeds).await.map(Some);
+        }
+        Self::connect(url).await.map(Some)
     }
 
     /// The underlying connection, for the subsystems that speak Redis directly (queues, locks).

@@ -57,6 +57,17 @@ pub fn config(
     platform: &FakePlatform,
     extra: &str,
 ) -> String {
+    config_on(name, fake, &redis.store_toml(), platform, extra)
+}
+
+/// [`config`] with the `[store]` lines given: a single Redis's or a Redis Cluster's.
+pub fn config_on(
+    name: &str,
+    fake: &FakeBailian,
+    store: &str,
+    platform: &FakePlatform,
+    extra: &str,
+) -> String {
     format!(
         r#"
 [server]
@@ -64,7 +75,7 @@ listen = "127.0.0.1:{port}"
 shutdown_timeout_secs = 5
 
 [store]
-redis_url = "{redis}"
+{store}
 max_turns = 20
 
 [delivery]
@@ -89,7 +100,6 @@ deliver_url = "{platform}/deliver"
 {extra}
 "#,
         port = free_port(),
-        redis = redis.url(),
         app_id = fake.app_id(),
         api_key = fake.api_key(),
         base_url = fake.base_url(),

@@ -5,6 +5,7 @@
 // Test code: a failed setup step should stop the test right there.
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
 mod conformance;
 mod dingtalk;
 mod dingtalk_card;

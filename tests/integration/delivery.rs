@@ -80,10 +80,9 @@ impl Backend {
     /// `visibility` sticks: there is one queue per backend.
     pub fn queues<const N: usize>(&mut self, visibility: Duration) -> [Queue; N] {
         match (&self.redis, &self.connection) {
-            (Some(redis), Some(connection)) => std::array::from_fn(|_| {
-                let client = redis::Client::open(redis.url()).unwrap();
-                Queue::redis(connection.clone(), client, PREFIX, visibility)
-            }),
+            (Some(_), Some(connection)) => {
+                std::array::from_fn(|_| Queue::redis(connection.clone(), PREFIX, visibility))
+            }
             _ => {
                 let queue = self
                     .memory_queue

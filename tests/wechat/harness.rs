@@ -20,10 +20,12 @@ pub const PASSIVE_WAIT_MS: u64 = 700;
 pub const WECHAT_TIMEOUT: Duration = Duration::from_millis(1000);
 
 pub fn settings(fake: &FakeBailian, redis: Option<&RedisServer>, extra: &str) -> Settings {
-    let store = match redis {
-        Some(redis) => format!("redis_url = \"{}\"", redis.url()),
-        None => String::new(),
-    };
+    let store = redis.map(RedisServer::store_toml).unwrap_or_default();
+    settings_on(fake, &store, extra)
+}
+
+/// [`settings`] with the `[store]` lines given: a single Redis's or a Redis Cluster's.
+pub fn settings_on(fake: &FakeBailian, store: &str, extra: &str) -> Settings {
     let text = format!(
         r#"
 [server]

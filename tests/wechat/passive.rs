@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use botgate_testkit::{Answer, FakeBailian, RedisServer};
+use botgate_testkit::{Answer, FakeBailian, RedisCluster, RedisServer};
 use botgate_wechat::CallbackMode;
 
-use crate::harness::{msg_id, settings, text, Gateway};
+use crate::harness::{msg_id, settings, settings_on, text, Gateway};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mode_answers_in_time_with_one_llm_call() {
@@ -69,6 +69,45 @@ async fn slow_answer_gets_placeholder_then_arrives_with_the_next_message() {
         1,
         "retries and the pull never cause a second LLM call"
     );
+}
+
+/// The reply window's scripts on a real three-master Redis Cluster: an answer in time with the
+/// memory of the one before, then a slow one that gets the placeholder and arrives with the
+/// next message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_answers_come_in_time_or_with_the_next_message() {
+    let fake = FakeBailian::start().await;
+    let cluster = RedisCluster::start().await;
+    let gateway = Gateway::start(settings_on(&fake, &cluster.store_toml(), "")).await;
+    let wechat = gateway.wechat(CallbackMode::Safe);
+
+    let first = wechat
+        .send("o-cluster", &text(msg_id(90), "第一句"))
+        .await
+        .unwrap();
+    let second = wechat
+        .send("o-cluster", &text(msg_id(91), "第二句"))
+        .await
+        .unwrap();
+    fake.set_delay(Duration::from_millis(3500));
+    let slow = wechat
+        .send("o-cluster", &text(msg_id(92), "讲个长故事"))
+        .await
+        .unwrap();
+    fake.set_delay(Duration::ZERO);
+    let pull = wechat
+        .send("o-cluster", &text(msg_id(93), "好了吗"))
+        .await
+        .unwrap();
+
+    assert_eq!(first.reply.as_deref(), Some("echo: 第一句 (history: 0)"));
+    assert_eq!(second.reply.as_deref(), Some("echo: 第二句 (history: 2)"));
+    assert_eq!(
+        slow.reply.as_deref(),
+        Some("正在思考中，回复任意文字获取回答")
+    );
+    assert_eq!(pull.reply.as_deref(), Some("echo: 讲个长故事 (history: 4)"));
+    assert_eq!(fake.calls(), 3, "one LLM call per question");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

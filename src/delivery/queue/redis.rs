@@ -12,11 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-
-use crate::store::RedisConnection;
+use crate::store::{DedicatedConnection, RedisConnection};
 use redis::streams::StreamReadReply;
-use redis::{AsyncConnectionConfig, Client, RedisError, Script};
+use redis::{RedisError, Script};
 
 use super::{Job, QueueDepth, Ticket};
 use crate::delivery::millis;
@@ -84,9 +82,8 @@ static DEPTH_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DEPTH));
 
 pub struct RedisQueue {
     connection: RedisConnection,
-    client: Client,
     /// Idle connections for blocking reads; see the module docs.
-    blocking: Mutex<Vec<MultiplexedConnection>>,
+    blocking: Mutex<Vec<DedicatedConnection>>,
     stream: String,
     dead: String,
     dead_order: String,
@@ -106,15 +103,9 @@ enum Found {
 }
 
 impl RedisQueue {
-    pub fn new(
-        connection: RedisConnection,
-        client: Client,
-        prefix: &str,
-        visibility: Duration,
-    ) -> Self {
+    pub fn new(connection: RedisConnection, prefix: &str, visibility: Duration) -> Self {
         RedisQueue {
             connection,
-            client,
             blocking: Mutex::new(Vec::new()),
             stream: crate::keys::jobs(prefix),
             dead: crate::keys::dead_jobs(prefix),
@@ -280,21 +271,18 @@ impl RedisQueue {
     }
 
     /// An idle pooled connection (true) or a new one (false).
-    async fn blocking_connection(&self) -> Result<(MultiplexedConnection, bool), RedisError> {
+    async fn blocking_connection(&self) -> Result<(DedicatedConnection, bool), RedisError> {
         if let Some(connection) = self.lock_pool().pop() {
             return Ok((connection, true));
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(BLOCK_SLICE_MAX + RESPONSE_MARGIN));
         let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .connection
+            .dedicated(CONNECT_TIMEOUT, BLOCK_SLICE_MAX + RESPONSE_MARGIN)
             .await?;
         Ok((connection, false))
     }
 
-    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Vec<MultiplexedConnection>> {
+    fn lock_pool(&self) -> std::sync::MutexGuard<'_, Vec<DedicatedConnection>> {
         // The pool is a plain list; a panic elsewhere cannot leave it inconsistent.
         self.blocking
             .lock()

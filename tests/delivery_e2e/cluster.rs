@@ -1,0 +1,166 @@
+//! The delivery guarantees on a real three-master Redis Cluster: two replicas, every key under
+//! the hash-tag prefix the configuration requires, the job queue, claims, order, memory and
+//! reclaims on the node that owns that slot.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use botgate_testkit::{FakeBailian, FakePlatform, RedisCluster};
+
+use crate::harness::{config_on, deliveries, post, post_until_accepted, Replica};
+
+struct ClusterStack {
+    fake: FakeBailian,
+    cluster: RedisCluster,
+    platform: FakePlatform,
+}
+
+async fn cluster_stack() -> ClusterStack {
+    ClusterStack {
+        fake: FakeBailian::start().await,
+        cluster: RedisCluster::start().await,
+        platform: FakePlatform::start().await,
+    }
+}
+
+async fn replica(stack: &ClusterStack, name: &str) -> Replica {
+    let store = stack.cluster.store_toml();
+    Replica::start(config_on(name, &stack.fake, &store, &stack.platform, "")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_messages_are_answered_once_in_order_across_replicas() {
+    let stack = cluster_stack().await;
+    let a = replica(&stack, "replica-a").await;
+    let b = replica(&stack, "replica-b").await;
+    let client = reqwest::Client::new();
+    const CONVERSATIONS: usize = 10;
+    const PER_CONVERSATION: usize = 5;
+
+    let statuses = [
+        post(&client, &a, "c-dup", "m-dup", "你好").await,
+        post(&client, &b, "c-dup", "m-dup", "你好").await,
+    ];
+    let senders = (0..CONVERSATIONS).map(|c| {
+        let (client, a, b) = (&client, &a, &b);
+        async move {
+            for i in 0..PER_CONVERSATION {
+                let replica = if (c + i) % 2 == 0 { a } else { b };
+                post_until_accepted(
+                    client,
+                    replica,
+                    &format!("conv-{c}"),
+                    &format!("conv-{c}-{i}"),
+                    &format!("{i}"),
+                )
+                .await;
+            }
+        }
+    });
+    futures_util::future::join_all(senders).await;
+
+    assert_eq!(statuses, [202, 200], "accepted once, then a duplicate");
+    let total = CONVERSATIONS * PER_CONVERSATION + 1;
+    assert!(
+        stack
+            .platform
+            .wait_for(total, Duration::from_secs(30))
+            .await,
+        "all answered"
+    );
+    assert!(
+        !stack
+            .platform
+            .wait_for(total + 1, Duration::from_millis(1500))
+            .await,
+        "none answered twice"
+    );
+    let mut by_conversation: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (conversation, message_id, text) in deliveries(&stack.platform) {
+        by_conversation
+            .entry(conversation)
+            .or_default()
+            .push((message_id, text));
+    }
+    for c in 0..CONVERSATIONS {
+        let expected: Vec<(String, String)> = (0..PER_CONVERSATION)
+            .map(|i| {
+                (
+                    format!("conv-{c}-{i}"),
+                    format!("echo: {i} (history: {})", 2 * i),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_conversation[&format!("conv-{c}")],
+            expected,
+            "conversation {c}: in order, each once, memory intact"
+        );
+    }
+    assert_eq!(stack.fake.calls(), total, "one LLM call per message");
+
+    // Everything lives in the prefix's slot, on the one node that owns it.
+    let mut owner = stack.cluster.connection_for("{botgate}").await;
+    let memory: i64 = redis::cmd("LLEN")
+        .arg("{botgate}:shop:webhook:conv-0:history")
+        .query_async(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        memory, PER_CONVERSATION as i64,
+        "one turn per message, in the memory"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_a_job_of_a_killed_replica_is_completed_by_the_other() {
+    let stack = cluster_stack().await;
+    let mut a = replica(&stack, "replica-a").await;
+    let mut b = replica(&stack, "replica-b").await;
+    let client = reqwest::Client::new();
+    stack.fake.set_delay(Duration::from_secs(3));
+
+    assert_eq!(post(&client, &a, "c-kill", "m-kill", "问题").await, 202);
+    assert!(
+        stack.fake.wait_for_calls(1, Duration::from_secs(10)).await,
+        "the LLM call started"
+    );
+    let caller = stack.fake.requests()[0]
+        .header("x-dashscope-workspace")
+        .unwrap()
+        .to_owned();
+    stack.fake.set_delay(Duration::ZERO);
+    let survivor = if caller == "replica-a" {
+        a.kill9().await;
+        &b
+    } else {
+        b.kill9().await;
+        &a
+    };
+
+    assert!(
+        stack.platform.wait_for(1, Duration::from_secs(20)).await,
+        "the surviving replica reclaimed the job and answered"
+    );
+    assert!(
+        !stack
+            .platform
+            .wait_for(2, Duration::from_millis(1500))
+            .await,
+        "answered once"
+    );
+    assert_eq!(
+        deliveries(&stack.platform),
+        vec![(
+            "c-kill".into(),
+            "m-kill".into(),
+            "echo: 问题 (history: 0)".into()
+        )]
+    );
+    assert_eq!(
+        stack.fake.calls(),
+        2,
+        "the dead replica's call, then the survivor's"
+    );
+    assert_eq!(survivor.readyz().await, 200);
+}

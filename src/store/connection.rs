@@ -14,7 +14,7 @@
 //! On a Redis Cluster (`store.cluster`) the connection is redis-rs's cluster connection, which
 //! routes each command by its key's slot and follows the cluster through failovers and slot
 //! moves; every key botgate writes carries the key prefix's hash tag, so a script's keys are
-//! always on one node. It is shared by every thread: it keeps a connection per node already.
+//! always on one node. Worker threads get one of their own too, for the same reason.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +31,7 @@ use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, Value};
 thread_local! {
     /// The connections opened on this thread, by the id of the [`RedisConnection`] they stand
     /// in for (a test process runs several gateways, each with its own Redis).
-    static LOCAL: RefCell<Vec<(u64, ConnectionManager)>> = const { RefCell::new(Vec::new()) };
+    static LOCAL: RefCell<Vec<(u64, Picked)>> = const { RefCell::new(Vec::new()) };
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -47,6 +47,7 @@ enum Inner {
         config: ConnectionManagerConfig,
     },
     Cluster {
+        id: u64,
         shared: ClusterConnection,
         client: ClusterClient,
     },
@@ -73,26 +74,43 @@ impl RedisConnection {
     }
 
     pub fn cluster(shared: ClusterConnection, client: ClusterClient) -> Self {
-        RedisConnection(Arc::new(Inner::Cluster { shared, client }))
+        RedisConnection(Arc::new(Inner::Cluster {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            shared,
+            client,
+        }))
     }
 
     /// Gives the current thread a connection of its own, opened on first use by a task of this
     /// thread's runtime (so its driver runs here too). Call it on a thread that lives as long
     /// as the work it serves, such as an HTTP worker; calling it again is a no-op.
     pub fn bind_to_this_thread(&self) -> Result<(), redis::RedisError> {
-        let Inner::Single {
-            id, client, config, ..
-        } = &*self.0
-        else {
-            return Ok(());
-        };
-        let bound = LOCAL.with(|local| local.borrow().iter().any(|(bound, _)| bound == id));
+        let id = self.id();
+        let bound = LOCAL.with(|local| local.borrow().iter().any(|(bound, _)| *bound == id));
         if bound {
             return Ok(());
         }
-        let own = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
-        LOCAL.with(|local| local.borrow_mut().push((*id, own)));
+        let own = match &*self.0 {
+            Inner::Single { client, config, .. } => Picked::Single(
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
+            ),
+            // Its node connections are made in the background, by this thread's runtime.
+            Inner::Cluster { client, .. } => Picked::Cluster(
+                client.get_pending_async_connection_with_config(
+                    ClusterConfig::new()
+                        .set_connection_timeout(super::redis::CONNECT_TIMEOUT)
+                        .set_response_timeout(super::redis::RESPONSE_TIMEOUT),
+                ),
+            ),
+        };
+        LOCAL.with(|local| local.borrow_mut().push((id, own)));
         Ok(())
+    }
+
+    fn id(&self) -> u64 {
+        match &*self.0 {
+            Inner::Single { id, .. } | Inner::Cluster { id, .. } => *id,
+        }
     }
 
     /// A new connection for the caller alone, whose replies may take up to `response_timeout`.
@@ -122,24 +140,24 @@ impl RedisConnection {
     }
 
     fn pick(&self) -> Picked {
-        match &*self.0 {
-            Inner::Single { id, shared, .. } => Picked::Single(
-                LOCAL
-                    .with(|local| {
-                        local
-                            .borrow()
-                            .iter()
-                            .find(|(bound, _)| bound == id)
-                            .map(|(_, own)| own.clone())
-                    })
-                    .unwrap_or_else(|| shared.clone()),
-            ),
-            Inner::Cluster { shared, .. } => Picked::Cluster(shared.clone()),
-        }
+        let id = self.id();
+        LOCAL
+            .with(|local| {
+                local
+                    .borrow()
+                    .iter()
+                    .find(|(bound, _)| *bound == id)
+                    .map(|(_, own)| own.clone())
+            })
+            .unwrap_or_else(|| match &*self.0 {
+                Inner::Single { shared, .. } => Picked::Single(shared.clone()),
+                Inner::Cluster { shared, .. } => Picked::Cluster(shared.clone()),
+            })
     }
 }
 
 /// The connection one command goes out on.
+#[derive(Clone)]
 enum Picked {
     Single(ConnectionManager),
     Cluster(ClusterConnection),

@@ -9,8 +9,8 @@ use super::{RedisConnection, StoreError, Turn};
 
 /// Bounds on how long a call waits for Redis, so an outage turns into errors (and a failing
 /// `/readyz`) rather than requests that hang until the platform gives up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 const ADVANCE: &str = r#"
 local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0

@@ -29,10 +29,13 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(ticks as f64 / TICKS_PER_SECOND))
 }
 
-/// The pid of this process's child running `command` (e.g. the test kit's `redis-server`).
-fn child_named(command: &str) -> Option<u32> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    tasks
+/// The pids of this process's children running `command` (the test kit's `redis-server`: one,
+/// or a cluster's three), in pid order.
+fn children_named(command: &str) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = tasks
         .filter_map(Result::ok)
         .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
         .flat_map(|children| {
@@ -41,11 +44,17 @@ fn child_named(command: &str) -> Option<u32> {
                 .filter_map(|pid| pid.parse::<u32>().ok())
                 .collect::<Vec<_>>()
         })
-        .find(|pid| {
+        .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|comm| comm.trim() == command)
         })
+        .collect();
+    pids.sort_unstable();
+    pids
 }
+
+/// Labels of a cluster's nodes in the CPU line.
+const NODE_LABELS: [&str; 3] = ["redis-1", "redis-2", "redis-3"];
 
 /// CPU used by the processes of a run: botgate, redis-server, and the bench itself (load
 /// generator and fakes), to see who had the two cores.
@@ -59,8 +68,10 @@ pub struct CpuSnapshot(Vec<Duration>);
 impl CpuMeter {
     pub fn new(botgate: u32) -> Self {
         let mut processes = vec![("botgate", botgate)];
-        if let Some(redis) = child_named("redis-server") {
-            processes.push(("redis", redis));
+        match children_named("redis-server").as_slice() {
+            [] => {}
+            [redis] => processes.push(("redis", *redis)),
+            nodes => processes.extend(NODE_LABELS.iter().copied().zip(nodes.iter().copied())),
         }
         processes.push(("bench", std::process::id()));
         CpuMeter { processes }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
-use botgate_testkit::{Answer, FakeBailian, RedisServer};
+use botgate_testkit::{Answer, FakeBailian, RedisCluster, RedisServer};
 
 use crate::fake_llm::{FrameWrites, LeanBailian};
 
@@ -30,6 +30,8 @@ pub enum StoreKind {
     Redis,
     /// botgate's in-process store.
     Embedded,
+    /// A private three-master Redis Cluster (`store.cluster`); the CPU line shows each node.
+    Cluster,
 }
 
 /// How botgate calls the fake Bailian.
@@ -113,13 +115,18 @@ impl Fake {
 pub struct Upstreams {
     pub fake: Fake,
     redis: Option<RedisServer>,
+    cluster: Option<RedisCluster>,
 }
 
 impl Upstreams {
     pub async fn start(store: StoreKind, llm: LlmOptions) -> anyhow::Result<Upstreams> {
         let redis = match store {
             StoreKind::Redis => Some(RedisServer::start().await),
-            StoreKind::Embedded => None,
+            StoreKind::Embedded | StoreKind::Cluster => None,
+        };
+        let cluster = match store {
+            StoreKind::Cluster => Some(RedisCluster::start().await),
+            StoreKind::Redis | StoreKind::Embedded => None,
         };
         let fake = match llm.lean {
             Some(writes) => Fake::Lean(
@@ -132,14 +139,19 @@ impl Upstreams {
                 Fake::Testkit(fake)
             }
         };
-        Ok(Upstreams { fake, redis })
+        Ok(Upstreams {
+            fake,
+            redis,
+            cluster,
+        })
     }
 
     /// The `[store]` and `[llm.main]` tables for botgate's config (the bot says `llm = "main"`).
     pub fn config(&self, llm: LlmOptions) -> String {
-        let store = match &self.redis {
-            Some(redis) => format!("redis_url = \"{}\"", redis.url()),
-            None => String::new(),
+        let store = match (&self.redis, &self.cluster) {
+            (Some(redis), _) => redis.store_toml(),
+            (None, Some(cluster)) => cluster.store_toml(),
+            (None, None) => String::new(),
         };
         format!(
             "[store]\n{store}\n\n\
@@ -159,10 +171,10 @@ impl Upstreams {
     }
 
     pub fn store_name(&self) -> &'static str {
-        if self.redis.is_some() {
-            "redis"
-        } else {
-            "embedded"
+        match (&self.redis, &self.cluster) {
+            (Some(_), _) => "redis",
+            (None, Some(_)) => "redis cluster (3 masters)",
+            (None, None) => "embedded",
         }
     }
 

@@ -96,6 +96,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let redis = match options.store {
         StoreKind::Redis => Some(RedisServer::start().await),
         StoreKind::Embedded => None,
+        StoreKind::Cluster => anyhow::bail!("web: --store cluster is not wired in; use redis"),
     };
     let schedule = Schedule {
         first_token: Duration::from_millis(args.first_token_ms),

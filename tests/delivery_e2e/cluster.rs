@@ -8,6 +8,7 @@ use std::time::Duration;
 use botgate_testkit::{FakeBailian, FakePlatform, RedisCluster};
 
 use crate::harness::{config_on, deliveries, post, post_until_accepted, Replica};
+use crate::scenarios::a_killed_replicas_job_is_completed_by_the_other;
 
 struct ClusterStack {
     fake: FakeBailian,
@@ -115,52 +116,7 @@ async fn on_a_redis_cluster_messages_are_answered_once_in_order_across_replicas(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_redis_cluster_a_job_of_a_killed_replica_is_completed_by_the_other() {
     let stack = cluster_stack().await;
-    let mut a = replica(&stack, "replica-a").await;
-    let mut b = replica(&stack, "replica-b").await;
-    let client = reqwest::Client::new();
-    stack.fake.set_delay(Duration::from_secs(3));
-
-    assert_eq!(post(&client, &a, "c-kill", "m-kill", "问题").await, 202);
-    assert!(
-        stack.fake.wait_for_calls(1, Duration::from_secs(10)).await,
-        "the LLM call started"
-    );
-    let caller = stack.fake.requests()[0]
-        .header("x-dashscope-workspace")
-        .unwrap()
-        .to_owned();
-    stack.fake.set_delay(Duration::ZERO);
-    let survivor = if caller == "replica-a" {
-        a.kill9().await;
-        &b
-    } else {
-        b.kill9().await;
-        &a
-    };
-
-    assert!(
-        stack.platform.wait_for(1, Duration::from_secs(20)).await,
-        "the surviving replica reclaimed the job and answered"
-    );
-    assert!(
-        !stack
-            .platform
-            .wait_for(2, Duration::from_millis(1500))
-            .await,
-        "answered once"
-    );
-    assert_eq!(
-        deliveries(&stack.platform),
-        vec![(
-            "c-kill".into(),
-            "m-kill".into(),
-            "echo: 问题 (history: 0)".into()
-        )]
-    );
-    assert_eq!(
-        stack.fake.calls(),
-        2,
-        "the dead replica's call, then the survivor's"
-    );
-    assert_eq!(survivor.readyz().await, 200);
+    let a = replica(&stack, "replica-a").await;
+    let b = replica(&stack, "replica-b").await;
+    a_killed_replicas_job_is_completed_by_the_other(&stack.fake, &stack.platform, a, b).await;
 }

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use botgate_testkit::{FakeBailian, FakePlatform};
+
 use crate::harness::{config, deliveries, post, post_until_accepted, stack, Replica, Stack};
 
 async fn replicas(stack: &Stack) -> (Replica, Replica) {
@@ -64,20 +66,31 @@ async fn one_message_delivered_three_times_across_replicas_is_answered_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_replica_mid_llm_call_is_completed_by_the_other() {
     let stack = stack().await;
-    let (mut a, mut b) = replicas(&stack).await;
+    let (a, b) = replicas(&stack).await;
+    a_killed_replicas_job_is_completed_by_the_other(&stack.fake, &stack.platform, a, b).await;
+}
+
+/// Kills (`-9`) whichever of `a` and `b` is calling the LLM for a message; the other must
+/// reclaim the job and answer it once. Shared by the single-Redis and the cluster suites.
+pub async fn a_killed_replicas_job_is_completed_by_the_other(
+    fake: &FakeBailian,
+    platform: &FakePlatform,
+    mut a: Replica,
+    mut b: Replica,
+) {
     let client = reqwest::Client::new();
-    stack.fake.set_delay(Duration::from_secs(3));
+    fake.set_delay(Duration::from_secs(3));
 
     assert_eq!(post(&client, &a, "c-kill", "m-kill", "问题").await, 202);
     assert!(
-        stack.fake.wait_for_calls(1, Duration::from_secs(10)).await,
+        fake.wait_for_calls(1, Duration::from_secs(10)).await,
         "the LLM call started"
     );
-    let caller = stack.fake.requests()[0]
+    let caller = fake.requests()[0]
         .header("x-dashscope-workspace")
         .unwrap()
         .to_owned();
-    stack.fake.set_delay(Duration::ZERO);
+    fake.set_delay(Duration::ZERO);
     let survivor = if caller == "replica-a" {
         a.kill9().await;
         &b
@@ -87,16 +100,16 @@ async fn kill_9_of_the_replica_mid_llm_call_is_completed_by_the_other() {
     };
 
     assert!(
-        stack.platform.wait_for(1, Duration::from_secs(20)).await,
+        platform.wait_for(1, Duration::from_secs(20)).await,
         "the survivor completed the job"
     );
     assert!(
-        !stack.platform.wait_for(2, Duration::from_secs(3)).await,
+        !platform.wait_for(2, Duration::from_secs(3)).await,
         "exactly one answer"
     );
-    assert_eq!(deliveries(&stack.platform)[0].2, "echo: 问题 (history: 0)");
+    assert_eq!(deliveries(platform)[0].2, "echo: 问题 (history: 0)");
     assert_eq!(
-        stack.fake.calls(),
+        fake.calls(),
         2,
         "the dead replica's call, then the survivor's"
     );
@@ -106,7 +119,7 @@ async fn kill_9_of_the_replica_mid_llm_call_is_completed_by_the_other() {
         "replica-a"
     };
     assert_eq!(
-        stack.fake.requests()[1].header("x-dashscope-workspace"),
+        fake.requests()[1].header("x-dashscope-workspace"),
         Some(other)
     );
     assert_eq!(survivor.readyz().await, 200);

@@ -8,7 +8,7 @@
 //! so one `SET` gives it its expiry too), read the outbox once, skip what that read already
 //! tells, and skip the clock when the caller knows: the usual message costs 8 + 8 commands
 //! (scripts included), and the memory's `LRANGE` beside them; the WeChat test
-//! `an_answer_in_time_costs_seventeen_redis_commands` lists them.
+//! `an_answer_in_time_costs_two_redis_round_trips_and_seventeen_commands` lists them.
 //!
 //! Per message (`msg`, a JSON string, 10 minutes): `n` deliveries seen, `r[request]` what
 //! `ARRIVE` told that request, `w` until when (ms) its first delivery waits to be handed its

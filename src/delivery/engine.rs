@@ -406,3 +406,22 @@ fn hostname() -> String {
         })
         .unwrap_or_else(|| "botgate".to_owned())
 }
+
+/// When `Engine::send_once` writes the sent-marker of a part it sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mark {
+    /// Right after the send.
+    Now,
+    /// Not at all: the caller acknowledges the job next (see [`Delivered::unmarked`]).
+    Deferred,
+}
+
+impl Mark {
+    fn after_send(now: bool) -> Self {
+        if now {
+            Mark::Now
+        } else {
+            Mark::Deferred
+        }
+    }
+}

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use super::send::Mark;
-use super::{Engine, Failure};
+use super::{Engine, Failure, Mark};
 use crate::channels::Live;
 use crate::core::job::JobPayload;
 use crate::delivery::queue::Job;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::live::Answered;
-use super::{Engine, Failure, PART_BUSY_POLL, PART_CLAIM_TTL, SEND_BACKOFF};
+use super::{Engine, Failure, Mark, PART_BUSY_POLL, PART_CLAIM_TTL, SEND_BACKOFF};
 use crate::channels::send::SendError;
 use crate::core::job::JobPayload;
 use crate::delivery::queue::{Job, PartClaim};
@@ -188,25 +188,6 @@ pub(super) struct Delivered {
     /// the acknowledgement fails, so that a reclaim does not send it twice. Worst case the
     /// same as before: the acknowledgement is one round trip after the send, as the marker was.
     pub(super) unmarked: Option<String>,
-}
-
-/// When [`Engine::send_once`] writes the sent-marker of a part it sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mark {
-    /// Right after the send.
-    Now,
-    /// Not at all: the caller acknowledges the job next (see [`Delivered::unmarked`]).
-    Deferred,
-}
-
-impl Mark {
-    fn after_send(now: bool) -> Self {
-        if now {
-            Mark::Now
-        } else {
-            Mark::Deferred
-        }
-    }
 }
 
 /// The sent-marker of one part of a reply.

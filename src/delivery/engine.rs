@@ -178,11 +178,7 @@ impl Engine {
         match result {
             Ok(delivered) => self.complete(&job, &reply_key, delivered).await,
             Err(Failure::FellBack) => {
-                let delivered = Delivered {
-                    parts: 0,
-                    unmarked: None,
-                };
-                self.complete(&job, &reply_key, delivered).await;
+                self.complete(&job, &reply_key, Delivered::nothing()).await;
             }
             Err(Failure::Dead(reason)) => {
                 self.abandon_live(&payload).await;
@@ -207,8 +203,7 @@ impl Engine {
             // Not fatal: a reclaim finds the reply and the sent-markers and sends nothing twice.
             tracing::warn!(%error, "could not acknowledge a finished job");
             if let Some(marker) = unmarked {
-                let ttl = Duration::from_secs(self.settings.dedup_ttl_secs);
-                if let Err(error) = self.store.set(&marker, "sent", ttl).await {
+                if let Err(error) = self.mark_sent(&marker).await {
                     tracing::warn!(%error, "could not mark the last part sent either");
                 }
             }
@@ -288,10 +283,7 @@ impl Engine {
             if let Some(live) = &answered.live {
                 live.abandon().await;
             }
-            return Ok(Delivered {
-                parts: 0,
-                unmarked: None,
-            });
+            return Ok(Delivered::nothing());
         }
         // Boxed: a job spends nearly all its life waiting on the LLM inside `answer`, and an
         // inline `deliver` would size every waiting job's task for the delivery too.
@@ -414,14 +406,4 @@ pub(super) enum Mark {
     Now,
     /// Not at all: the caller acknowledges the job next (see [`Delivered::unmarked`]).
     Deferred,
-}
-
-impl Mark {
-    fn after_send(now: bool) -> Self {
-        if now {
-            Mark::Now
-        } else {
-            Mark::Deferred
-        }
-    }
 }

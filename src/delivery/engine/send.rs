@@ -54,7 +54,7 @@ impl Engine {
                     job,
                     &marker(reply_key, chunk),
                     platform,
-                    Mark::after_send(!last),
+                    if last { Mark::Deferred } else { Mark::Now },
                     || sender.send(payload, chunk, chunks, part),
                 )
                 .await;
@@ -130,14 +130,9 @@ impl Engine {
             match send().await {
                 Ok(()) => {
                     record("delivered", "0");
-                    if mark == Mark::Deferred {
-                        return Ok(());
+                    if mark == Mark::Now {
+                        self.mark_sent(marker).await.map_err(store_error)?;
                     }
-                    let ttl = Duration::from_secs(self.settings.dedup_ttl_secs);
-                    self.store
-                        .set(marker, "sent", ttl)
-                        .await
-                        .map_err(store_error)?;
                     return Ok(());
                 }
                 Err(SendError::Fallback { code, message }) => {
@@ -170,6 +165,12 @@ impl Engine {
         }
     }
 
+    /// Records that what `marker` stands for went out, for as long as duplicates are screened.
+    pub(super) async fn mark_sent(&self, marker: &str) -> Result<(), crate::store::StoreError> {
+        let ttl = Duration::from_secs(self.settings.dedup_ttl_secs);
+        self.store.set(marker, "sent", ttl).await
+    }
+
     /// A part given up on is nobody's to send, so a replay of the dead letter sends it at once.
     pub(super) async fn release_part(&self, marker: &str) {
         if let Err(error) = self.store.delete(&[marker]).await {
@@ -188,6 +189,16 @@ pub(super) struct Delivered {
     /// the acknowledgement fails, so that a reclaim does not send it twice. Worst case the
     /// same as before: the acknowledgement is one round trip after the send, as the marker was.
     pub(super) unmarked: Option<String>,
+}
+
+impl Delivered {
+    /// Nothing was sent, so nothing is left unmarked.
+    pub(super) fn nothing() -> Self {
+        Delivered {
+            parts: 0,
+            unmarked: None,
+        }
+    }
 }
 
 /// The sent-marker of one part of a reply.

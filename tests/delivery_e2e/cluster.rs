@@ -2,13 +2,14 @@
 //! the hash-tag prefix the configuration requires, the job queue, claims, order, memory and
 //! reclaims on the node that owns that slot.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use botgate_testkit::{FakeBailian, FakePlatform, RedisCluster};
 
-use crate::harness::{config_on, deliveries, post, post_until_accepted, Replica};
-use crate::scenarios::a_killed_replicas_job_is_completed_by_the_other;
+use crate::harness::{config_on, post, Replica};
+use crate::scenarios::{
+    a_killed_replicas_job_is_completed_by_the_other, assert_each_once_in_order, send_conversations,
+};
 
 struct ClusterStack {
     fake: FakeBailian,
@@ -42,23 +43,7 @@ async fn on_a_redis_cluster_messages_are_answered_once_in_order_across_replicas(
         post(&client, &a, "c-dup", "m-dup", "你好").await,
         post(&client, &b, "c-dup", "m-dup", "你好").await,
     ];
-    let senders = (0..CONVERSATIONS).map(|c| {
-        let (client, a, b) = (&client, &a, &b);
-        async move {
-            for i in 0..PER_CONVERSATION {
-                let replica = if (c + i) % 2 == 0 { a } else { b };
-                post_until_accepted(
-                    client,
-                    replica,
-                    &format!("conv-{c}"),
-                    &format!("conv-{c}-{i}"),
-                    &format!("{i}"),
-                )
-                .await;
-            }
-        }
-    });
-    futures_util::future::join_all(senders).await;
+    send_conversations(&client, &a, &b, CONVERSATIONS, PER_CONVERSATION).await;
 
     assert_eq!(statuses, [202, 200], "accepted once, then a duplicate");
     let total = CONVERSATIONS * PER_CONVERSATION + 1;
@@ -76,28 +61,7 @@ async fn on_a_redis_cluster_messages_are_answered_once_in_order_across_replicas(
             .await,
         "none answered twice"
     );
-    let mut by_conversation: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (conversation, message_id, text) in deliveries(&stack.platform) {
-        by_conversation
-            .entry(conversation)
-            .or_default()
-            .push((message_id, text));
-    }
-    for c in 0..CONVERSATIONS {
-        let expected: Vec<(String, String)> = (0..PER_CONVERSATION)
-            .map(|i| {
-                (
-                    format!("conv-{c}-{i}"),
-                    format!("echo: {i} (history: {})", 2 * i),
-                )
-            })
-            .collect();
-        assert_eq!(
-            by_conversation[&format!("conv-{c}")],
-            expected,
-            "conversation {c}: in order, each once, memory intact"
-        );
-    }
+    assert_each_once_in_order(&stack.platform, CONVERSATIONS, PER_CONVERSATION);
     assert_eq!(stack.fake.calls(), total, "one LLM call per message");
 
     // Everything lives in the prefix's slot, on the one node that owns it.

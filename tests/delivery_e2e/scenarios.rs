@@ -191,23 +191,7 @@ async fn a_thousand_messages_over_a_hundred_conversations_once_each_in_order() {
     const CONVERSATIONS: usize = 100;
     const PER_CONVERSATION: usize = 10;
 
-    let senders = (0..CONVERSATIONS).map(|c| {
-        let (client, a, b) = (&client, &a, &b);
-        async move {
-            for i in 0..PER_CONVERSATION {
-                let replica = if (c + i) % 2 == 0 { a } else { b };
-                post_until_accepted(
-                    client,
-                    replica,
-                    &format!("conv-{c}"),
-                    &format!("conv-{c}-{i}"),
-                    &format!("{i}"),
-                )
-                .await;
-            }
-        }
-    });
-    futures_util::future::join_all(senders).await;
+    send_conversations(&client, &a, &b, CONVERSATIONS, PER_CONVERSATION).await;
     let total = CONVERSATIONS * PER_CONVERSATION;
     assert!(
         stack
@@ -224,17 +208,55 @@ async fn a_thousand_messages_over_a_hundred_conversations_once_each_in_order() {
         "none answered twice"
     );
 
+    let checked = assert_each_once_in_order(&stack.platform, CONVERSATIONS, PER_CONVERSATION);
+    assert_eq!(stack.fake.calls(), total, "one LLM call per message");
+    println!("checked {checked} deliveries in {CONVERSATIONS} conversations: each once, in order");
+}
+
+/// Sends `per_conversation` messages in each of `conversations` conversations (`conv-{c}`,
+/// message ids `conv-{c}-{i}`, text `{i}`), one after the other within a conversation and
+/// alternating between the replicas, all conversations at once.
+pub async fn send_conversations(
+    client: &reqwest::Client,
+    a: &Replica,
+    b: &Replica,
+    conversations: usize,
+    per_conversation: usize,
+) {
+    let senders = (0..conversations).map(|c| async move {
+        for i in 0..per_conversation {
+            let replica = if (c + i) % 2 == 0 { a } else { b };
+            post_until_accepted(
+                client,
+                replica,
+                &format!("conv-{c}"),
+                &format!("conv-{c}-{i}"),
+                &format!("{i}"),
+            )
+            .await;
+        }
+    });
+    futures_util::future::join_all(senders).await;
+}
+
+/// Checks what [`send_conversations`] sent was answered once each, in order, with the memory
+/// of the turns before; returns how many deliveries it checked.
+pub fn assert_each_once_in_order(
+    platform: &FakePlatform,
+    conversations: usize,
+    per_conversation: usize,
+) -> usize {
     let mut by_conversation: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for (conversation, message_id, text) in deliveries(&stack.platform) {
+    for (conversation, message_id, text) in deliveries(platform) {
         by_conversation
             .entry(conversation)
             .or_default()
             .push((message_id, text));
     }
     let mut checked = 0;
-    for c in 0..CONVERSATIONS {
+    for c in 0..conversations {
         let got = &by_conversation[&format!("conv-{c}")];
-        let expected: Vec<(String, String)> = (0..PER_CONVERSATION)
+        let expected: Vec<(String, String)> = (0..per_conversation)
             .map(|i| {
                 (
                     format!("conv-{c}-{i}"),
@@ -248,8 +270,7 @@ async fn a_thousand_messages_over_a_hundred_conversations_once_each_in_order() {
         );
         checked += got.len();
     }
-    assert_eq!(stack.fake.calls(), total, "one LLM call per message");
-    println!("checked {checked} deliveries in {CONVERSATIONS} conversations: each once, in order");
+    checked
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,6 +92,12 @@ impl Backend {
     }
 
     async fn commit(&self, message: &str, answer: &[&str]) -> Committed {
+        self.commit_as(message, answer, false).await
+    }
+
+    /// `awaited`: the caller says the message's first delivery is still there to be handed
+    /// the answer (a generator whose own request started it).
+    async fn commit_as(&self, message: &str, answer: &[&str], awaited: bool) -> Committed {
         let remember = pending(message, message, &answer.concat());
         self.outbox
             .commit(
@@ -100,15 +106,8 @@ impl Backend {
                 message,
                 &parts(answer),
                 Some(&remember),
-                false,
+                awaited,
             )
-            .await
-            .unwrap()
-    }
-
-    async fn commit_awaited(&self, message: &str, answer: &[&str]) -> Committed {
-        self.outbox
-            .commit(&self.store, USER, message, &parts(answer), None, true)
             .await
             .unwrap()
     }
@@ -150,27 +149,31 @@ async fn commit_binds_the_first_part_to_the_waiting_request_and_queues_the_rest(
     }
 }
 
+/// Whatever the generator says (`awaited`: its own request started the answer), a request
+/// that gave up waiting is never bound to.
 #[tokio::test]
 async fn an_answer_committed_after_the_request_gave_up_waits_for_the_next_delivery() {
     for (name, backend) in backends().await {
-        backend.ask("m1").await;
-        assert_eq!(
-            backend.take("m1", TakeMode::GiveUp).await,
-            Take::Pending,
-            "{name}"
-        );
+        for (message, awaited) in [("m1", false), ("m2", true)] {
+            backend.ask(message).await;
+            assert_eq!(
+                backend.take(message, TakeMode::GiveUp).await,
+                Take::Pending,
+                "{name}"
+            );
 
-        let committed = backend.commit("m1", &["答"]).await;
+            let committed = backend.commit_as(message, &["答"], awaited).await;
 
-        assert_eq!(
-            committed.bound, None,
-            "{name}: nothing is bound to a request that answered without it"
-        );
-        assert_eq!(
-            backend.take("m1", TakeMode::Look).await,
-            text("答"),
-            "{name}: WeChat's retry of the message takes it"
-        );
+            assert_eq!(
+                committed.bound, None,
+                "{name}, awaited {awaited}: nothing is bound to a request that answered without it"
+            );
+            assert_eq!(
+                backend.take(message, TakeMode::Look).await,
+                text("答"),
+                "{name}, awaited {awaited}: WeChat's retry of the message takes it"
+            );
+        }
     }
 }
 
@@ -197,36 +200,21 @@ async fn the_waiting_mark_lapses_with_the_wait() {
 }
 
 /// A generator whose own request is still there to be handed the answer says so, and the
-/// waiting time is not read; a request that gave up is never bound to, whatever it says.
+/// waiting time is not read (a request that gave up is covered above).
 #[tokio::test]
-async fn a_commit_for_a_request_known_to_wait_binds_and_one_that_gave_up_does_not() {
+async fn a_commit_for_a_request_known_to_wait_binds_past_its_waiting_time() {
     for (name, backend) in backends().await {
         backend
             .arrive("m1", Kind::Question, Duration::from_millis(1))
             .await;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let awaited = backend.commit_awaited("m1", &["答一"]).await;
+
+        let awaited = backend.commit_as("m1", &["答一"], true).await;
+
         assert_eq!(
             awaited.bound.as_deref(),
             Some("答一"),
             "{name}: bound to the request its generator knows is waiting"
-        );
-
-        backend.ask("m2").await;
-        assert_eq!(
-            backend.take("m2", TakeMode::GiveUp).await,
-            Take::Pending,
-            "{name}"
-        );
-        let gave_up = backend.commit_awaited("m2", &["答二"]).await;
-        assert_eq!(
-            gave_up.bound, None,
-            "{name}: a request that gave up waiting is not bound to"
-        );
-        assert_eq!(
-            backend.take("m2", TakeMode::Look).await,
-            text("答二"),
-            "{name}: WeChat's retry of the message takes it"
         );
     }
 }

@@ -24,10 +24,19 @@ struct Backend {
     _redis: Option<RedisServer>,
 }
 
+/// The outbox and store on `redis` (which the caller keeps running).
+async fn on_redis(redis: &RedisServer) -> Backend {
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    Backend {
+        outbox: Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT),
+        store: Store::Redis(store),
+        _redis: None,
+    }
+}
+
 async fn backends() -> Vec<(&'static str, Backend)> {
     let redis = RedisServer::start().await;
-    let store = RedisStore::connect(&redis.url()).await.unwrap();
-    let outbox = Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT);
+    let on_redis = on_redis(&redis).await;
     vec![
         (
             "embedded",
@@ -40,9 +49,8 @@ async fn backends() -> Vec<(&'static str, Backend)> {
         (
             "redis",
             Backend {
-                outbox,
-                store: Store::Redis(store),
                 _redis: Some(redis),
+                ..on_redis
             },
         ),
     ]
@@ -412,10 +420,8 @@ async fn arrive_and_commit_are_safe_to_run_twice() {
 #[tokio::test]
 async fn arrive_reads_the_memory_only_for_the_generating_request() {
     let redis = RedisServer::start().await;
-    let store = RedisStore::connect(&redis.url()).await.unwrap();
-    let outbox = Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT);
-    let memory = Store::Redis(store);
-    memory
+    let Backend { outbox, store, .. } = on_redis(&redis).await;
+    store
         .append_turn(HISTORY, &pending("m0", "早", "早上好").turn, 10, WAIT)
         .await
         .unwrap();
@@ -443,8 +449,8 @@ async fn arrive_reads_the_memory_only_for_the_generating_request() {
 #[tokio::test]
 async fn a_commit_after_the_message_state_expired_leaves_nothing_without_expiry() {
     let redis = RedisServer::start().await;
-    let store = RedisStore::connect(&redis.url()).await.unwrap();
-    let outbox = Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT);
+    let backend = on_redis(&redis).await;
+    let outbox = &backend.outbox;
     outbox
         .arrive(USER, "m1", "r1", "q", Kind::Question, None, WAIT)
         .await
@@ -457,17 +463,7 @@ async fn a_commit_after_the_message_state_expired_leaves_nothing_without_expiry(
         .await
         .unwrap();
 
-    outbox
-        .commit(
-            &Store::Redis(store),
-            USER,
-            "m1",
-            &parts(&["答"]),
-            None,
-            false,
-        )
-        .await
-        .unwrap();
+    backend.commit("m1", &["答"]).await;
 
     let ttl: i64 = redis::cmd("TTL")
         .arg(message_key)
@@ -483,8 +479,8 @@ async fn a_commit_after_the_message_state_expired_leaves_nothing_without_expiry(
 #[tokio::test]
 async fn a_message_recorded_by_an_older_botgate_is_carried_on_after_an_upgrade() {
     let redis = RedisServer::start().await;
-    let store = RedisStore::connect(&redis.url()).await.unwrap();
-    let outbox = Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT);
+    let backend = on_redis(&redis).await;
+    let outbox = &backend.outbox;
     let mut connection = redis.connection().await;
     let far_ahead = "4000000000000";
     // What the older ARRIVE left for "m1", asked by request "r1" and generating now.
@@ -513,17 +509,7 @@ async fn a_message_recorded_by_an_older_botgate_is_carried_on_after_an_upgrade()
         .arrive(USER, "m1", "r2", "q", Kind::Question, None, WAIT)
         .await
         .unwrap();
-    let committed = outbox
-        .commit(
-            &Store::Redis(store),
-            USER,
-            "m1",
-            &parts(&["答"]),
-            None,
-            false,
-        )
-        .await
-        .unwrap();
+    let committed = backend.commit("m1", &["答"]).await;
 
     assert_eq!((again.attempt, again.role), (1, Role::Generate));
     assert_eq!((retry.attempt, retry.role), (2, Role::Retry));
@@ -540,13 +526,7 @@ async fn a_message_recorded_by_an_older_botgate_is_carried_on_after_an_upgrade()
 #[tokio::test]
 async fn parts_left_after_a_delivery_takes_a_stored_answer_still_expire() {
     let redis = RedisServer::start().await;
-    let store = RedisStore::connect(&redis.url()).await.unwrap();
-    let outbox = Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT);
-    let backend = Backend {
-        outbox,
-        store: Store::Redis(store),
-        _redis: None,
-    };
+    let backend = on_redis(&redis).await;
     backend.ask("m1").await;
     assert_eq!(backend.take("m1", TakeMode::GiveUp).await, Take::Pending);
     backend.commit("m1", &["一", "二", "三"]).await;

@@ -34,7 +34,7 @@ async fn queue(settings: &Settings) -> anyhow::Result<Queue> {
     let visibility = Duration::from_secs(settings.delivery.visibility_timeout_secs);
     Ok(Queue::redis(
         store.connection(),
-        &settings.store.key_prefix,
+        &settings.store.keyspace(),
         visibility,
     ))
 }

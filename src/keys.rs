@@ -4,10 +4,12 @@
 //!
 //! The names are stable: memory and claims survive upgrades because these strings do not
 //! change. On a Redis Cluster the prefix is a hash tag (`{botgate}`, checked by the config),
-//! which puts every key in one slot: each script's keys are on one node, and the whole
-//! deployment is served by that node. Spreading it over the shards needs a tag per
-//! conversation in the conversation-scoped kinds and a job stream per tag (see the
-//! performance and scale issue).
+//! which puts every key in one slot, so each script's keys are on one node. With
+//! `store.shards` the kinds about a conversation or its messages (conversation, claim, reply
+//! and its markers, order, jobs, passive, web answer) take their conversation's shard prefix
+//! from `keyspace.rs` instead, each shard in a slot of its own; the kinds shared by the
+//! deployment (tokens, limits, cursors, feedback, the passive fallback) and DingTalk's
+//! per-message context keep `store.key_prefix`, since no script joins them to a conversation.
 
 /// A conversation: its memory and cloud session hang off it.
 pub fn conversation(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {

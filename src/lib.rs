@@ -32,6 +32,7 @@ pub mod feedback;
 pub mod http;
 pub mod jobs;
 pub mod keys;
+pub mod keyspace;
 pub mod limits;
 pub mod llm;
 pub mod metrics;

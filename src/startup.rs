@@ -103,7 +103,7 @@ pub async fn build_conversations(
     Ok(Conversations::new(
         store,
         bots,
-        settings.store.key_prefix.clone(),
+        settings.store.keyspace(),
         settings.store.max_turns,
         Duration::from_secs(settings.store.session_ttl_secs),
     ))
@@ -138,14 +138,15 @@ impl Application {
         let http = http_client()?;
         let conversations = Arc::new(build_conversations(&settings, &http).await?);
         let visibility = Duration::from_secs(settings.delivery.visibility_timeout_secs);
-        let prefix = &settings.store.key_prefix;
+        let keys = conversations.keys().clone();
+        let prefix = keys.prefix();
         let (queue, tokens) = match conversations.store() {
             Store::Memory(memory) => (
                 Queue::memory(visibility, memory.clone()),
                 TokenCache::memory(),
             ),
             Store::Redis(redis) => (
-                Queue::redis(redis.connection(), prefix, visibility),
+                Queue::redis(redis.connection(), &keys, visibility),
                 TokenCache::redis(redis.connection(), prefix),
             ),
         };
@@ -158,7 +159,7 @@ impl Application {
             tasks: &tasks,
         })?;
         let dedup_ttl = Duration::from_secs(settings.delivery.dedup_ttl_secs);
-        let acceptor = Arc::new(Acceptor::new(queue.clone(), prefix, dedup_ttl));
+        let acceptor = Arc::new(Acceptor::new(queue.clone(), keys.clone(), dedup_ttl));
         let mut sources = Sources::default();
         channels.sources(&mut sources);
         let inlet = Inlet::new(conversations.clone(), acceptor.clone());
@@ -167,7 +168,6 @@ impl Application {
             conversations.clone(),
             channels.senders(),
             settings.delivery.clone(),
-            prefix,
         ));
         let state = web::Data::new(AppState {
             channels,

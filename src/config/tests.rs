@@ -180,6 +180,45 @@ fn a_redis_cluster_needs_nodes_and_a_hash_tag_prefix() {
 }
 
 #[test]
+fn shards_need_a_cluster_and_enough_workers() {
+    const SHARDS: &str = "BOTGATE__STORE__SHARDS";
+    let cluster = [
+        ("BOTGATE__STORE__CLUSTER", "true"),
+        ("BOTGATE__STORE__REDIS_URL", "redis://10.0.0.1:6379"),
+        ("BOTGATE__STORE__KEY_PREFIX", "{botgate}"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        cluster.iter().chain(extra).copied().collect()
+    };
+
+    for shards in ["0", "257"] {
+        let (field, message) = refused(&with(&[(SHARDS, shards)]));
+        assert_eq!(field, "store.shards", "{shards}");
+        assert!(message.contains("between 1 and 256"), "{message}");
+    }
+    let (field, message) = refused(&[
+        ("BOTGATE__STORE__REDIS_URL", "redis://10.0.0.1:6379"),
+        (SHARDS, "4"),
+    ]);
+    assert_eq!(field, "store.shards");
+    assert!(message.contains("store.cluster"), "{message}");
+    let (field, message) = refused(&with(&[
+        (SHARDS, "8"),
+        ("BOTGATE__DELIVERY__WORKERS", "15"),
+    ]));
+    assert_eq!(field, "delivery.workers");
+    assert!(message.contains("twice"), "{message}");
+
+    let settings = load(&with(&[
+        (SHARDS, "8"),
+        ("BOTGATE__DELIVERY__WORKERS", "16"),
+    ]))
+    .unwrap();
+    assert_eq!(settings.store.keyspace().shard_count(), 8);
+    assert_eq!(load(&[]).unwrap().store.shards, 1, "one shard by default");
+}
+
+#[test]
 fn the_visibility_timeout_cannot_be_zero() {
     for timeout in ["0", "1"] {
         let (field, message) = refused(&[("BOTGATE__DELIVERY__VISIBILITY_TIMEOUT_SECS", timeout)]);

@@ -86,8 +86,17 @@ pub struct StoreSettings {
     /// (`{botgate}`), so that each script's keys share a slot.
     pub cluster: bool,
     pub key_prefix: String,
+    /// How many shards conversations are spread over (see `keyspace.rs`); more than one only
+    /// pays on a Redis Cluster, where each shard's keys may sit on a different node.
+    pub shards: usize,
     pub session_ttl_secs: u64,
     pub max_turns: usize,
+}
+
+impl StoreSettings {
+    pub fn keyspace(&self) -> crate::keyspace::KeySpace {
+        crate::keyspace::KeySpace::new(&self.key_prefix, self.shards)
+    }
 }
 
 impl Default for StoreSettings {
@@ -96,6 +105,7 @@ impl Default for StoreSettings {
             redis_url: None,
             cluster: false,
             key_prefix: "botgate".into(),
+            shards: 1,
             session_ttl_secs: 1800,
             max_turns: 20,
         }

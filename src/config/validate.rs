@@ -96,6 +96,27 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
             ));
         }
     }
+    if !(1..=crate::keyspace::MAX_SHARDS).contains(&store.shards) {
+        return Err(invalid(
+            "store.shards",
+            format!("must be between 1 and {}", crate::keyspace::MAX_SHARDS),
+        ));
+    }
+    if store.shards > 1 {
+        if !store.cluster {
+            return Err(invalid(
+                "store.shards",
+                "more than one needs store.cluster = true: shards spread load over a cluster's nodes, and a single Redis gains nothing from them",
+            ));
+        }
+        // Every replica keeps a job fetcher per shard waiting on a worker slot.
+        if settings.delivery.workers < 2 * store.shards {
+            return Err(invalid(
+                "delivery.workers",
+                format!("must be at least twice store.shards ({}): each shard's job fetcher holds a worker slot while it waits", store.shards),
+            ));
+        }
+    }
     if store.key_prefix.is_empty() || store.key_prefix.contains(char::is_whitespace) {
         return Err(invalid(
             "store.key_prefix",

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use botgate_contract::{Content, InboundMessage};
 
+use crate::keyspace::KeySpace;
 use crate::limits::Limits;
 use crate::llm::Llm;
 use crate::llm::{Completion, CompletionRequest, DeltaSink, LlmError};
@@ -100,7 +101,7 @@ pub struct Conversations {
     store: Store,
     bots: HashMap<String, Bot>,
     locks: KeyedLocks,
-    key_prefix: String,
+    keys: KeySpace,
     max_turns: usize,
     session_ttl: Duration,
     metrics: Arc<Metrics>,
@@ -117,18 +118,18 @@ impl Conversations {
     pub fn new(
         store: Store,
         bots: HashMap<String, Bot>,
-        key_prefix: String,
+        keys: KeySpace,
         max_turns: usize,
         session_ttl: Duration,
     ) -> Self {
         let limits = match &store {
             Store::Memory(_) => Limits::memory(),
-            Store::Redis(redis) => Limits::redis(redis.connection(), &key_prefix),
+            Store::Redis(redis) => Limits::redis(redis.connection(), keys.prefix()),
         };
         Conversations {
             bots,
             locks: KeyedLocks::default(),
-            key_prefix,
+            keys,
             max_turns,
             session_ttl,
             metrics: Arc::new(Metrics::default()),
@@ -194,16 +195,23 @@ impl Conversations {
         &self.store
     }
 
+    /// The prefix of the deployment's shared keys.
     pub fn key_prefix(&self) -> &str {
-        &self.key_prefix
+        self.keys.prefix()
+    }
+
+    /// Where each conversation's keys live.
+    pub fn keys(&self) -> &KeySpace {
+        &self.keys
     }
 
     /// The storage key of a conversation; everything about it hangs off this.
     pub fn conversation_key(&self, bot: &str, message: &InboundMessage) -> String {
+        let platform = message.platform.as_str();
         crate::keys::conversation(
-            &self.key_prefix,
+            self.keys.of(bot, platform, &message.conversation),
             bot,
-            message.platform.as_str(),
+            platform,
             &message.conversation,
         )
     }

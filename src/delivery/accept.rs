@@ -7,6 +7,7 @@ use botgate_contract::InboundMessage;
 
 use super::job::{JobContent, JobPayload};
 use super::queue::{Admitted, Queue};
+use crate::keyspace::KeySpace;
 use crate::store::StoreError;
 
 // Defined with the job so that channels and sources, below the engine, can name it.
@@ -14,15 +15,15 @@ pub use super::job::Accepted;
 
 pub struct Acceptor {
     queue: Queue,
-    prefix: String,
+    keys: KeySpace,
     dedup_ttl: Duration,
 }
 
 impl Acceptor {
-    pub fn new(queue: Queue, prefix: &str, dedup_ttl: Duration) -> Self {
+    pub fn new(queue: Queue, keys: KeySpace, dedup_ttl: Duration) -> Self {
         Acceptor {
             queue,
-            prefix: prefix.to_owned(),
+            keys,
             dedup_ttl,
         }
     }
@@ -31,17 +32,21 @@ impl Acceptor {
         &self.queue
     }
 
+    /// In the conversation's shard, with the rest of what the admission touches: a platform's
+    /// retry of a message is in the same conversation, so it finds the claim.
     pub fn claim_key(&self, bot: &str, message: &InboundMessage) -> String {
+        let platform = message.platform.as_str();
         crate::keys::claim(
-            &self.prefix,
+            self.keys.of(bot, platform, &message.conversation),
             bot,
-            message.platform.as_str(),
+            platform,
             &message.message_id,
         )
     }
 
     /// The conversation's order: which of its jobs has the turn, and which wait behind it.
-    pub fn order_key(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {
+    pub fn order_key(&self, bot: &str, platform: &str, conversation: &str) -> String {
+        let prefix = self.keys.of(bot, platform, conversation);
         crate::keys::order(prefix, bot, platform, conversation)
     }
 
@@ -73,11 +78,12 @@ impl Acceptor {
             key: claim.clone(),
             reason: crate::store::json_reason(&error),
         })?;
-        let order = Self::order_key(&self.prefix, bot, platform, &message.conversation);
+        let order = self.order_key(bot, platform, &message.conversation);
         let ticket = crate::clock::random_id();
+        let shard = self.keys.shard_of(bot, platform, &message.conversation);
         let admitted = self
             .queue
-            .admit(&claim, self.dedup_ttl, &order, &ticket, &json)
+            .admit(shard, &claim, self.dedup_ttl, &order, &ticket, &json)
             .await?;
         Ok(match admitted {
             Admitted::Enqueued(ticket) => Accepted::Enqueued(ticket),

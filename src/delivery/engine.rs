@@ -52,7 +52,6 @@ pub struct Engine {
     /// By bot and platform name.
     senders: HashMap<(String, String), Sender>,
     settings: DeliverySettings,
-    prefix: String,
     consumer: String,
 }
 
@@ -62,7 +61,6 @@ impl Engine {
         conversations: Arc<Conversations>,
         senders: HashMap<(String, String), Sender>,
         settings: DeliverySettings,
-        prefix: &str,
     ) -> Self {
         // Unique per process, so a restarted replica never inherits a dead one's pending jobs by name.
         let random = crate::clock::random_id();
@@ -73,7 +71,6 @@ impl Engine {
             conversations,
             senders,
             settings,
-            prefix: prefix.to_owned(),
             consumer,
         }
     }
@@ -82,21 +79,27 @@ impl Engine {
         &self.queue
     }
 
-    /// Starts the fetchers. Each takes a job only when one of the `delivery.workers` slots is
-    /// free and runs it in its own task, so concurrency costs a task per job, not a blocked
-    /// Redis connection per slot. On `shutdown` they stop taking jobs; the returned future
-    /// resolves once every job in hand is done (or handed back by not acknowledging it).
+    /// Starts the fetchers, at least one per shard. Each takes a job only when one of the
+    /// `delivery.workers` slots is free and runs it in its own task, so concurrency costs a
+    /// task per job, not a blocked Redis connection per slot. On `shutdown` they stop taking
+    /// jobs; the returned future resolves once every job in hand is done (or handed back by
+    /// not acknowledging it).
     pub fn start(
         self: &Arc<Self>,
         shutdown: watch::Receiver<bool>,
     ) -> impl std::future::Future<Output = ()> {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.settings.workers));
-        let fetchers: Vec<_> = (0..self.settings.workers.min(MAX_FETCHERS))
+        let shards = self.queue.shards();
+        let per_shard = (self.settings.workers.min(MAX_FETCHERS) / shards).max(1);
+        let fetchers: Vec<_> = (0..shards * per_shard)
             .map(|index| {
                 let engine = self.clone();
                 let shutdown = shutdown.clone();
                 let slots = slots.clone();
-                crate::spawn_traced(async move { engine.fetch(index, slots, shutdown).await })
+                let shard = index / per_shard;
+                crate::spawn_traced(
+                    async move { engine.fetch(index, shard, slots, shutdown).await },
+                )
             })
             .collect();
         let workers = u32::try_from(self.settings.workers).unwrap_or(u32::MAX);
@@ -110,6 +113,7 @@ impl Engine {
     async fn fetch(
         self: Arc<Self>,
         index: usize,
+        shard: usize,
         slots: Arc<tokio::sync::Semaphore>,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -123,7 +127,7 @@ impl Engine {
                 _ = shutdown.changed() => break,
             };
             let next = tokio::select! {
-                next = self.queue.next(&consumer, NEXT_BLOCK) => next,
+                next = self.queue.next(shard, &consumer, NEXT_BLOCK) => next,
                 _ = shutdown.changed() => break,
             };
             let job = match next {
@@ -163,9 +167,10 @@ impl Engine {
                 .await;
             return;
         }
-        let (stop_heartbeat, lost, heartbeat) = self.keep_alive(consumer, &job.id);
+        let (stop_heartbeat, lost, heartbeat) = self.keep_alive(consumer, job.shard, &job.id);
+        // The job's shard is its conversation's: the reply sits beside the stream that fences it.
         let reply_key = crate::keys::reply(
-            &self.prefix,
+            self.conversations.keys().shard(job.shard),
             &payload.bot,
             &payload.platform,
             &payload.message_id,
@@ -224,6 +229,7 @@ impl Engine {
     fn keep_alive(
         &self,
         consumer: &str,
+        shard: usize,
         job_id: &str,
     ) -> (
         tokio::sync::oneshot::Sender<()>,
@@ -243,7 +249,7 @@ impl Engine {
                     _ = tokio::time::sleep(period) => {
                         // Boxed: the task sleeps nearly always, and an inline Redis call would
                         // size it for the call (about 1.4 KiB per job in flight).
-                        match Box::pin(queue.heartbeat(&consumer, &job_id)).await {
+                        match Box::pin(queue.heartbeat(&consumer, shard, &job_id)).await {
                             Ok(true) => {}
                             Ok(false) => {
                                 let _ = lose.send(true);

@@ -7,7 +7,7 @@
 //! effects idempotent (a delivered-marker per job and chunk), because a reclaim after a worker
 //! that was only slow means the job runs twice.
 //!
-//! Redis layout, under the `prefix` given to [`Queue::redis`]:
+//! Redis layout, under each shard's prefix (see `keyspace.rs`; with one shard, `store.key_prefix`):
 //!
 //! - `{prefix}:jobs`: the stream; each entry has the field `payload`, and `order` and `ticket`
 //!   when it keeps its place in a conversation. Acked entries are deleted, so the stream holds
@@ -19,6 +19,10 @@
 //! - `{prefix}:jobs:dead`: hash, job id → JSON `{payload, reason, failed_at_ms, deliveries}`.
 //! - `{prefix}:jobs:dead:order`: sorted set of the same ids scored by `failed_at_ms`, for
 //!   newest-first listing and for dropping the oldest beyond [`DEAD_LETTER_CAP`].
+//!
+//! Each shard has a stream of its own, next to its conversations' keys, because the scripts
+//! that admit, fence and acknowledge a job touch both. With several shards a job id is only
+//! unique within its shard, so operators see dead letters as `{shard}/{id}`.
 
 mod memory;
 mod redis;
@@ -30,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::core::PendingTurn;
+use crate::keyspace::KeySpace;
 use crate::store::{MemoryStore, RedisConnection, StoreError};
 
 /// Dead letters kept for operators; beyond this the oldest are dropped, so a flood of poison
@@ -51,6 +56,8 @@ pub struct Job {
     pub enqueued_at_ms: u64,
     /// Its conversation's order, for a job admitted in order: ending the job passes the turn.
     pub order: Option<Ticket>,
+    /// The shard whose stream holds it; its conversation's keys are in the same shard.
+    pub shard: usize,
 }
 
 /// A job's place in a conversation: the order it belongs to and its own ticket in it.
@@ -116,7 +123,8 @@ pub struct QueueDepth {
 #[derive(Clone)]
 pub enum Queue {
     Memory(Arc<MemoryQueue>),
-    Redis(Arc<RedisQueue>),
+    /// One per shard.
+    Redis(Arc<[RedisQueue]>),
 }
 
 impl Queue {
@@ -127,27 +135,46 @@ impl Queue {
         Queue::Memory(Arc::new(MemoryQueue::new(visibility, store)))
     }
 
-    /// The shared queue. `connection` serves every short command and opens the separate
-    /// connections that `next` blocks on, so a waiting consumer never holds up `enqueue`, `ack`
-    /// or anything else multiplexed on `connection`.
-    pub fn redis(connection: RedisConnection, prefix: &str, visibility: Duration) -> Self {
-        Queue::Redis(Arc::new(RedisQueue::new(connection, prefix, visibility)))
+    /// The shared queue, a stream per shard of `keys`. `connection` serves every short
+    /// command and opens the separate connections that `next` blocks on, so a waiting consumer
+    /// never holds up `enqueue`, `ack` or anything else multiplexed on `connection`.
+    pub fn redis(connection: RedisConnection, keys: &KeySpace, visibility: Duration) -> Self {
+        Queue::Redis(
+            (0..keys.shard_count())
+                .map(|shard| {
+                    RedisQueue::new(connection.clone(), keys.shard(shard), shard, visibility)
+                })
+                .collect(),
+        )
     }
 
     /// How long a consumer may stay silent before its job is reclaimed.
     pub fn visibility(&self) -> Duration {
         match self {
             Queue::Memory(queue) => queue.visibility(),
-            Queue::Redis(queue) => queue.visibility(),
+            Queue::Redis(shards) => shards[0].visibility(),
         }
+    }
+
+    /// How many streams there are to take jobs from (`next` takes a shard).
+    pub fn shards(&self) -> usize {
+        match self {
+            Queue::Memory(_) => 1,
+            Queue::Redis(shards) => shards.len(),
+        }
+    }
+
+    fn shard(shards: &[RedisQueue], shard: usize) -> &RedisQueue {
+        &shards[shard % shards.len()]
     }
 
     /// Claims `claim` (a platform message id, held for `claim_ttl`) and queues the job in its
     /// conversation's `order`, atomically: durable (in Redis) when this returns `Ok`. A job
     /// goes into the stream when its conversation is idle, else behind the conversation's
-    /// last job; safe to run twice with the same ticket.
+    /// last job; safe to run twice with the same ticket. `shard` is the conversation's.
     pub async fn admit(
         &self,
+        shard: usize,
         claim: &str,
         claim_ttl: Duration,
         order: &str,
@@ -156,36 +183,50 @@ impl Queue {
     ) -> Result<Admitted, StoreError> {
         match self {
             Queue::Memory(queue) => Ok(queue.admit(claim, claim_ttl, order, ticket, payload)),
-            Queue::Redis(queue) => queue.admit(claim, claim_ttl, order, ticket, payload).await,
+            Queue::Redis(shards) => {
+                Self::shard(shards, shard)
+                    .admit(claim, claim_ttl, order, ticket, payload)
+                    .await
+            }
         }
     }
 
     /// Adds a job outside any conversation's order; durable (in Redis) when this returns `Ok`.
     /// Returns the job id.
-    pub async fn enqueue(&self, payload: &str) -> Result<String, StoreError> {
+    pub async fn enqueue(&self, shard: usize, payload: &str) -> Result<String, StoreError> {
         match self {
             Queue::Memory(queue) => Ok(queue.enqueue(payload)),
-            Queue::Redis(queue) => queue.enqueue(payload).await,
+            Queue::Redis(shards) => Self::shard(shards, shard).enqueue(payload).await,
         }
     }
 
     /// The next job for `consumer` (a name unique to one worker): first one whose consumer has
     /// been silent longer than the visibility timeout, else a new one, waiting up to `block`
-    /// for either. `None` when nothing came.
-    pub async fn next(&self, consumer: &str, block: Duration) -> Result<Option<Job>, StoreError> {
+    /// for either, from `shard`'s stream. `None` when nothing came.
+    pub async fn next(
+        &self,
+        shard: usize,
+        consumer: &str,
+        block: Duration,
+    ) -> Result<Option<Job>, StoreError> {
         match self {
             Queue::Memory(queue) => Ok(queue.next(consumer, block).await),
-            Queue::Redis(queue) => queue.next(consumer, block).await,
+            Queue::Redis(shards) => Self::shard(shards, shard).next(consumer, block).await,
         }
     }
 
     /// Keeps a long job from being reclaimed while its worker is alive. `false`: the job is no
     /// longer this consumer's (reclaimed by another after a stall, acked, or lost with Redis),
     /// so the worker should stop sending for it.
-    pub async fn heartbeat(&self, consumer: &str, job_id: &str) -> Result<bool, StoreError> {
+    pub async fn heartbeat(
+        &self,
+        consumer: &str,
+        shard: usize,
+        job_id: &str,
+    ) -> Result<bool, StoreError> {
         match self {
             Queue::Memory(queue) => Ok(queue.heartbeat(consumer, job_id)),
-            Queue::Redis(queue) => queue.heartbeat(consumer, job_id).await,
+            Queue::Redis(shards) => Self::shard(shards, shard).heartbeat(consumer, job_id).await,
         }
     }
 
@@ -196,7 +237,7 @@ impl Queue {
                 queue.ack(job);
                 Ok(())
             }
-            Queue::Redis(queue) => queue.ack(job).await,
+            Queue::Redis(shards) => Self::shard(shards, job.shard).ack(job).await,
         }
     }
 
@@ -216,8 +257,8 @@ impl Queue {
             Queue::Memory(queue) => {
                 Ok(queue.store_reply(consumer, job, reply_key, text, ttl, remember))
             }
-            Queue::Redis(queue) => {
-                queue
+            Queue::Redis(shards) => {
+                Self::shard(shards, job.shard)
                     .store_reply(consumer, job, reply_key, text, ttl, remember)
                     .await
             }
@@ -235,7 +276,11 @@ impl Queue {
     ) -> Result<PartClaim, StoreError> {
         match self {
             Queue::Memory(queue) => Ok(queue.claim_part(consumer, job, marker, ttl)),
-            Queue::Redis(queue) => queue.claim_part(consumer, job, marker, ttl).await,
+            Queue::Redis(shards) => {
+                Self::shard(shards, job.shard)
+                    .claim_part(consumer, job, marker, ttl)
+                    .await
+            }
         }
     }
 
@@ -246,38 +291,106 @@ impl Queue {
                 queue.dead_letter(job, reason);
                 Ok(())
             }
-            Queue::Redis(queue) => queue.dead_letter(job, reason).await,
+            Queue::Redis(shards) => {
+                Self::shard(shards, job.shard)
+                    .dead_letter(job, reason)
+                    .await
+            }
         }
     }
 
-    /// Up to `limit` dead letters, newest first.
+    /// Up to `limit` dead letters, newest first (across the shards).
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
-        match self {
-            Queue::Memory(queue) => Ok(queue.dead_letters(limit)),
-            Queue::Redis(queue) => queue.dead_letters(limit).await,
+        let shards = match self {
+            Queue::Memory(queue) => return Ok(queue.dead_letters(limit)),
+            Queue::Redis(shards) => shards,
+        };
+        let mut letters = Vec::new();
+        for (shard, queue) in shards.iter().enumerate() {
+            for mut letter in queue.dead_letters(limit).await? {
+                letter.id = public_id(shards.len(), shard, &letter.id);
+                letters.push(letter);
+            }
         }
+        letters.sort_by_key(|letter| std::cmp::Reverse(letter.failed_at_ms));
+        letters.truncate(limit);
+        Ok(letters)
     }
 
     pub async fn dead_letter_by_id(&self, id: &str) -> Result<Option<DeadLetter>, StoreError> {
-        match self {
-            Queue::Memory(queue) => Ok(queue.dead_letter_by_id(id)),
-            Queue::Redis(queue) => queue.dead_letter_by_id(id).await,
-        }
+        let shards = match self {
+            Queue::Memory(queue) => return Ok(queue.dead_letter_by_id(id)),
+            Queue::Redis(shards) => shards,
+        };
+        let Some((shard, local)) = local_id(shards.len(), id) else {
+            return Ok(None);
+        };
+        let letter = shards[shard].dead_letter_by_id(local).await?;
+        Ok(letter.map(|letter| DeadLetter {
+            id: id.to_owned(),
+            ..letter
+        }))
     }
 
     /// Re-enqueues a dead letter as a new job and forgets the dead letter, atomically (two
     /// operators retrying at once enqueue it once). The new job id; `None`: no such dead letter.
     pub async fn retry_dead_letter(&self, id: &str) -> Result<Option<String>, StoreError> {
-        match self {
-            Queue::Memory(queue) => Ok(queue.retry_dead_letter(id)),
-            Queue::Redis(queue) => queue.retry_dead_letter(id).await,
-        }
+        let shards = match self {
+            Queue::Memory(queue) => return Ok(queue.retry_dead_letter(id)),
+            Queue::Redis(shards) => shards,
+        };
+        let Some((shard, local)) = local_id(shards.len(), id) else {
+            return Ok(None);
+        };
+        let retried = shards[shard].retry_dead_letter(local).await?;
+        Ok(retried.map(|new_id| public_id(shards.len(), shard, &new_id)))
     }
 
+    /// Summed over the shards; the oldest of them all.
     pub async fn depth(&self) -> Result<QueueDepth, StoreError> {
-        match self {
-            Queue::Memory(queue) => Ok(queue.depth()),
-            Queue::Redis(queue) => queue.depth().await,
+        let shards = match self {
+            Queue::Memory(queue) => return Ok(queue.depth()),
+            Queue::Redis(shards) => shards,
+        };
+        let mut total = QueueDepth::default();
+        for queue in shards.iter() {
+            let depth = queue.depth().await?;
+            total.pending += depth.pending;
+            total.oldest_age = total.oldest_age.max(depth.oldest_age);
         }
+        Ok(total)
+    }
+}
+
+/// A job id as operators see it: the stream id, led by its shard when there are several.
+fn public_id(shards: usize, shard: usize, id: &str) -> String {
+    match shards {
+        1 => id.to_owned(),
+        _ => format!("{shard}/{id}"),
+    }
+}
+
+/// The shard and stream id behind an id from [`public_id`].
+fn local_id(shards: usize, id: &str) -> Option<(usize, &str)> {
+    if shards == 1 {
+        return Some((0, id));
+    }
+    let (shard, local) = id.split_once('/')?;
+    let shard = shard.parse().ok().filter(|&shard| shard < shards)?;
+    Some((shard, local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sharded_job_ids_lead_with_their_shard() {
+        assert_eq!(public_id(1, 0, "1-0"), "1-0");
+        assert_eq!(public_id(4, 3, "1-0"), "3/1-0");
+        assert_eq!(local_id(4, "3/1-0"), Some((3, "1-0")));
+        assert_eq!(local_id(1, "1-0"), Some((0, "1-0")));
+        assert_eq!(local_id(4, "4/1-0"), None, "no such shard");
+        assert_eq!(local_id(4, "1-0"), None, "no shard named");
     }
 }

@@ -1,9 +1,13 @@
 //! The delivery guarantees on a real three-master Redis Cluster: two replicas, every key under
 //! the hash-tag prefix the configuration requires, the job queue, claims, order, memory and
-//! reclaims on the node that owns that slot.
+//! reclaims on the node that owns that slot; and with `store.shards`, the same guarantees with
+//! conversations spread over every node.
 
 use std::time::Duration;
 
+use botgate::delivery::Queue;
+use botgate::keyspace::KeySpace;
+use botgate::store::RedisStore;
 use botgate_testkit::{FakeBailian, FakePlatform, RedisCluster};
 
 use crate::harness::{config_on, post, Replica};
@@ -26,7 +30,14 @@ async fn cluster_stack() -> ClusterStack {
 }
 
 async fn replica(stack: &ClusterStack, name: &str) -> Replica {
-    let store = stack.cluster.store_toml();
+    replica_with(stack, name, "").await
+}
+
+/// Six shards on three masters: two shards' streams and conversations on each.
+const SHARDED: &str = "shards = 6";
+
+async fn replica_with(stack: &ClusterStack, name: &str, store_extra: &str) -> Replica {
+    let store = format!("{}\n{store_extra}", stack.cluster.store_toml());
     Replica::start(config_on(name, &stack.fake, &store, &stack.platform, "")).await
 }
 
@@ -83,4 +94,98 @@ async fn on_a_redis_cluster_a_job_of_a_killed_replica_is_completed_by_the_other(
     let a = replica(&stack, "replica-a").await;
     let b = replica(&stack, "replica-b").await;
     a_killed_replicas_job_is_completed_by_the_other(&stack.fake, &stack.platform, a, b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_shards_conversations_spread_over_every_node_and_are_answered_once_in_order() {
+    let stack = cluster_stack().await;
+    let a = replica_with(&stack, "replica-a", SHARDED).await;
+    let b = replica_with(&stack, "replica-b", SHARDED).await;
+    let client = reqwest::Client::new();
+    const CONVERSATIONS: usize = 12;
+    const PER_CONVERSATION: usize = 4;
+
+    let statuses = [
+        post(&client, &a, "c-dup", "m-dup", "你好").await,
+        post(&client, &b, "c-dup", "m-dup", "你好").await,
+    ];
+    send_conversations(&client, &a, &b, CONVERSATIONS, PER_CONVERSATION).await;
+
+    assert_eq!(statuses, [202, 200], "accepted once, then a duplicate");
+    let total = CONVERSATIONS * PER_CONVERSATION + 1;
+    assert!(
+        stack
+            .platform
+            .wait_for(total, Duration::from_secs(30))
+            .await,
+        "all answered"
+    );
+    assert!(
+        !stack
+            .platform
+            .wait_for(total + 1, Duration::from_millis(1500))
+            .await,
+        "none answered twice"
+    );
+    assert_each_once_in_order(&stack.platform, CONVERSATIONS, PER_CONVERSATION);
+    assert_eq!(stack.fake.calls(), total, "one LLM call per message");
+    // Each master holds some of the conversations' memories and shard job streams.
+    let memories = stack.cluster.keys_per_node("{botgate:*:history").await;
+    assert_eq!(
+        memories.iter().sum::<usize>(),
+        CONVERSATIONS + 1,
+        "{memories:?}"
+    );
+    assert!(memories.iter().all(|&count| count > 0), "{memories:?}");
+    let streams = stack.cluster.keys_per_node("{botgate:*}:jobs").await;
+    assert!(streams.iter().all(|&count| count == 2), "{streams:?}");
+    assert_eq!(
+        stack.cluster.keys_per_node("{botgate}*").await,
+        [0, 0, 0],
+        "nothing about a conversation under the unsharded prefix"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_shards_a_job_of_a_killed_replica_is_completed_by_the_other() {
+    let stack = cluster_stack().await;
+    let a = replica_with(&stack, "replica-a", SHARDED).await;
+    let b = replica_with(&stack, "replica-b", SHARDED).await;
+    a_killed_replicas_job_is_completed_by_the_other(&stack.fake, &stack.platform, a, b).await;
+}
+
+/// Stream ids repeat across shards, so operators name a dead letter by shard and id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_shards_dead_letters_are_listed_shown_and_retried_by_shard_and_id() {
+    let cluster = RedisCluster::start().await;
+    let store = RedisStore::connect_cluster(&cluster.urls()).await.unwrap();
+    let queue = Queue::redis(
+        store.connection(),
+        &KeySpace::new("{bg}", 3),
+        Duration::from_secs(30),
+    );
+    const WAIT: Duration = Duration::from_secs(2);
+    for (shard, payload) in [(1, "poison one"), (2, "poison two")] {
+        queue.enqueue(shard, payload).await.unwrap();
+        let job = queue.next(shard, "w", WAIT).await.unwrap().unwrap();
+        assert_eq!((job.shard, job.payload.as_str()), (shard, payload));
+        queue.dead_letter(&job, "bad").await.unwrap();
+    }
+
+    let letters = queue.dead_letters(10).await.unwrap();
+    let listed: Vec<(&str, &str)> = letters
+        .iter()
+        .map(|letter| (&letter.id[..2], letter.payload.as_str()))
+        .collect();
+    let shown = queue.dead_letter_by_id(&letters[1].id).await.unwrap();
+    let retried = queue.retry_dead_letter(&letters[0].id).await.unwrap();
+    let again = queue.next(2, "w", WAIT).await.unwrap().unwrap();
+
+    assert_eq!(listed, [("2/", "poison two"), ("1/", "poison one")]);
+    assert_eq!(shown.unwrap().payload, "poison one");
+    assert!(retried.unwrap().starts_with("2/"));
+    assert_eq!(again.payload, "poison two");
+    assert_eq!(queue.dead_letters(10).await.unwrap().len(), 1);
+    let unsharded = letters[0].id.split_once('/').unwrap().1;
+    assert_eq!(queue.dead_letter_by_id(unsharded).await.unwrap(), None);
 }

@@ -37,6 +37,7 @@ mod tokens;
 use std::time::Duration;
 
 use botgate::delivery::{Limits, Queue, TokenCache};
+use botgate::keyspace::KeySpace;
 use botgate::store::{MemoryStore, RedisConnection, RedisStore};
 use botgate_testkit::RedisServer;
 
@@ -80,9 +81,9 @@ impl Backend {
     /// `visibility` sticks: there is one queue per backend.
     pub fn queues<const N: usize>(&mut self, visibility: Duration) -> [Queue; N] {
         match (&self.redis, &self.connection) {
-            (Some(_), Some(connection)) => {
-                std::array::from_fn(|_| Queue::redis(connection.clone(), PREFIX, visibility))
-            }
+            (Some(_), Some(connection)) => std::array::from_fn(|_| {
+                Queue::redis(connection.clone(), &KeySpace::new(PREFIX, 1), visibility)
+            }),
             _ => {
                 let queue = self
                     .memory_queue

@@ -28,7 +28,12 @@ struct Backend {
 async fn on_redis(redis: &RedisServer) -> Backend {
     let store = RedisStore::connect(&redis.url()).await.unwrap();
     Backend {
-        outbox: Outbox::redis(store.connection(), "bg:wechat", CONTINUE_HINT),
+        outbox: Outbox::redis(
+            store.connection(),
+            botgate::keyspace::KeySpace::new("bg", 1),
+            botgate_contract::Platform::Wechat,
+            CONTINUE_HINT,
+        ),
         store: Store::Redis(store),
         _redis: None,
     }

@@ -76,9 +76,48 @@ async fn slow_answer_gets_placeholder_then_arrives_with_the_next_message() {
 /// next message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_redis_cluster_answers_come_in_time_or_with_the_next_message() {
-    let fake = FakeBailian::start().await;
     let cluster = RedisCluster::start().await;
-    let gateway = Gateway::start(settings_on(&fake, &cluster.store_toml(), "")).await;
+    answers_come_in_time_or_with_the_next_message(&cluster, "").await;
+}
+
+/// The same with the users' conversations spread over the cluster's three masters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_sharded_redis_cluster_answers_come_in_time_and_users_spread_over_the_nodes() {
+    let cluster = RedisCluster::start().await;
+    let (gateway, _fake) =
+        answers_come_in_time_or_with_the_next_message(&cluster, "shards = 6").await;
+    let wechat = gateway.wechat(CallbackMode::Safe);
+
+    for user in 0..9 {
+        let delivery = wechat
+            .send(&format!("o-user-{user}"), &text(msg_id(100 + user), "你好"))
+            .await
+            .unwrap();
+        assert_eq!(delivery.reply.as_deref(), Some("echo: 你好 (history: 0)"));
+    }
+
+    let memories = cluster.keys_per_node("{botgate:*:history").await;
+    assert_eq!(memories.iter().sum::<usize>(), 10, "{memories:?}");
+    assert!(memories.iter().all(|&count| count > 0), "{memories:?}");
+    // Each message's record sits with its user's memory.
+    let records = cluster.keys_per_node("{botgate:*:wechat:msg:*").await;
+    assert_eq!(records.iter().sum::<usize>(), 9 + 4, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .zip(&memories)
+            .all(|(records, memories)| records >= memories),
+        "{records:?} {memories:?}"
+    );
+}
+
+async fn answers_come_in_time_or_with_the_next_message(
+    cluster: &RedisCluster,
+    store_extra: &str,
+) -> (Gateway, FakeBailian) {
+    let fake = FakeBailian::start().await;
+    let store = format!("{}\n{store_extra}", cluster.store_toml());
+    let gateway = Gateway::start(settings_on(&fake, &store, "")).await;
     let wechat = gateway.wechat(CallbackMode::Safe);
 
     let first = wechat
@@ -108,6 +147,7 @@ async fn on_a_redis_cluster_answers_come_in_time_or_with_the_next_message() {
     );
     assert_eq!(pull.reply.as_deref(), Some("echo: 讲个长故事 (history: 4)"));
     assert_eq!(fake.calls(), 3, "one LLM call per question");
+    (gateway, fake)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

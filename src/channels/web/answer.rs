@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use botgate_contract::InboundMessage;
+use botgate_contract::{InboundMessage, Platform};
 use botgate_web::Done;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -73,12 +73,11 @@ impl InFlight {
 
 impl WebBot {
     pub fn answer_key(&self, conversation: &str, message_id: &str) -> String {
-        crate::keys::web_answer(
-            self.conversations.key_prefix(),
-            &self.name,
-            conversation,
-            message_id,
-        )
+        let prefix = self
+            .conversations
+            .keys()
+            .of(&self.name, Platform::Web.as_str(), conversation);
+        crate::keys::web_answer(prefix, &self.name, conversation, message_id)
     }
 
     /// The answer to `message`, from its beginning, whichever request asks.

@@ -35,7 +35,8 @@ impl Channel for WechatChannel {
             Store::Memory(_) => Outbox::memory(CONTINUE_HINT),
             Store::Redis(redis) => Outbox::redis(
                 redis.connection(),
-                &crate::keys::passive(prefix, Platform::Wechat.as_str()),
+                wiring.conversations.keys().clone(),
+                Platform::Wechat,
                 CONTINUE_HINT,
             ),
         };

@@ -65,6 +65,7 @@ impl Entry {
             deliveries: self.deliveries,
             enqueued_at_ms: self.enqueued_at_ms,
             order: self.order.clone(),
+            shard: 0,
         }
     }
 }

@@ -85,6 +85,8 @@ pub struct RedisQueue {
     /// Idle connections for blocking reads; see the module docs.
     blocking: Mutex<Vec<DedicatedConnection>>,
     stream: String,
+    /// Which shard this is, so its jobs say where to acknowledge them.
+    shard: usize,
     dead: String,
     dead_order: String,
     visibility: Duration,
@@ -103,11 +105,17 @@ enum Found {
 }
 
 impl RedisQueue {
-    pub fn new(connection: RedisConnection, prefix: &str, visibility: Duration) -> Self {
+    pub fn new(
+        connection: RedisConnection,
+        prefix: &str,
+        shard: usize,
+        visibility: Duration,
+    ) -> Self {
         RedisQueue {
             connection,
             blocking: Mutex::new(Vec::new()),
             stream: crate::keys::jobs(prefix),
+            shard,
             dead: crate::keys::dead_jobs(prefix),
             dead_order: crate::keys::dead_jobs_order(prefix),
             visibility,
@@ -158,6 +166,7 @@ impl RedisQueue {
                         deliveries,
                         enqueued_at_ms: 0,
                         order: None,
+                        shard: self.shard,
                     };
                     self.dead_letter(&job, "stream entry has no payload field")
                         .await?;
@@ -224,7 +233,7 @@ impl RedisQueue {
                     .map(|pair| pair[1].clone())
             };
             let order = ticket(field("order"), field("ticket"));
-            found(id, field("payload"), deliveries, order)
+            found(self.shard, id, field("payload"), deliveries, order)
         }))
     }
 
@@ -266,7 +275,7 @@ impl RedisQueue {
         Ok(entry.map(|entry| {
             let order = ticket(entry.get("order"), entry.get("ticket"));
             let payload = entry.get("payload");
-            found(entry.id, payload, 1, order)
+            found(self.shard, entry.id, payload, 1, order)
         }))
     }
 
@@ -321,7 +330,13 @@ impl RedisQueue {
     }
 }
 
-fn found(id: String, payload: Option<String>, deliveries: u64, order: Option<Ticket>) -> Found {
+fn found(
+    shard: usize,
+    id: String,
+    payload: Option<String>,
+    deliveries: u64,
+    order: Option<Ticket>,
+) -> Found {
     match payload {
         Some(payload) => Found::Job(Job {
             enqueued_at_ms: entry_ms(&id).unwrap_or(0),
@@ -329,6 +344,7 @@ fn found(id: String, payload: Option<String>, deliveries: u64, order: Option<Tic
             payload,
             deliveries,
             order,
+            shard,
         }),
         None => Found::Unreadable { id, deliveries },
     }

@@ -41,9 +41,9 @@ async fn enqueue_next_ack_leaves_nothing_pending(kind: Kind) {
     let queue = backend.queue(LONG);
     let before = unix_ms();
 
-    let id = queue.enqueue(r#"{"reply":"你好"}"#).await.unwrap();
+    let id = queue.enqueue(0, r#"{"reply":"你好"}"#).await.unwrap();
     let waiting = queue.depth().await.unwrap();
-    let job = queue.next("a", WAIT).await.unwrap().unwrap();
+    let job = queue.next(0, "a", WAIT).await.unwrap().unwrap();
     queue.ack(&job).await.unwrap();
 
     assert_eq!(waiting.pending, 1);
@@ -53,22 +53,22 @@ async fn enqueue_next_ack_leaves_nothing_pending(kind: Kind) {
     assert_eq!(job.deliveries, 1);
     assert!((before.saturating_sub(1000)..=unix_ms() + 1000).contains(&job.enqueued_at_ms));
     assert_eq!(queue.depth().await.unwrap(), QueueDepth::default());
-    let nothing = queue.next("a", Duration::from_millis(50)).await.unwrap();
+    let nothing = queue.next(0, "a", Duration::from_millis(50)).await.unwrap();
     assert!(nothing.is_none());
 }
 
 async fn a_silent_consumers_job_is_reclaimed_after_the_visibility_timeout(kind: Kind) {
     let mut backend = Backend::start(kind).await;
     let [replica_a, replica_b] = backend.queues(SHORT);
-    replica_a.enqueue("job").await.unwrap();
-    let taken = replica_a.next("a", WAIT).await.unwrap().unwrap();
+    replica_a.enqueue(0, "job").await.unwrap();
+    let taken = replica_a.next(0, "a", WAIT).await.unwrap().unwrap();
     let taken_at = Instant::now();
 
     // Consumer "a" never acks nor heartbeats: killed mid-job.
-    let too_early = replica_b.next("b", Duration::ZERO).await.unwrap();
-    let reclaimed = replica_b.next("b", WAIT).await.unwrap().unwrap();
+    let too_early = replica_b.next(0, "b", Duration::ZERO).await.unwrap();
+    let reclaimed = replica_b.next(0, "b", WAIT).await.unwrap().unwrap();
     let waited = taken_at.elapsed();
-    let a_still_owns_it = replica_a.heartbeat("a", &taken.id).await.unwrap();
+    let a_still_owns_it = replica_a.heartbeat("a", 0, &taken.id).await.unwrap();
     replica_b.ack(&reclaimed).await.unwrap();
 
     assert!(too_early.is_none());
@@ -89,18 +89,18 @@ async fn a_silent_consumers_job_is_reclaimed_after_the_visibility_timeout(kind: 
 async fn heartbeats_keep_a_long_job_from_being_reclaimed(kind: Kind) {
     let mut backend = Backend::start(kind).await;
     let [replica_a, replica_b] = backend.queues(SHORT);
-    replica_a.enqueue("long job").await.unwrap();
-    let job = replica_a.next("a", WAIT).await.unwrap().unwrap();
+    replica_a.enqueue(0, "long job").await.unwrap();
+    let job = replica_a.next(0, "a", WAIT).await.unwrap().unwrap();
 
     let other = replica_b.clone();
-    let stealer = spawn_traced(async move { other.next("b", Duration::from_secs(1)).await });
+    let stealer = spawn_traced(async move { other.next(0, "b", Duration::from_secs(1)).await });
     for _ in 0..12 {
         sleep(SHORT / 3).await;
-        assert!(replica_a.heartbeat("a", &job.id).await.unwrap());
+        assert!(replica_a.heartbeat("a", 0, &job.id).await.unwrap());
     }
     let stolen = stealer.await.unwrap().unwrap();
     // Once the heartbeats stop, the job is reclaimed as usual.
-    let reclaimed = replica_b.next("b", WAIT).await.unwrap().unwrap();
+    let reclaimed = replica_b.next(0, "b", WAIT).await.unwrap().unwrap();
 
     assert!(stolen.is_none(), "taken from a live worker: {stolen:?}");
     assert_eq!((reclaimed.id, reclaimed.deliveries), (job.id, 2));
@@ -110,10 +110,10 @@ async fn dead_letters_are_listed_and_replayed(kind: Kind) {
     let mut backend = Backend::start(kind).await;
     let queue = backend.queue(LONG);
     let before = unix_ms();
-    queue.enqueue("first").await.unwrap();
-    queue.enqueue("second").await.unwrap();
-    let first = queue.next("a", WAIT).await.unwrap().unwrap();
-    let second = queue.next("a", WAIT).await.unwrap().unwrap();
+    queue.enqueue(0, "first").await.unwrap();
+    queue.enqueue(0, "second").await.unwrap();
+    let first = queue.next(0, "a", WAIT).await.unwrap().unwrap();
+    let second = queue.next(0, "a", WAIT).await.unwrap().unwrap();
 
     queue
         .dead_letter(&first, "40003 invalid openid")
@@ -130,7 +130,7 @@ async fn dead_letters_are_listed_and_replayed(kind: Kind) {
     let shown = queue.dead_letter_by_id(&first.id).await.unwrap();
     let retried = queue.retry_dead_letter(&first.id).await.unwrap().unwrap();
     let retried_again = queue.retry_dead_letter(&first.id).await.unwrap();
-    let replayed = queue.next("a", WAIT).await.unwrap().unwrap();
+    let replayed = queue.next(0, "a", WAIT).await.unwrap().unwrap();
 
     assert_eq!(depth.pending, 0, "dead letters are acked");
     let ids: Vec<&str> = listed.iter().map(|dead| dead.id.as_str()).collect();
@@ -164,11 +164,11 @@ async fn a_blocked_consumer_does_not_delay_enqueue(kind: Kind) {
     let mut backend = Backend::start(kind).await;
     let queue = backend.queue(LONG);
     let consumer = queue.clone();
-    let waiting = spawn_traced(async move { consumer.next("a", Duration::from_secs(3)).await });
+    let waiting = spawn_traced(async move { consumer.next(0, "a", Duration::from_secs(3)).await });
     sleep(Duration::from_millis(200)).await;
 
     let started = Instant::now();
-    let id = queue.enqueue("wake up").await.unwrap();
+    let id = queue.enqueue(0, "wake up").await.unwrap();
     let enqueue_took = started.elapsed();
     let job = timeout(Duration::from_secs(2), waiting)
         .await
@@ -202,7 +202,10 @@ async fn two_hundred_jobs_over_four_consumers_are_each_delivered_once(kind: Kind
             spawn_traced(async move {
                 let name = format!("worker-{index}");
                 while acked.load(Ordering::SeqCst) < JOBS {
-                    let Some(job) = queue.next(&name, Duration::from_millis(200)).await.unwrap()
+                    let Some(job) = queue
+                        .next(0, &name, Duration::from_millis(200))
+                        .await
+                        .unwrap()
                     else {
                         continue;
                     };
@@ -219,7 +222,7 @@ async fn two_hundred_jobs_over_four_consumers_are_each_delivered_once(kind: Kind
         .collect();
     for index in 0..JOBS {
         let replica = &replicas[index % replicas.len()];
-        replica.enqueue(&format!("job-{index}")).await.unwrap();
+        replica.enqueue(0, &format!("job-{index}")).await.unwrap();
     }
     for consumer in consumers {
         timeout(Duration::from_secs(30), consumer)
@@ -247,13 +250,13 @@ async fn two_hundred_jobs_over_four_consumers_are_each_delivered_once(kind: Kind
 async fn after_a_redis_restart_the_queue_works_again() {
     let mut backend = Backend::start(Kind::Redis).await;
     let queue = backend.queue(LONG);
-    queue.enqueue("before").await.unwrap();
-    let in_flight = queue.next("a", WAIT).await.unwrap().unwrap();
+    queue.enqueue(0, "before").await.unwrap();
+    let in_flight = queue.next(0, "a", WAIT).await.unwrap().unwrap();
 
     backend.redis.as_mut().unwrap().restart().await;
     let id = enqueue_once_reconnected(&queue, "after").await;
-    let job = queue.next("a", WAIT).await.unwrap().unwrap();
-    let lost_still_owned = queue.heartbeat("a", &in_flight.id).await.unwrap();
+    let job = queue.next(0, "a", WAIT).await.unwrap().unwrap();
+    let lost_still_owned = queue.heartbeat("a", 0, &in_flight.id).await.unwrap();
     queue.ack(&in_flight).await.unwrap();
     queue.ack(&job).await.unwrap();
 
@@ -270,7 +273,7 @@ async fn after_a_redis_restart_the_queue_works_again() {
 async fn enqueue_once_reconnected(queue: &Queue, payload: &str) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
-        match queue.enqueue(payload).await {
+        match queue.enqueue(0, payload).await {
             Ok(id) => return id,
             Err(error) if Instant::now() < deadline => {
                 eprintln!("enqueue after restart: {error}");
@@ -289,7 +292,7 @@ async fn a_conversation_has_one_job_in_the_queue_and_passes_its_turn(kind: Kind)
             let queue = queue.clone();
             async move {
                 queue
-                    .admit(claim, LONG, order, ticket, payload)
+                    .admit(0, claim, LONG, order, ticket, payload)
                     .await
                     .unwrap()
             }
@@ -306,15 +309,18 @@ async fn a_conversation_has_one_job_in_the_queue_and_passes_its_turn(kind: Kind)
     }
     admit("c:x", "order:b", "tx", "x").await;
 
-    let first = queue.next("w", WAIT).await.unwrap().unwrap();
-    let other = queue.next("w", WAIT).await.unwrap().unwrap();
-    let held_back = queue.next("w", Duration::from_millis(100)).await.unwrap();
+    let first = queue.next(0, "w", WAIT).await.unwrap().unwrap();
+    let other = queue.next(0, "w", WAIT).await.unwrap().unwrap();
+    let held_back = queue
+        .next(0, "w", Duration::from_millis(100))
+        .await
+        .unwrap();
     let duplicate = admit("c:1", "order:a", "t-retry", "m1").await;
     let replayed = admit("c:1", "order:a", "t1", "m1").await;
     queue.ack(&first).await.unwrap();
-    let second = queue.next("w", WAIT).await.unwrap().unwrap();
+    let second = queue.next(0, "w", WAIT).await.unwrap().unwrap();
     queue.dead_letter(&second, "refused").await.unwrap();
-    let third = queue.next("w", WAIT).await.unwrap().unwrap();
+    let third = queue.next(0, "w", WAIT).await.unwrap().unwrap();
     queue.ack(&third).await.unwrap();
     queue.ack(&other).await.unwrap();
 
@@ -336,7 +342,7 @@ async fn a_conversation_has_one_job_in_the_queue_and_passes_its_turn(kind: Kind)
     assert_eq!(third.payload, "m3", "dead-lettering m2 passed the turn");
     assert_eq!(queue.depth().await.unwrap().pending, 0);
     assert!(queue
-        .next("w", Duration::from_millis(50))
+        .next(0, "w", Duration::from_millis(50))
         .await
         .unwrap()
         .is_none());
@@ -345,9 +351,9 @@ async fn a_conversation_has_one_job_in_the_queue_and_passes_its_turn(kind: Kind)
 async fn only_the_jobs_owner_stores_a_reply_or_claims_a_part(kind: Kind) {
     let mut backend = Backend::start(kind).await;
     let [replica_a, replica_b] = backend.queues(SHORT);
-    replica_a.enqueue("job").await.unwrap();
-    let stalled = replica_a.next("a", WAIT).await.unwrap().unwrap();
-    let taken = replica_b.next("b", WAIT).await.unwrap().unwrap();
+    replica_a.enqueue(0, "job").await.unwrap();
+    let stalled = replica_a.next(0, "a", WAIT).await.unwrap().unwrap();
+    let taken = replica_b.next(0, "b", WAIT).await.unwrap().unwrap();
     let ttl = Duration::from_secs(60);
 
     let zombie_reply = replica_a

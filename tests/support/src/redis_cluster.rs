@@ -105,6 +105,21 @@ impl RedisCluster {
         connect(self.owner_port(key).await).await
     }
 
+    /// How many keys matching `pattern` each master holds, in node order (`KEYS`: a test's
+    /// handful of keys, never a production keyspace).
+    pub async fn keys_per_node(&self, pattern: &str) -> Vec<usize> {
+        let mut counts = Vec::with_capacity(self.nodes.len());
+        for port in self.ports() {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut connect(port).await)
+                .await
+                .expect("KEYS");
+            counts.push(keys.len());
+        }
+        counts
+    }
+
     /// `(first slot, last slot, master port)` for every range, from the first node's view.
     async fn slot_ranges(&self) -> Vec<(u16, u16, u16)> {
         let mut connection = connect(self.nodes[0].port).await;

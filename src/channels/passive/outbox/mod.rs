@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::core::PendingTurn;
+use crate::keyspace::KeySpace;
 use crate::store::{append_turn_args, decode_history, RedisConnection, Store, StoreError, Turn};
+use botgate_contract::Platform;
 use memory::MemoryOutbox;
 use scripts::{
     ARRIVE_SCRIPT, COMMIT_SCRIPT, PUSH_PARTS_SCRIPT, RENEW_SCRIPT, TAKEOVER_SCRIPT, TAKE_SCRIPT,
@@ -115,12 +117,28 @@ pub struct Committed {
     pub next: Option<(String, String)>,
 }
 
+/// Where a platform's outboxes are kept. The user is the conversation (the reply windows are
+/// one-to-one chats), so an outbox shares its conversation's shard with the memory that its
+/// scripts write.
+#[derive(Clone)]
+pub struct PassiveKeys {
+    keys: KeySpace,
+    platform: Platform,
+}
+
+impl PassiveKeys {
+    fn segment(&self, mailbox: Mailbox<'_>) -> String {
+        let platform = self.platform.as_str();
+        crate::keys::passive(self.keys.of(mailbox.bot, platform, mailbox.user), platform)
+    }
+}
+
 #[derive(Clone)]
 pub enum Outbox {
     Memory(Arc<Mutex<MemoryOutbox>>),
     Redis {
         connection: RedisConnection,
-        prefix: String,
+        keys: PassiveKeys,
         /// Appended to a part when more is owed than the user's open requests will carry.
         hint: &'static str,
     },
@@ -131,20 +149,26 @@ impl Outbox {
         Outbox::Memory(Arc::new(Mutex::new(MemoryOutbox::new(hint))))
     }
 
-    pub fn redis(connection: RedisConnection, prefix: &str, hint: &'static str) -> Self {
+    /// The outbox of `platform`'s reply windows, its keys in each user's conversation shard.
+    pub fn redis(
+        connection: RedisConnection,
+        keys: KeySpace,
+        platform: Platform,
+        hint: &'static str,
+    ) -> Self {
         Outbox::Redis {
             connection,
-            prefix: prefix.to_owned(),
+            keys: PassiveKeys { keys, platform },
             hint,
         }
     }
 
-    fn message_key(prefix: &str, bot: &str, message_id: &str) -> String {
-        crate::keys::passive_message(prefix, bot, message_id)
+    fn message_key(keys: &PassiveKeys, mailbox: Mailbox<'_>, message_id: &str) -> String {
+        crate::keys::passive_message(&keys.segment(mailbox), mailbox.bot, message_id)
     }
 
-    fn box_keys(prefix: &str, mailbox: Mailbox<'_>) -> (String, String) {
-        let outbox = crate::keys::outbox(prefix, mailbox.bot, mailbox.user);
+    fn box_keys(keys: &PassiveKeys, mailbox: Mailbox<'_>) -> (String, String) {
+        let outbox = crate::keys::outbox(&keys.segment(mailbox), mailbox.bot, mailbox.user);
         let state = crate::keys::outbox_state(&outbox);
         (outbox, state)
     }
@@ -169,13 +193,13 @@ impl Outbox {
                 Ok(lock(memory).arrive(mailbox, message_id, question, kind, wait))
             }
             Outbox::Redis {
-                connection, prefix, ..
+                connection, keys, ..
             } => {
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(prefix, mailbox);
+                let (outbox, state) = Self::box_keys(keys, mailbox);
                 let mut invocation = ARRIVE_SCRIPT.prepare_invoke();
                 invocation
-                    .key(Self::message_key(prefix, mailbox.bot, message_id))
+                    .key(Self::message_key(keys, mailbox, message_id))
                     .key(outbox)
                     .key(state)
                     .arg(request)
@@ -249,11 +273,11 @@ impl Outbox {
             }
             Outbox::Redis {
                 connection,
-                prefix,
+                keys,
                 hint,
             } => {
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(prefix, mailbox);
+                let (outbox, state) = Self::box_keys(keys, mailbox);
                 let encoded =
                     serde_json::to_string(parts).map_err(|error| StoreError::Corrupt {
                         key: outbox.clone(),
@@ -261,7 +285,7 @@ impl Outbox {
                     })?;
                 let mut invocation = COMMIT_SCRIPT.prepare_invoke();
                 invocation
-                    .key(Self::message_key(prefix, mailbox.bot, message_id))
+                    .key(Self::message_key(keys, mailbox, message_id))
                     .key(outbox)
                     .key(state)
                     .arg(message_id)
@@ -301,10 +325,10 @@ impl Outbox {
                 Ok(())
             }
             Outbox::Redis {
-                connection, prefix, ..
+                connection, keys, ..
             } => {
                 let mut connection = connection.clone();
-                let (_, state) = Self::box_keys(prefix, mailbox);
+                let (_, state) = Self::box_keys(keys, mailbox);
                 RENEW_SCRIPT
                     .key(state)
                     .arg(message_id)
@@ -325,10 +349,10 @@ impl Outbox {
         match self {
             Outbox::Memory(memory) => Ok(lock(memory).takeover(mailbox)),
             Outbox::Redis {
-                connection, prefix, ..
+                connection, keys, ..
             } => {
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(prefix, mailbox);
+                let (outbox, state) = Self::box_keys(keys, mailbox);
                 let adopted: Option<(String, String)> = TAKEOVER_SCRIPT
                     .key(outbox)
                     .key(state)
@@ -352,13 +376,13 @@ impl Outbox {
             Outbox::Memory(memory) => Ok(lock(memory).take(mailbox, message_id, mode)),
             Outbox::Redis {
                 connection,
-                prefix,
+                keys,
                 hint,
             } => {
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(prefix, mailbox);
+                let (outbox, state) = Self::box_keys(keys, mailbox);
                 let (kind, text): (u8, String) = TAKE_SCRIPT
-                    .key(Self::message_key(prefix, mailbox.bot, message_id))
+                    .key(Self::message_key(keys, mailbox, message_id))
                     .key(outbox)
                     .key(state)
                     .arg(match mode {
@@ -395,9 +419,9 @@ impl Outbox {
                 Ok(())
             }
             Outbox::Redis {
-                connection, prefix, ..
+                connection, keys, ..
             } => {
-                let (outbox, state) = Self::box_keys(prefix, mailbox);
+                let (outbox, state) = Self::box_keys(keys, mailbox);
                 let mut connection = connection.clone();
                 PUSH_PARTS_SCRIPT
                     .key(outbox)
@@ -420,10 +444,10 @@ impl Outbox {
                 Ok(())
             }
             Outbox::Redis {
-                connection, prefix, ..
+                connection, keys, ..
             } => {
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(prefix, mailbox);
+                let (outbox, state) = Self::box_keys(keys, mailbox);
                 redis::cmd("DEL")
                     .arg(outbox)
                     .arg(state)

@@ -372,7 +372,7 @@ async fn measure_botgate(options: &Options) -> anyhow::Result<(Measured, bool)> 
         delay: Duration::ZERO,
         lean: Some(FrameWrites::One),
     };
-    let upstreams = Upstreams::start(StoreKind::Redis, llm).await?;
+    let upstreams = Upstreams::start(StoreKind::Redis, 1, llm).await?;
     let Fake::Lean(fake) = &upstreams.fake else {
         anyhow::bail!("compare needs the lean fake");
     };

@@ -116,10 +116,16 @@ pub struct Upstreams {
     pub fake: Fake,
     redis: Option<RedisServer>,
     cluster: Option<RedisCluster>,
+    /// `store.shards` on the cluster.
+    shards: usize,
 }
 
 impl Upstreams {
-    pub async fn start(store: StoreKind, llm: LlmOptions) -> anyhow::Result<Upstreams> {
+    pub async fn start(
+        store: StoreKind,
+        shards: usize,
+        llm: LlmOptions,
+    ) -> anyhow::Result<Upstreams> {
         let redis = match store {
             StoreKind::Redis => Some(RedisServer::start().await),
             StoreKind::Embedded | StoreKind::Cluster => None,
@@ -143,6 +149,7 @@ impl Upstreams {
             fake,
             redis,
             cluster,
+            shards,
         })
     }
 
@@ -150,7 +157,7 @@ impl Upstreams {
     pub fn config(&self, llm: LlmOptions) -> String {
         let store = match (&self.redis, &self.cluster) {
             (Some(redis), _) => redis.store_toml(),
-            (None, Some(cluster)) => cluster.store_toml(),
+            (None, Some(cluster)) => format!("{}\nshards = {}", cluster.store_toml(), self.shards),
             (None, None) => String::new(),
         };
         format!(
@@ -170,11 +177,11 @@ impl Upstreams {
         self.redis.as_ref().map(RedisServer::port)
     }
 
-    pub fn store_name(&self) -> &'static str {
+    pub fn store_name(&self) -> String {
         match (&self.redis, &self.cluster) {
-            (Some(_), _) => "redis",
-            (None, Some(_)) => "redis cluster (3 masters)",
-            (None, None) => "embedded",
+            (Some(_), _) => "redis".into(),
+            (None, Some(_)) => format!("redis cluster (3 masters, {} shards)", self.shards),
+            (None, None) => "embedded".into(),
         }
     }
 

@@ -151,6 +151,10 @@ struct Cli {
     /// Where botgate keeps memory and claims.
     #[arg(long, value_enum, default_value = "redis")]
     store: StoreKind,
+    /// With `--store cluster`: `store.shards`, how many shards conversations are spread over
+    /// (1 puts every key in one slot, on one node).
+    #[arg(long, default_value_t = 6)]
+    shards: usize,
     /// Ask the fake Bailian for one JSON answer instead of botgate's default SSE stream.
     #[arg(long)]
     llm_json: bool,
@@ -234,6 +238,8 @@ pub struct Options {
     pub warmup: u64,
     pub workers: usize,
     pub store: StoreKind,
+    /// `store.shards` on a cluster.
+    pub shards: usize,
     pub llm_json: bool,
     pub llm_http2: bool,
     pub llm_frame_writes: bool,
@@ -277,6 +283,7 @@ fn main() -> ExitCode {
         warmup: cli.warmup,
         workers: cli.workers.max(1),
         store: cli.store,
+        shards: cli.shards,
         llm_json: cli.llm_json,
         llm_http2: cli.llm_http2,
         llm_frame_writes: cli.llm_frame_writes,

@@ -55,7 +55,7 @@ impl<A: Fake> Stack<A> {
             // The lean fakes: the harness's CPU is taken from the gateway's two cores.
             lean: (!options.llm_http2).then_some(FrameWrites::One),
         };
-        let upstreams = Upstreams::start(options.store, llm).await?;
+        let upstreams = Upstreams::start(options.store, options.shards, llm).await?;
         let api = Arc::new(api()?);
         let delivery = match options.wecom_delivery_workers {
             Some(workers) => format!("[delivery]\nworkers = {workers}\n\n"),

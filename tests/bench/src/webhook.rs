@@ -103,7 +103,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         delay: Duration::from_secs(options.llm_delay),
         lean: None,
     };
-    let upstreams = Upstreams::start(options.store, llm).await?;
+    let upstreams = Upstreams::start(options.store, options.shards, llm).await?;
     let platform = FakePlatform::start().await;
     let config = format!(
         "{}[delivery]\nworkers = {}\n\n[bots.{BOT}]\nllm = \"main\"\n\n\

@@ -126,7 +126,7 @@ pub async fn run(
             FrameWrites::One
         }),
     };
-    let upstreams = Upstreams::start(options.store, llm).await?;
+    let upstreams = Upstreams::start(options.store, options.shards, llm).await?;
     let encrypted = mode != CallbackMode::Plaintext;
     let key_line = if encrypted {
         format!("encoding_aes_key = \"{AES_KEY}\"\n")

@@ -21,9 +21,16 @@ fn replica_config(stack: &Stack, name: &str, part_bytes: usize) -> String {
 
 /// A replica whose Redis traffic goes through a [`DropProxy`], warmed up.
 async fn proxied(stack: &Stack) -> (DropProxy, Replica, reqwest::Client) {
+    proxied_with_parts_of(stack, 4000).await
+}
+
+async fn proxied_with_parts_of(
+    stack: &Stack,
+    part_bytes: usize,
+) -> (DropProxy, Replica, reqwest::Client) {
     let proxy = DropProxy::start(stack.redis.port()).await;
     let replica = Replica::start(
-        replica_config(stack, "replica-a", 4000).replace(&stack.redis.url(), &proxy.url()),
+        replica_config(stack, "replica-a", part_bytes).replace(&stack.redis.url(), &proxy.url()),
     )
     .await;
     let client = reqwest::Client::new();
@@ -131,6 +138,46 @@ async fn a_claim_whose_reply_was_lost_still_has_its_job() {
     );
     assert!(!stack.platform.wait_for(3, Duration::from_secs(2)).await);
     assert_eq!(stack.fake.calls(), 2, "the warm-up's call and this one's");
+}
+
+/// A part went out, and its sent-marker write and the resend of it both lost their replies
+/// with their connections: the worker takes the write as failed and leaves the job, which is
+/// reclaimed after the visibility timeout. The marker did run, so the reclaim skips that part
+/// and sends only the rest: no part goes out twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sent_part_whose_marker_reply_was_lost_is_not_sent_again() {
+    let stack = stack().await;
+    let (proxy, replica, client) = proxied_with_parts_of(&stack, 64).await;
+    let story = "一二三四五六七八九十".repeat(6);
+    stack.fake.set_answer(Answer::Numbered(story.clone()));
+    // The first part's marker write, and the resend after the dropped connection.
+    proxy.arm(b"$4\r\nsent\r\n".to_vec());
+    proxy.arm(b"$4\r\nsent\r\n".to_vec());
+
+    post_until_accepted(&client, &replica, "c-marker", "m-marker", "讲个故事").await;
+
+    let parts = 1 + 3;
+    assert!(
+        stack
+            .platform
+            .wait_for(parts, Duration::from_secs(10))
+            .await,
+        "the reclaimed job sent the rest"
+    );
+    assert!(
+        !stack
+            .platform
+            .wait_for(parts + 1, Duration::from_secs(4))
+            .await,
+        "no part went out twice"
+    );
+    assert_eq!(proxy.fired(), 2, "both marker writes were dropped");
+    let texts: Vec<String> = deliveries(&stack.platform)
+        .into_iter()
+        .filter(|(conversation, _, _)| conversation == "c-marker")
+        .map(|(_, _, text)| text)
+        .collect();
+    assert_eq!(texts.concat(), format!("{story} #2"), "{texts:?}");
 }
 
 /// A job waiting for its conversation's turn holds no worker: with four workers, ten queued

@@ -40,9 +40,10 @@ fn client_builder() -> reqwest::ClientBuilder {
         .pool_max_idle_per_host(HTTP_POOL_MAX_IDLE_PER_HOST)
         .tcp_nodelay(true)
         // reqwest retries a request an HTTP/2 server refused (REFUSED_STREAM, GOAWAY) and, to
-        // be able to, clones its headers and body before every call: 0.7 KiB held by each call
-        // in flight. Every caller here retries on its own (LLM `retries`, `send_attempts`),
-        // with backoff and a deadline, so the clone buys nothing.
+        // be able to, clones its headers and body before every call: 0.5 KiB held by each call
+        // in flight. Without it a refused request fails like any transport error, which LLM
+        // calls (`retries`) and deliveries (`send_attempts`, then the job's own retry) already
+        // retry with backoff and a deadline.
         .retry(reqwest::retry::never().max_retries_per_request(0))
         .user_agent(concat!("botgate/", env!("CARGO_PKG_VERSION")))
 }

@@ -41,23 +41,27 @@ async fn replica_with(stack: &ClusterStack, name: &str, store_extra: &str) -> Re
     Replica::start(config_on(name, &stack.fake, &store, &stack.platform, "")).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_redis_cluster_messages_are_answered_once_in_order_across_replicas() {
-    let stack = cluster_stack().await;
-    let a = replica(&stack, "replica-a").await;
-    let b = replica(&stack, "replica-b").await;
+/// Two replicas on the cluster (with `store_extra` in `[store]`): a message and its platform
+/// retry, then `conversations` × `per_conversation` messages spread over both replicas, each
+/// answered once, in its conversation's order, with one LLM call.
+async fn answered_once_in_order_across_replicas(
+    stack: &ClusterStack,
+    store_extra: &str,
+    conversations: usize,
+    per_conversation: usize,
+) {
+    let a = replica_with(stack, "replica-a", store_extra).await;
+    let b = replica_with(stack, "replica-b", store_extra).await;
     let client = reqwest::Client::new();
-    const CONVERSATIONS: usize = 10;
-    const PER_CONVERSATION: usize = 5;
 
     let statuses = [
         post(&client, &a, "c-dup", "m-dup", "你好").await,
         post(&client, &b, "c-dup", "m-dup", "你好").await,
     ];
-    send_conversations(&client, &a, &b, CONVERSATIONS, PER_CONVERSATION).await;
+    send_conversations(&client, &a, &b, conversations, per_conversation).await;
 
     assert_eq!(statuses, [202, 200], "accepted once, then a duplicate");
-    let total = CONVERSATIONS * PER_CONVERSATION + 1;
+    let total = conversations * per_conversation + 1;
     assert!(
         stack
             .platform
@@ -72,8 +76,16 @@ async fn on_a_redis_cluster_messages_are_answered_once_in_order_across_replicas(
             .await,
         "none answered twice"
     );
-    assert_each_once_in_order(&stack.platform, CONVERSATIONS, PER_CONVERSATION);
+    assert_each_once_in_order(&stack.platform, conversations, per_conversation);
     assert_eq!(stack.fake.calls(), total, "one LLM call per message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_messages_are_answered_once_in_order_across_replicas() {
+    let stack = cluster_stack().await;
+    const PER_CONVERSATION: usize = 5;
+
+    answered_once_in_order_across_replicas(&stack, "", 10, PER_CONVERSATION).await;
 
     // Everything lives in the prefix's slot, on the one node that owns it.
     let mut owner = stack.cluster.connection_for("{botgate}").await;
@@ -99,36 +111,10 @@ async fn on_a_redis_cluster_a_job_of_a_killed_replica_is_completed_by_the_other(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_shards_conversations_spread_over_every_node_and_are_answered_once_in_order() {
     let stack = cluster_stack().await;
-    let a = replica_with(&stack, "replica-a", SHARDED).await;
-    let b = replica_with(&stack, "replica-b", SHARDED).await;
-    let client = reqwest::Client::new();
     const CONVERSATIONS: usize = 12;
-    const PER_CONVERSATION: usize = 4;
 
-    let statuses = [
-        post(&client, &a, "c-dup", "m-dup", "你好").await,
-        post(&client, &b, "c-dup", "m-dup", "你好").await,
-    ];
-    send_conversations(&client, &a, &b, CONVERSATIONS, PER_CONVERSATION).await;
+    answered_once_in_order_across_replicas(&stack, SHARDED, CONVERSATIONS, 4).await;
 
-    assert_eq!(statuses, [202, 200], "accepted once, then a duplicate");
-    let total = CONVERSATIONS * PER_CONVERSATION + 1;
-    assert!(
-        stack
-            .platform
-            .wait_for(total, Duration::from_secs(30))
-            .await,
-        "all answered"
-    );
-    assert!(
-        !stack
-            .platform
-            .wait_for(total + 1, Duration::from_millis(1500))
-            .await,
-        "none answered twice"
-    );
-    assert_each_once_in_order(&stack.platform, CONVERSATIONS, PER_CONVERSATION);
-    assert_eq!(stack.fake.calls(), total, "one LLM call per message");
     // Each master holds some of the conversations' memories and shard job streams.
     let memories = stack.cluster.keys_per_node("{botgate:*:history").await;
     assert_eq!(

@@ -176,10 +176,10 @@ pub fn main() -> ExitCode {
 async fn serve(settings: config::Settings, source: config::Source) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let listen = settings.server.listen.clone();
-    let store = if settings.store.redis_url.is_some() {
-        "redis"
-    } else {
-        "embedded"
+    let store = match (&settings.store.redis_url, settings.store.cluster) {
+        (None, _) => "embedded".to_owned(),
+        (Some(_), false) => "redis".to_owned(),
+        (Some(_), true) => format!("redis cluster, {} shards", settings.store.shards),
     };
     let bots: Vec<String> = settings.bots.keys().cloned().collect();
     let chats: Vec<String> = settings

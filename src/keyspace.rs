@@ -22,7 +22,8 @@ pub struct KeySpace {
 
 impl KeySpace {
     /// `shards` prefixes derived from `prefix`, which must start with a hash tag when there is
-    /// more than one (the config checks it). Shard `i`'s tag is chosen in the `i`-th of
+    /// more than one (the config checks it): `{botgate}` gives `{botgate:0.10}`,
+    /// `{botgate:1.12}` … for six. Shard `i`'s tag is chosen in the `i`-th of
     /// `shards` equal ranges of cluster slots: a cluster splits its slots into equal
     /// contiguous ranges, one per master, so the shards spread evenly over the masters.
     pub fn new(prefix: &str, shards: usize) -> Self {
@@ -104,6 +105,29 @@ mod tests {
         let keys = KeySpace::new("{botgate}", 1);
         assert_eq!(keys.of("shop", "wechat", "o1"), "{botgate}");
         assert_eq!(KeySpace::new("bg", 1).of("shop", "wechat", "o1"), "bg");
+    }
+
+    /// Changing how tags or shards are picked moves every conversation of a running
+    /// deployment: these are the names in production.
+    #[test]
+    fn shard_names_and_placement_are_stable() {
+        let keys = KeySpace::new("{botgate}", 6);
+        let names: Vec<&str> = (0..6).map(|index| keys.shard(index)).collect();
+        assert_eq!(
+            names,
+            [
+                "{botgate:0.10}",
+                "{botgate:1.12}",
+                "{botgate:2.13}",
+                "{botgate:3.3}",
+                "{botgate:4}",
+                "{botgate:5.1}"
+            ]
+        );
+        assert_eq!(
+            ["o1", "o2", "o3"].map(|user| keys.shard_of("shop", "wechat", user)),
+            [4, 3, 2]
+        );
     }
 
     #[test]

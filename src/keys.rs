@@ -6,10 +6,10 @@
 //! change. On a Redis Cluster the prefix is a hash tag (`{botgate}`, checked by the config),
 //! which puts every key in one slot, so each script's keys are on one node. With
 //! `store.shards` the kinds about a conversation or its messages (conversation, claim, reply
-//! and its markers, order, jobs, passive, web answer) take their conversation's shard prefix
-//! from `keyspace.rs` instead, each shard in a slot of its own; the kinds shared by the
-//! deployment (tokens, limits, cursors, feedback, the passive fallback) and DingTalk's
-//! per-message context keep `store.key_prefix`, since no script joins them to a conversation.
+//! and its markers, order, jobs, passive, web answer, DingTalk's reply context and card flag)
+//! take their conversation's shard prefix from `keyspace.rs` instead, each shard in a slot of
+//! its own; the kinds shared by the deployment (tokens, limits, cursors, feedback, the passive
+//! fallback) keep `store.key_prefix`.
 
 /// A conversation: its memory and cloud session hang off it.
 pub fn conversation(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {

@@ -10,6 +10,7 @@ use botgate::keyspace::KeySpace;
 use botgate::store::RedisStore;
 use botgate_testkit::{FakeBailian, FakePlatform, RedisCluster};
 
+use crate::dingtalk::{dingtalk_table, message_via, WEBHOOK};
 use crate::harness::{config_on, post, Replica};
 use crate::scenarios::{
     a_killed_replicas_job_is_completed_by_the_other, assert_each_once_in_order, send_conversations,
@@ -174,4 +175,51 @@ async fn with_shards_dead_letters_are_listed_shown_and_retried_by_shard_and_id()
     assert_eq!(queue.dead_letters(10).await.unwrap().len(), 1);
     let unsharded = letters[0].id.split_once('/').unwrap().1;
     assert_eq!(queue.dead_letter_by_id(unsharded).await.unwrap(), None);
+}
+
+/// DingTalk's per-message keys (the reply context kept at arrival, read when the answer goes
+/// out) live in the conversation's shard too: group messages from nine groups are each
+/// answered through their own session webhook, and their contexts sit on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_shards_dingtalk_group_messages_are_answered_and_their_contexts_spread() {
+    let stack = cluster_stack().await;
+    let store = format!("{}\n{SHARDED}", stack.cluster.store_toml());
+    let table = dingtalk_table(&stack.platform, "");
+    let replica =
+        Replica::start(config_on("a", &stack.fake, &store, &stack.platform, &table)).await;
+    const GROUPS: usize = 9;
+
+    for group in 0..GROUPS {
+        let mut message = message_via(&stack.platform, &format!("msg-g{group}"), "你好");
+        message.group = true;
+        message.conversation_id = format!("cid-group-{group}");
+        let (status, _) = crate::dingtalk::post(&replica, &message).await;
+        assert_eq!(status, 200);
+    }
+
+    assert!(
+        stack
+            .platform
+            .wait_for(GROUPS, Duration::from_secs(20))
+            .await,
+        "every group answered"
+    );
+    let mut sessions: Vec<String> = stack
+        .platform
+        .received_on(WEBHOOK)
+        .iter()
+        .filter_map(|sent| sent.query_param("session").map(str::to_owned))
+        .collect();
+    sessions.sort();
+    let expected: Vec<String> = (0..GROUPS).map(|group| format!("s-msg-g{group}")).collect();
+    assert_eq!(
+        sessions, expected,
+        "each through its own session webhook, once"
+    );
+    let contexts = stack
+        .cluster
+        .keys_per_node("{botgate:*:dingtalk:shop:reply:*")
+        .await;
+    assert_eq!(contexts.iter().sum::<usize>(), GROUPS, "{contexts:?}");
+    assert!(contexts.iter().all(|&count| count > 0), "{contexts:?}");
 }

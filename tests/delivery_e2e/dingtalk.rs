@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use botgate_dingtalk::{DingtalkRobot, SimulatedMessage};
-use botgate_testkit::Received;
+use botgate_testkit::{FakePlatform, Received};
 use serde_json::{json, Value};
 
 use crate::harness::{config, stack, Replica, Stack};
@@ -26,8 +26,14 @@ pub fn dingtalk_config(name: &str, stack: &Stack, extra: &str) -> String {
         &stack.fake,
         &stack.redis,
         &stack.platform,
-        &format!(
-            r#"
+        &dingtalk_table(&stack.platform, extra),
+    )
+}
+
+/// The bot's `[bots.shop.dingtalk]` table, its APIs and session webhooks on `platform`.
+pub fn dingtalk_table(platform: &FakePlatform, extra: &str) -> String {
+    format!(
+        r#"
 [bots.shop.dingtalk]
 app_key = "{APP_KEY}"
 app_secret = "{APP_SECRET}"
@@ -35,8 +41,7 @@ api_base = "{api}"
 session_webhook_hosts = ["oapi.dingtalk.com", "{api}"]
 {extra}
 "#,
-            api = stack.platform.url()
-        ),
+        api = platform.url()
     )
 }
 
@@ -50,8 +55,13 @@ pub async fn dingtalk_stack() -> Stack {
 
 /// A message from `staff` with id `id`, whose session webhook is the fake's.
 pub fn message(stack: &Stack, id: &str, text: &str) -> SimulatedMessage {
+    message_via(&stack.platform, id, text)
+}
+
+/// [`message`] with its session webhook on `platform`.
+pub fn message_via(platform: &FakePlatform, id: &str, text: &str) -> SimulatedMessage {
     let mut message = SimulatedMessage::new(id, text)
-        .with_session_webhook(&format!("{}{WEBHOOK}?session=s-{id}", stack.platform.url()));
+        .with_session_webhook(&format!("{}{WEBHOOK}?session=s-{id}", platform.url()));
     message.robot_code = APP_KEY.to_owned();
     message
 }

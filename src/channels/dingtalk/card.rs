@@ -160,7 +160,8 @@ impl Card {
 
     fn created_key(&self) -> String {
         let sender = &self.robot;
-        crate::keys::dingtalk_card(&sender.prefix, &sender.bot, &self.job.message_id)
+        let prefix = sender.prefix(&self.job.conversation);
+        crate::keys::dingtalk_card(prefix, &sender.bot, &self.job.message_id)
     }
 
     /// Whether this job's card was created (here or by an earlier attempt of the job).

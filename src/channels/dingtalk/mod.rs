@@ -74,7 +74,7 @@ impl Channel for DingtalkChannel {
                 robot: Arc::new(Robot {
                     api,
                     store: wiring.conversations.store().clone(),
-                    prefix: wiring.key_prefix().to_owned(),
+                    keys: wiring.conversations.keys().clone(),
                     bot: name.clone(),
                     robot_code: dingtalk.robot_code().to_owned(),
                 }),

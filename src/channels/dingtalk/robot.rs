@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use botgate_contract::{Content, InboundMessage};
+use botgate_contract::{Content, InboundMessage, Platform};
 use botgate_dingtalk::ReplyContext;
 
 use super::api::DingtalkApi;
 use crate::channels::send::SendError;
 use crate::core::job::JobPayload;
+use crate::keyspace::KeySpace;
 use crate::store::{Store, StoreError};
 
 /// How long a message's reply context is kept: far beyond any retry of its job; the webhook's
@@ -19,14 +20,21 @@ pub const REPLY_CONTEXT_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct Robot {
     pub(super) api: Arc<DingtalkApi>,
     pub(super) store: Store,
-    pub(super) prefix: String,
+    /// The message's keys sit in its conversation's shard, with the rest of its job's.
+    pub(super) keys: KeySpace,
     pub(super) bot: String,
     pub(super) robot_code: String,
 }
 
 impl Robot {
-    fn key(&self, message_id: &str) -> String {
-        crate::keys::dingtalk_reply(&self.prefix, &self.bot, message_id)
+    /// The prefix of a conversation's keys.
+    pub(super) fn prefix(&self, conversation: &str) -> &str {
+        self.keys
+            .of(&self.bot, Platform::Dingtalk.as_str(), conversation)
+    }
+
+    fn key(&self, conversation: &str, message_id: &str) -> String {
+        crate::keys::dingtalk_reply(self.prefix(conversation), &self.bot, message_id)
     }
 
     /// Keeps `reply` for the job of `message`; nothing for content that gets no job.
@@ -38,7 +46,7 @@ impl Robot {
         if matches!(message.content, Content::Ignored { .. }) {
             return Ok(());
         }
-        let key = self.key(&message.message_id);
+        let key = self.key(&message.conversation, &message.message_id);
         let json = serde_json::to_string(reply).map_err(|error| StoreError::Corrupt {
             key: key.clone(),
             reason: crate::store::json_reason(&error),
@@ -47,7 +55,7 @@ impl Robot {
     }
 
     pub(super) async fn context(&self, job: &JobPayload) -> Result<ReplyContext, SendError> {
-        let key = self.key(&job.message_id);
+        let key = self.key(&job.conversation, &job.message_id);
         let stored = self
             .store
             .get(&key)

@@ -8,8 +8,9 @@
 //! `store.shards` the kinds about a conversation or its messages (conversation, claim, reply
 //! and its markers, order, jobs, passive, web answer, DingTalk's reply context and card flag)
 //! take their conversation's shard prefix from `keyspace.rs` instead, each shard in a slot of
-//! its own; the kinds shared by the deployment (tokens, limits, cursors, feedback, the passive
-//! fallback) keep `store.key_prefix`.
+//! its own, and a sender's rate window its sender's; the kinds shared by the deployment
+//! (tokens, concurrency slots, app-wide rates, cursors, feedback, the passive fallback) keep
+//! `store.key_prefix`.
 
 /// A conversation: its memory and cloud session hang off it.
 pub fn conversation(prefix: &str, bot: &str, platform: &str, conversation: &str) -> String {

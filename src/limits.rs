@@ -117,11 +117,28 @@ impl Limits {
         max: u32,
         window: Duration,
     ) -> Result<bool, StoreError> {
+        let prefix = match self {
+            Limits::Redis { prefix, .. } => prefix.as_str(),
+            Limits::Memory(_) => "",
+        };
+        self.allow_in(prefix, key, event, max, window).await
+    }
+
+    /// [`Limits::allow`] with the window kept under `prefix`: a user's limit in the user's
+    /// shard (see `keyspace.rs`), so that limits spread over a cluster with the users.
+    pub async fn allow_in(
+        &self,
+        prefix: &str,
+        key: &str,
+        event: &str,
+        max: u32,
+        window: Duration,
+    ) -> Result<bool, StoreError> {
         match self {
             Limits::Memory(memory) => {
                 Ok(lock(memory).allow(key, event, max, window, Instant::now()))
             }
-            Limits::Redis { connection, prefix } => {
+            Limits::Redis { connection, .. } => {
                 let mut connection = connection.clone();
                 let allowed: u8 = ALLOW_SCRIPT
                     .key(crate::keys::rate(prefix, key))

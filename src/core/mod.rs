@@ -162,9 +162,14 @@ impl Conversations {
             return Ok(None);
         };
         let key = format!("rate:{bot}:{}:{}", message.platform, message.sender);
+        // In the sender's shard: one window per sender, whichever conversation it writes in.
+        let prefix = self
+            .keys
+            .of(bot, message.platform.as_str(), &message.sender);
         let allowed = self
             .limits
-            .allow(
+            .allow_in(
+                prefix,
                 &key,
                 &message.message_id,
                 rate.messages,

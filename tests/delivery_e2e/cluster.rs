@@ -178,13 +178,17 @@ async fn with_shards_dead_letters_are_listed_shown_and_retried_by_shard_and_id()
 }
 
 /// DingTalk's per-message keys (the reply context kept at arrival, read when the answer goes
-/// out) live in the conversation's shard too: group messages from nine groups are each
-/// answered through their own session webhook, and their contexts sit on every node.
+/// out) live in the conversation's shard too, and a sender's rate window in the sender's:
+/// messages from nine people in nine groups are each answered through their own session
+/// webhook, and their contexts and rate windows sit on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_shards_dingtalk_group_messages_are_answered_and_their_contexts_spread() {
+async fn with_shards_dingtalk_group_messages_are_answered_and_their_keys_spread() {
     let stack = cluster_stack().await;
     let store = format!("{}\n{SHARDED}", stack.cluster.store_toml());
-    let table = dingtalk_table(&stack.platform, "");
+    let table = format!(
+        "[bots.shop.rate_limit]\nmessages = 5\nper_secs = 60\n{}",
+        dingtalk_table(&stack.platform, "")
+    );
     let replica =
         Replica::start(config_on("a", &stack.fake, &store, &stack.platform, &table)).await;
     const GROUPS: usize = 9;
@@ -193,6 +197,8 @@ async fn with_shards_dingtalk_group_messages_are_answered_and_their_contexts_spr
         let mut message = message_via(&stack.platform, &format!("msg-g{group}"), "你好");
         message.group = true;
         message.conversation_id = format!("cid-group-{group}");
+        message.sender_staff_id = Some(format!("staff-{group}"));
+        message.sender_id = format!("$:LWCP_v1:$sender-{group}");
         let (status, _) = crate::dingtalk::post(&replica, &message).await;
         assert_eq!(status, 200);
     }
@@ -222,4 +228,7 @@ async fn with_shards_dingtalk_group_messages_are_answered_and_their_contexts_spr
         .await;
     assert_eq!(contexts.iter().sum::<usize>(), GROUPS, "{contexts:?}");
     assert!(contexts.iter().all(|&count| count > 0), "{contexts:?}");
+    let windows = stack.cluster.keys_per_node("{botgate:*:rate:*").await;
+    assert_eq!(windows.iter().sum::<usize>(), GROUPS, "{windows:?}");
+    assert!(windows.iter().all(|&count| count > 0), "{windows:?}");
 }

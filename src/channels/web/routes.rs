@@ -222,8 +222,14 @@ impl WebBot {
     ) -> Option<Result<String, crate::store::StoreError>> {
         let limits = self.conversations.limits();
         let key = format!("web:{}:{}", self.name, message.conversation);
+        let prefix = self.conversations.keys().of(
+            &self.name,
+            botgate_contract::Platform::Web.as_str(),
+            &message.conversation,
+        );
         let allowed = limits
-            .allow(
+            .allow_in(
+                prefix,
                 &key,
                 &message.message_id,
                 self.settings.messages_per_minute,

@@ -123,13 +123,26 @@ pub struct Committed {
 #[derive(Clone)]
 pub struct PassiveKeys {
     keys: KeySpace,
-    platform: Platform,
+    platform: &'static str,
+    /// Each shard's segment (`{shard prefix}:{platform}`), built once rather than per call.
+    segments: Arc<[String]>,
 }
 
 impl PassiveKeys {
-    fn segment(&self, mailbox: Mailbox<'_>) -> String {
-        let platform = self.platform.as_str();
-        crate::keys::passive(self.keys.of(mailbox.bot, platform, mailbox.user), platform)
+    fn new(keys: KeySpace, platform: Platform) -> Self {
+        let platform = platform.as_str();
+        let segments = (0..keys.shard_count())
+            .map(|shard| crate::keys::passive(keys.shard(shard), platform))
+            .collect();
+        PassiveKeys {
+            keys,
+            platform,
+            segments,
+        }
+    }
+
+    fn segment(&self, mailbox: Mailbox<'_>) -> &str {
+        &self.segments[self.keys.shard_of(mailbox.bot, self.platform, mailbox.user)]
     }
 }
 
@@ -158,17 +171,17 @@ impl Outbox {
     ) -> Self {
         Outbox::Redis {
             connection,
-            keys: PassiveKeys { keys, platform },
+            keys: PassiveKeys::new(keys, platform),
             hint,
         }
     }
 
     fn message_key(keys: &PassiveKeys, mailbox: Mailbox<'_>, message_id: &str) -> String {
-        crate::keys::passive_message(&keys.segment(mailbox), mailbox.bot, message_id)
+        crate::keys::passive_message(keys.segment(mailbox), mailbox.bot, message_id)
     }
 
     fn box_keys(keys: &PassiveKeys, mailbox: Mailbox<'_>) -> (String, String) {
-        let outbox = crate::keys::outbox(&keys.segment(mailbox), mailbox.bot, mailbox.user);
+        let outbox = crate::keys::outbox(keys.segment(mailbox), mailbox.bot, mailbox.user);
         let state = crate::keys::outbox_state(&outbox);
         (outbox, state)
     }

@@ -32,24 +32,6 @@ impl Acceptor {
         &self.queue
     }
 
-    /// In the conversation's shard, with the rest of what the admission touches: a platform's
-    /// retry of a message is in the same conversation, so it finds the claim.
-    pub fn claim_key(&self, bot: &str, message: &InboundMessage) -> String {
-        let platform = message.platform.as_str();
-        crate::keys::claim(
-            self.keys.of(bot, platform, &message.conversation),
-            bot,
-            platform,
-            &message.message_id,
-        )
-    }
-
-    /// The conversation's order: which of its jobs has the turn, and which wait behind it.
-    pub fn order_key(&self, bot: &str, platform: &str, conversation: &str) -> String {
-        let prefix = self.keys.of(bot, platform, conversation);
-        crate::keys::order(prefix, bot, platform, conversation)
-    }
-
     /// Claims the message id and queues its job, atomically: an accepted message is one that
     /// is durably queued, and a claim never exists without its job (a crash cannot leave the
     /// platform's retry told "duplicate" for a message nobody will answer).
@@ -73,14 +55,18 @@ impl Acceptor {
             received_at_ms: crate::clock::unix_ms(),
             notice,
         };
-        let claim = self.claim_key(bot, message);
+        // The claim, order and job all in the conversation's shard, the one script's keys
+        // together: a platform's retry of a message is in the same conversation, so it finds
+        // the claim.
+        let shard = self.keys.shard_of(bot, platform, &message.conversation);
+        let prefix = self.keys.shard(shard);
+        let claim = crate::keys::claim(prefix, bot, platform, &message.message_id);
         let json = serde_json::to_string(&payload).map_err(|error| StoreError::Corrupt {
             key: claim.clone(),
             reason: crate::store::json_reason(&error),
         })?;
-        let order = self.order_key(bot, platform, &message.conversation);
+        let order = crate::keys::order(prefix, bot, platform, &message.conversation);
         let ticket = crate::clock::random_id();
-        let shard = self.keys.shard_of(bot, platform, &message.conversation);
         let admitted = self
             .queue
             .admit(shard, &claim, self.dedup_ttl, &order, &ticket, &json)

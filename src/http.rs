@@ -9,25 +9,11 @@ const HTTP_POOL_IDLE: Duration = Duration::from_secs(90);
 const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HTTP_POOL_MAX_IDLE_PER_HOST: usize = 256;
 
-/// An HTTP/2 connection that stays quiet this long is pinged, so a dead one is noticed.
-const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(20);
-const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// An HTTP client for outbound calls (keep-alive pool, TLS, timeouts). The channels share one;
-/// LLM providers use one per thread ([`crate::llm::LlmHttp`]).
+/// LLM providers use one per thread ([`crate::llm::LlmHttp`]), or with `http2 = true` hyper's
+/// HTTP/2 connections directly.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     client_builder().build().context("build the HTTP client")
-}
-
-/// The client for LLM providers configured with `http2 = true`: HTTP/2 only (ALPN `h2` over
-/// TLS, prior knowledge in cleartext), so the calls in flight on it share one connection.
-pub fn http2_client() -> anyhow::Result<reqwest::Client> {
-    client_builder()
-        .http2_prior_knowledge()
-        .http2_keep_alive_interval(HTTP2_PING_INTERVAL)
-        .http2_keep_alive_timeout(HTTP2_PING_TIMEOUT)
-        .build()
-        .context("build the HTTP/2 client")
 }
 
 fn client_builder() -> reqwest::ClientBuilder {
@@ -40,10 +26,9 @@ fn client_builder() -> reqwest::ClientBuilder {
         .pool_max_idle_per_host(HTTP_POOL_MAX_IDLE_PER_HOST)
         .tcp_nodelay(true)
         // reqwest retries a request an HTTP/2 server refused (REFUSED_STREAM, GOAWAY) and, to
-        // be able to, clones its headers and body before every call: 0.5 KiB held by each call
-        // in flight. Without it a refused request fails like any transport error, which LLM
-        // calls (`retries`) and deliveries (`send_attempts`, then the job's own retry) already
-        // retry with backoff and a deadline.
+        // be able to, clones its headers and body before every call. Without it a refused
+        // request fails like any transport error, which LLM calls (`retries`) and deliveries
+        // (`send_attempts`, then the job's own retry) already retry with backoff and a deadline.
         .retry(reqwest::retry::never().max_retries_per_request(0))
         .user_agent(concat!("botgate/", env!("CARGO_PKG_VERSION")))
 }

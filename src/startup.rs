@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 /// Name of the provider a bot gets when no `[llm]` is configured at all.
 const EMBEDDED_RULES: &str = "embedded-rules";
 
-pub use crate::http::{http2_client, http_client};
+pub use crate::http::http_client;
 
 pub async fn build_store(settings: &Settings) -> anyhow::Result<Store> {
     let redis = RedisStore::open(&settings.store)
@@ -43,15 +43,8 @@ pub fn build_bots(
     http: &reqwest::Client,
 ) -> anyhow::Result<HashMap<String, Bot>> {
     let mut providers: HashMap<String, Arc<Llm>> = HashMap::new();
-    let http2 = match settings.llm.values().any(LlmSettings::http2) {
-        true => Some(http2_client()?),
-        false => None,
-    };
     for (name, llm) in &settings.llm {
-        let client = match &http2 {
-            Some(http2) if llm.http2() => LlmHttp::new(true, http2.clone()),
-            _ => LlmHttp::new(false, http.clone()),
-        };
+        let client = LlmHttp::new(llm.http2(), http.clone());
         let provider = match llm {
             LlmSettings::Bailian(bailian) => Llm::Bailian(Bailian::new(bailian, client)),
             LlmSettings::Openai(openai) => Llm::OpenAi(OpenAi::new(openai, client)),

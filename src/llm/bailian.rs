@@ -107,7 +107,6 @@ impl Bailian {
     ) -> Result<Completion, LlmError> {
         let mut builder = self
             .http
-            .client()
             .post(&self.url)
             .bearer_auth(self.api_key.expose_secret())
             .json(&RequestBody::new(
@@ -125,10 +124,7 @@ impl Bailian {
         } else {
             builder = builder.timeout(remaining);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|error| LlmError::transport(&error))?;
+        let response = self.http.send(builder).await?;
         let status = response.status().as_u16();
         let is_sse = response
             .headers()

@@ -2,6 +2,7 @@
 
 mod bailian;
 mod error;
+mod h2;
 mod openai;
 mod rules;
 pub mod sse;

@@ -128,17 +128,14 @@ impl OpenAi {
         sink: &mut DeltaSink<'_>,
         remaining: Duration,
     ) -> Result<Completion, LlmError> {
-        let mut builder = self.http.client().post(&self.url).json(&self.body(request));
+        let mut builder = self.http.post(&self.url).json(&self.body(request));
         if let Some(key) = &self.api_key {
             builder = builder.bearer_auth(key.expose_secret());
         }
         if !self.stream {
             builder = builder.timeout(remaining);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|error| LlmError::transport(&error))?;
+        let response = self.http.send(builder).await?;
         let status = response.status().as_u16();
         if status != 200 {
             let bytes = response.bytes().await.unwrap_or_default();

@@ -13,6 +13,7 @@
 //! - [`platform`]: [`FakePlatform`], a recorder standing in for the WeChat, WeCom and DingTalk
 //!   send APIs.
 //! - [`stream`]: [`FakeStreamGateway`], DingTalk's Stream-mode WebSocket gateway.
+//! - [`tls`]: [`TlsFront`], TLS with a self-signed certificate in front of a plain fake.
 //! - [`browser`]: [`browser::Browser`], Debian's Chromium driven through chromedriver, for the
 //!   web chat's tests in a real browser.
 //!
@@ -31,6 +32,7 @@ pub mod redis;
 pub mod redis_cluster;
 mod server;
 pub mod stream;
+pub mod tls;
 
 pub use bailian::{Answer, Failure, FakeBailian, RecordedRequest};
 pub use platform::{FakePlatform, Received};
@@ -38,3 +40,4 @@ pub use proxy::DropProxy;
 pub use redis::RedisServer;
 pub use redis_cluster::RedisCluster;
 pub use stream::FakeStreamGateway;
+pub use tls::TlsFront;

@@ -1,0 +1,91 @@
+//! A TLS front for a plain-TCP fake: terminates TLS with a self-signed `localhost` certificate,
+//! offers the ALPN protocols it is told to, and pipes each connection to the fake behind it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// Listens on `127.0.0.1:0`; stops accepting and closes its connections when dropped.
+pub struct TlsFront {
+    port: u16,
+    certificate: Vec<u8>,
+    accepted: Arc<AtomicUsize>,
+    /// Bumped to close every open connection.
+    close: watch::Sender<u64>,
+}
+
+impl TlsFront {
+    /// In front of `127.0.0.1:upstream_port`, offering `alpn` (e.g. `[b"h2"]`, or
+    /// `[b"http/1.1"]` for a server that will not speak HTTP/2).
+    // The test kit has no spans to carry into its tasks.
+    #[allow(clippy::disallowed_methods)]
+    pub async fn start(upstream_port: u16, alpn: &[&[u8]]) -> TlsFront {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let certificate = key.cert.der().to_vec();
+        let private = rustls::pki_types::PrivatePkcs8KeyDer::from(key.key_pair.serialize_der());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![key.cert.der().clone()], private.into())
+            .unwrap();
+        config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (close, closed) = watch::channel(0u64);
+        let counting = accepted.clone();
+        tokio::spawn(async move {
+            let upstream = SocketAddr::from(([127, 0, 0, 1], upstream_port));
+            while let Ok((client, _)) = listener.accept().await {
+                counting.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                let mut closed = closed.clone();
+                closed.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut client) = acceptor.accept(client).await else {
+                        return;
+                    };
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = closed.changed() => {}
+                    }
+                });
+            }
+        });
+        TlsFront {
+            port,
+            certificate,
+            accepted,
+            close,
+        }
+    }
+
+    /// `https://localhost:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// The self-signed certificate (DER) a client must trust.
+    pub fn certificate(&self) -> &[u8] {
+        &self.certificate
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Closes every connection open now, as a server restart would.
+    pub fn close_connections(&self) {
+        self.close.send_modify(|generation| *generation += 1);
+    }
+}

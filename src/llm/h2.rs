@@ -198,7 +198,11 @@ impl Origin {
                 if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
                     return Err(no_h2());
                 }
-                handshake(TokioIo::new(tls)).await
+                // Boxed: hyper spawns two tasks per request, each allocated at the size of
+                // its largest task kind, the connection's own, which holds the I/O inline. A
+                // TLS stream inline makes that 2,536 bytes instead of 1,464 (nightly
+                // `-Zprint-type-sizes`), ~2 KiB more per call in flight.
+                handshake(TokioIo::new(Box::pin(tls))).await
             }
         }
     }

@@ -107,8 +107,8 @@ async fn a_certificate_outside_the_webpki_roots_is_refused() {
 }
 
 /// A server restart closes the connection; the next calls open a new one. The first call after
-/// the close may still meet the old connection before its end is noticed, and fail (the LLM
-/// retry loop retries it); the one after that must not.
+/// the close may still meet the old connection before botgate notices its end, and fail (the
+/// LLM retry loop retries it); the one after that must not.
 #[tokio::test]
 async fn a_closed_connection_is_replaced() {
     let (fake, front) = fake_behind_tls(&[b"h2"]).await;
@@ -120,7 +120,7 @@ async fn a_closed_connection_is_replaced() {
         200
     );
 
-    front.close_connections();
+    front.close_connections().await;
     let first = status(&origin, completion(&fake, &front, "二")).await;
     let answered = match first {
         Ok(status) => status,

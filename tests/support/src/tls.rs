@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Listens on `127.0.0.1:0`; stops accepting and closes its connections when dropped.
 pub struct TlsFront {
     port: u16,
     certificate: Vec<u8>,
     accepted: Arc<AtomicUsize>,
+    open: Arc<Open>,
     /// Bumped to close every open connection.
     close: watch::Sender<u64>,
 }
@@ -40,6 +41,8 @@ impl TlsFront {
         let accepted = Arc::new(AtomicUsize::new(0));
         let (close, closed) = watch::channel(0u64);
         let counting = accepted.clone();
+        let open = Arc::new(Open::default());
+        let tracking = open.clone();
         tokio::spawn(async move {
             let upstream = SocketAddr::from(([127, 0, 0, 1], upstream_port));
             while let Ok((client, _)) = listener.accept().await {
@@ -47,17 +50,24 @@ impl TlsFront {
                 let acceptor = acceptor.clone();
                 let mut closed = closed.clone();
                 closed.mark_unchanged();
+                let open = tracking.clone();
+                open.count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let Ok(mut client) = acceptor.accept(client).await else {
-                        return;
-                    };
-                    let Ok(mut server) = TcpStream::connect(upstream).await else {
-                        return;
+                    let relay = async {
+                        let Ok(mut client) = acceptor.accept(client).await else {
+                            return;
+                        };
+                        let Ok(mut server) = TcpStream::connect(upstream).await else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = relay => {}
                         _ = closed.changed() => {}
                     }
+                    open.count.fetch_sub(1, Ordering::SeqCst);
+                    open.changed.notify_waiters();
                 });
             }
         });
@@ -65,6 +75,7 @@ impl TlsFront {
             port,
             certificate,
             accepted,
+            open,
             close,
         }
     }
@@ -84,8 +95,24 @@ impl TlsFront {
         self.accepted.load(Ordering::SeqCst)
     }
 
-    /// Closes every connection open now, as a server restart would.
-    pub fn close_connections(&self) {
+    /// Closes every connection open now, as a server restart would, and returns once they
+    /// are closed.
+    pub async fn close_connections(&self) {
+        let changed = self.open.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
         self.close.send_modify(|generation| *generation += 1);
+        while self.open.count.load(Ordering::SeqCst) > 0 {
+            changed.as_mut().await;
+            changed.set(self.open.changed.notified());
+            changed.as_mut().enable();
+        }
     }
+}
+
+/// Connections being relayed, and a signal each time one ends.
+#[derive(Default)]
+struct Open {
+    count: AtomicUsize,
+    changed: Notify,
 }

@@ -32,8 +32,8 @@ thread_local! {
 /// none or the last one closed.
 ///
 /// Not an `async fn`: the request is prepared here and boxed, so the future, which a job's
-/// task holds for the whole wait on the answer, does not keep room for it (an `async fn`
-/// keeps its arguments' room for its whole life, ~1 KiB over the three layers of a call).
+/// task holds for the whole wait on the answer, does not keep room for it: an `async fn`
+/// keeps its arguments' room for its whole life (0.6 KiB per waiting call, measured).
 pub(super) fn send(
     request: reqwest::Result<reqwest::Request>,
 ) -> impl Future<Output = Result<reqwest::Response, LlmError>> + Send {
@@ -237,7 +237,10 @@ where
         .handshake(io)
         .await
         .map_err(|error| LlmError::Transport(format!("HTTP/2 handshake: {error}")))?;
-    crate::spawn_traced(async move {
+    // Not in the first call's span (`spawn_traced`): the connection outlives that call and
+    // serves every later one.
+    #[allow(clippy::disallowed_methods)]
+    tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(error = %error, "LLM HTTP/2 connection ended");
         }
@@ -261,7 +264,6 @@ fn web_tls() -> Arc<rustls::ClientConfig> {
 /// A client configuration that offers only `h2`, trusting `roots`.
 fn h2_tls(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    #[allow(clippy::expect_used)]
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         // The ring provider supports the default versions; this cannot fail.

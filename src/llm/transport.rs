@@ -17,7 +17,8 @@ thread_local! {
     static LOCAL: RefCell<Option<reqwest::Client>> = const { RefCell::new(None) };
 }
 
-/// Hands out this thread's client for one HTTP version.
+/// How a provider's calls go out: on this thread's reqwest client (HTTP/1.1) or on this
+/// thread's HTTP/2 connection to the provider ([`super::h2`]).
 #[derive(Debug, Clone)]
 pub struct LlmHttp {
     http2: bool,

@@ -142,19 +142,20 @@ impl Engine {
             let engine = self.clone();
             let consumer = consumer.clone();
             crate::spawn_traced(async move {
-                engine.run(&consumer, job).await;
+                engine.run(&consumer, &job).await;
                 drop(slot);
             });
         }
     }
 
     #[tracing::instrument(skip_all, fields(job = %job.id, deliveries = job.deliveries))]
-    async fn run(&self, consumer: &str, job: Job) {
+    // `&Job`: the spawned task owns the job; by value it would be held twice while it waits.
+    async fn run(&self, consumer: &str, job: &Job) {
         let payload: JobPayload = match serde_json::from_str(&job.payload) {
             Ok(payload) => payload,
             Err(error) => {
                 self.give_up(
-                    &job,
+                    job,
                     &format!("unreadable payload: {}", crate::store::json_reason(&error)),
                 )
                 .await;
@@ -163,7 +164,7 @@ impl Engine {
         };
         if job.deliveries > self.settings.max_deliveries {
             self.abandon_live(&payload).await;
-            self.give_up(&job, "delivered too many times without completing")
+            self.give_up(job, "delivered too many times without completing")
                 .await;
             return;
         }
@@ -176,18 +177,18 @@ impl Engine {
             &payload.message_id,
         );
         let result = self
-            .process(consumer, &job, &payload, &reply_key, lost)
+            .process(consumer, job, &payload, &reply_key, lost)
             .await;
         drop(stop_heartbeat);
         let _ = heartbeat.await;
         match result {
-            Ok(delivered) => self.complete(&job, &reply_key, delivered).await,
+            Ok(delivered) => self.complete(job, &reply_key, delivered).await,
             Err(Failure::FellBack) => {
-                self.complete(&job, &reply_key, Delivered::nothing()).await;
+                self.complete(job, &reply_key, Delivered::nothing()).await;
             }
             Err(Failure::Dead(reason)) => {
                 self.abandon_live(&payload).await;
-                self.give_up(&job, &reason).await;
+                self.give_up(job, &reason).await;
             }
             Err(Failure::Retry(reason)) => {
                 tracing::warn!(%reason, "job failed; it will be retried after the visibility timeout");
@@ -357,7 +358,9 @@ impl Engine {
                     }
                     Err(error) => {
                         if let Some(live) = &live {
-                            live.abandon().await;
+                            // Boxed: rare, and inline it would size every waiting job's task
+                            // for a DingTalk card's last update (2.5 KiB).
+                            Box::pin(live.abandon()).await;
                         }
                         return Err(match error {
                             crate::core::CoreError::UnknownBot(bot) => {

@@ -14,6 +14,7 @@ pub use openai::OpenAi;
 pub use rules::Rules;
 pub use transport::LlmHttp;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::config::CallLimits;
@@ -199,31 +200,40 @@ fn backoff(attempt: u32) -> Duration {
 
 /// Feeds a streaming body's SSE events to `on_event` until it reports the last one (`true`):
 /// `Ok(true)`. `Ok(false)`: the stream ended first. Silence longer than `idle` is a timeout.
-pub(crate) async fn read_events(
+///
+/// An `async` block, not an `async fn`: an `async fn` would hold the response twice (its
+/// argument and its body's copy), 136 bytes more in every call waiting on its answer.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn read_events<F>(
     mut response: reqwest::Response,
     idle: Duration,
-    mut on_event: impl FnMut(sse::SseEvent) -> Result<bool, LlmError>,
-) -> Result<bool, LlmError> {
-    let mut parser = sse::SseParser::default();
-    let mut events = Vec::new();
-    loop {
-        let chunk = next_chunk(&mut response, idle).await?;
-        match &chunk {
-            Some(chunk) => parser
-                .push(chunk, &mut events)
-                .map_err(|error| LlmError::Protocol(error.to_string()))?,
-            None => parser.finish(&mut events),
-        }
-        for event in events.drain(..) {
-            if on_event(event)? {
-                if chunk.is_some() {
-                    finish_body(response);
-                }
-                return Ok(true);
+    mut on_event: F,
+) -> impl Future<Output = Result<bool, LlmError>>
+where
+    F: FnMut(sse::SseEvent) -> Result<bool, LlmError>,
+{
+    async move {
+        let mut parser = sse::SseParser::default();
+        let mut events = Vec::new();
+        loop {
+            let chunk = next_chunk(&mut response, idle).await?;
+            match &chunk {
+                Some(chunk) => parser
+                    .push(chunk, &mut events)
+                    .map_err(|error| LlmError::Protocol(error.to_string()))?,
+                None => parser.finish(&mut events),
             }
-        }
-        if chunk.is_none() {
-            return Ok(false);
+            for event in events.drain(..) {
+                if on_event(event)? {
+                    if chunk.is_some() {
+                        finish_body(response);
+                    }
+                    return Ok(true);
+                }
+            }
+            if chunk.is_none() {
+                return Ok(false);
+            }
         }
     }
 }

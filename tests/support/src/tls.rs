@@ -8,7 +8,8 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
-/// Listens on `127.0.0.1:0`; stops accepting and closes its connections when dropped.
+/// Listens on `127.0.0.1:0` for as long as the test's runtime runs; dropping it closes its
+/// connections (and any it accepts later at once).
 pub struct TlsFront {
     port: u16,
     certificate: Vec<u8>,

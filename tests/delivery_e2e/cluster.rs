@@ -63,20 +63,11 @@ async fn answered_once_in_order_across_replicas(
 
     assert_eq!(statuses, [202, 200], "accepted once, then a duplicate");
     let total = conversations * per_conversation + 1;
-    assert!(
-        stack
-            .platform
-            .wait_for(total, Duration::from_secs(30))
-            .await,
-        "all answered"
-    );
-    assert!(
-        !stack
-            .platform
-            .wait_for(total + 1, Duration::from_millis(1500))
-            .await,
-        "none answered twice"
-    );
+    let settled = stack
+        .platform
+        .settle(total, Duration::from_secs(30), Duration::from_millis(1500))
+        .await;
+    assert_eq!(settled, total, "all answered, none twice");
     assert_each_once_in_order(&stack.platform, conversations, per_conversation);
     assert_eq!(stack.fake.calls(), total, "one LLM call per message");
 }

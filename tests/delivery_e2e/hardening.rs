@@ -82,18 +82,17 @@ async fn a_worker_frozen_past_the_visibility_timeout_stops_and_one_answer_goes_o
     a.signal("CONT");
 
     let answer_parts = 3;
-    assert!(
-        stack
-            .platform
-            .wait_for(answer_parts, Duration::from_secs(20))
-            .await
-    );
-    assert!(
-        !stack
-            .platform
-            .wait_for(answer_parts + 1, Duration::from_secs(4))
-            .await,
-        "no part went out twice and no second answer went out"
+    let settled = stack
+        .platform
+        .settle(
+            answer_parts,
+            Duration::from_secs(20),
+            Duration::from_secs(4),
+        )
+        .await;
+    assert_eq!(
+        settled, answer_parts,
+        "the answer went out, no part twice and no second answer"
     );
     let texts: Vec<String> = deliveries(&stack.platform)
         .into_iter()
@@ -157,19 +156,13 @@ async fn a_sent_part_whose_marker_reply_was_lost_is_not_sent_again() {
     post_until_accepted(&client, &replica, "c-marker", "m-marker", "讲个故事").await;
 
     let parts = 1 + 3;
-    assert!(
-        stack
-            .platform
-            .wait_for(parts, Duration::from_secs(10))
-            .await,
-        "the reclaimed job sent the rest"
-    );
-    assert!(
-        !stack
-            .platform
-            .wait_for(parts + 1, Duration::from_secs(4))
-            .await,
-        "no part went out twice"
+    let settled = stack
+        .platform
+        .settle(parts, Duration::from_secs(10), Duration::from_secs(4))
+        .await;
+    assert_eq!(
+        settled, parts,
+        "the reclaimed job sent the rest, and no part went out twice"
     );
     assert_eq!(proxy.fired(), 2, "both marker writes were dropped");
     let texts: Vec<String> = deliveries(&stack.platform)

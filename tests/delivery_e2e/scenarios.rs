@@ -193,20 +193,11 @@ async fn a_thousand_messages_over_a_hundred_conversations_once_each_in_order() {
 
     send_conversations(&client, &a, &b, CONVERSATIONS, PER_CONVERSATION).await;
     let total = CONVERSATIONS * PER_CONVERSATION;
-    assert!(
-        stack
-            .platform
-            .wait_for(total, Duration::from_secs(60))
-            .await,
-        "all answered"
-    );
-    assert!(
-        !stack
-            .platform
-            .wait_for(total + 1, Duration::from_secs(2))
-            .await,
-        "none answered twice"
-    );
+    let settled = stack
+        .platform
+        .settle(total, Duration::from_secs(60), Duration::from_secs(2))
+        .await;
+    assert_eq!(settled, total, "all answered, none twice");
 
     let checked = assert_each_once_in_order(&stack.platform, CONVERSATIONS, PER_CONVERSATION);
     assert_eq!(stack.fake.calls(), total, "one LLM call per message");

@@ -130,6 +130,16 @@ impl FakePlatform {
         wait_until(&self.shared.count, n, timeout).await
     }
 
+    /// Waits up to `within` for `n` requests, then `quiet` longer for any beyond them, and
+    /// returns how many arrived (counted like [`Self::wait_for`]): exactly `n` means all came
+    /// and none twice.
+    pub async fn settle(&self, n: usize, within: Duration, quiet: Duration) -> usize {
+        if self.wait_for(n, within).await {
+            self.wait_for(n + 1, quiet).await;
+        }
+        *self.shared.count.borrow()
+    }
+
     /// The next requests (on paths without their own queue or fixed response) get these
     /// statuses and bodies, in order.
     pub fn push_responses(&self, responses: impl IntoIterator<Item = (u16, Value)>) {

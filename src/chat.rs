@@ -28,8 +28,7 @@ pub async fn run(
     if !settings.bots.contains_key(&bot) {
         anyhow::bail!("no bot named `{bot}` in the configuration");
     }
-    let http = crate::startup::http_client()?;
-    let conversations = crate::startup::build_conversations(&settings, &http).await?;
+    let conversations = crate::startup::build_conversations(&settings).await?;
     let conversation = conversation.unwrap_or_else(|| format!("console-{}", std::process::id()));
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
     if interactive {

@@ -9,11 +9,23 @@ const HTTP_POOL_IDLE: Duration = Duration::from_secs(90);
 const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HTTP_POOL_MAX_IDLE_PER_HOST: usize = 256;
 
-/// An HTTP client for outbound calls (keep-alive pool, TLS, timeouts). The channels share one;
-/// LLM providers use one per thread ([`crate::llm::LlmHttp`]), or with `http2 = true` hyper's
-/// HTTP/2 connections directly.
+/// An HTTP client for outbound calls (keep-alive pool, TLS, timeouts), shared by the channels.
+/// LLM providers use [`llm_client`]s, one per thread, or hyper's HTTP/2 connections directly.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     client_builder().build().context("build the HTTP client")
+}
+
+/// An HTTP/1.1 client for LLM calls ([`crate::llm::LlmHttp`]; HTTP/2 ones skip reqwest).
+pub fn llm_client() -> anyhow::Result<reqwest::Client> {
+    llm_client_builder()
+        .build()
+        .context("build the LLM's HTTP client")
+}
+
+/// HTTP/1.1 only: reqwest would otherwise offer HTTP/2 in the TLS handshake and put every call
+/// of a thread on one connection, behind the server's concurrent-stream limit.
+pub(crate) fn llm_client_builder() -> reqwest::ClientBuilder {
+    client_builder().http1_only()
 }
 
 fn client_builder() -> reqwest::ClientBuilder {
@@ -32,3 +44,6 @@ fn client_builder() -> reqwest::ClientBuilder {
         .retry(reqwest::retry::never().max_retries_per_request(0))
         .user_agent(concat!("botgate/", env!("CARGO_PKG_VERSION")))
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ use crate::channels::{Channels, Wiring};
 use crate::config::{LlmSettings, Settings};
 use crate::core::{Bot, Conversations};
 use crate::delivery::{Acceptor, Engine, Queue, TokenCache};
-use crate::llm::{Bailian, Llm, LlmHttp, OpenAi, Rules};
+use crate::llm::{Bailian, Llm, LlmHttp, LlmProtocol, OpenAi, Rules};
 use crate::sources::{Inlet, Source, Sources};
 use crate::store::{MemoryStore, RedisStore, Store};
 
@@ -38,13 +38,10 @@ pub async fn build_store(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 /// Builds providers once and the bots that share them.
-pub fn build_bots(
-    settings: &Settings,
-    http: &reqwest::Client,
-) -> anyhow::Result<HashMap<String, Bot>> {
+pub fn build_bots(settings: &Settings) -> anyhow::Result<HashMap<String, Bot>> {
     let mut providers: HashMap<String, Arc<Llm>> = HashMap::new();
     for (name, llm) in &settings.llm {
-        let client = LlmHttp::new(llm.http2(), http.clone());
+        let client = LlmHttp::new(LlmProtocol::from_setting(llm.http2()))?;
         let provider = match llm {
             LlmSettings::Bailian(bailian) => Llm::Bailian(Bailian::new(bailian, client)),
             LlmSettings::Openai(openai) => Llm::OpenAi(OpenAi::new(openai, client)),
@@ -87,12 +84,9 @@ pub fn build_bots(
     Ok(bots)
 }
 
-pub async fn build_conversations(
-    settings: &Settings,
-    http: &reqwest::Client,
-) -> anyhow::Result<Conversations> {
+pub async fn build_conversations(settings: &Settings) -> anyhow::Result<Conversations> {
     let store = build_store(settings).await?;
-    let bots = build_bots(settings, http)?;
+    let bots = build_bots(settings)?;
     Ok(Conversations::new(
         store,
         bots,
@@ -129,7 +123,7 @@ impl Application {
             .context("read the bound address")?
             .port();
         let http = http_client()?;
-        let conversations = Arc::new(build_conversations(&settings, &http).await?);
+        let conversations = Arc::new(build_conversations(&settings).await?);
         let visibility = Duration::from_secs(settings.delivery.visibility_timeout_secs);
         let keys = conversations.keys().clone();
         let prefix = keys.prefix();

@@ -121,12 +121,12 @@ pub enum LlmSettings {
 }
 
 impl LlmSettings {
-    /// Whether calls to this provider go over HTTP/2 (`http2 = true`).
-    pub fn http2(&self) -> bool {
+    /// The provider's `http2` setting: unset is `auto`.
+    pub fn http2(&self) -> Option<bool> {
         match self {
             LlmSettings::Bailian(bailian) => bailian.http2,
             LlmSettings::Openai(openai) => openai.http2,
-            LlmSettings::Rules(_) => false,
+            LlmSettings::Rules(_) => None,
         }
     }
 
@@ -152,12 +152,11 @@ pub struct BailianSettings {
     /// Stream the answer (SSE, incremental output). Non-streaming gives the same final text.
     #[serde(default = "yes")]
     pub stream: bool,
-    /// Speak HTTP/2 to this endpoint: the calls in flight share one multiplexed connection per
-    /// thread instead of holding one connection each. Needs an endpoint that speaks HTTP/2 (over TLS
-    /// via ALPN, or cleartext h2c). Calls beyond the server's concurrent-stream limit wait for a
-    /// free stream.
+    /// `true`: HTTP/2 only (over TLS via ALPN, or cleartext h2c); `false`: HTTP/1.1, a
+    /// connection per call in flight. Unset: HTTP/2 when the TLS handshake agrees on it, else
+    /// HTTP/1.1 (see `LlmProtocol`).
     #[serde(default)]
-    pub http2: bool,
+    pub http2: Option<bool>,
     /// Sent as `input.biz_params` (prompt variables, plugin parameters, workflow inputs).
     #[serde(default)]
     pub biz_params: Option<toml::Table>,
@@ -181,12 +180,11 @@ pub struct OpenAiSettings {
     pub system_prompt: Option<String>,
     #[serde(default = "yes")]
     pub stream: bool,
-    /// Speak HTTP/2 to this endpoint: the calls in flight share one multiplexed connection per
-    /// thread instead of holding one connection each. Needs an endpoint that speaks HTTP/2 (over TLS
-    /// via ALPN, or cleartext h2c). Calls beyond the server's concurrent-stream limit wait for a
-    /// free stream.
+    /// `true`: HTTP/2 only (over TLS via ALPN, or cleartext h2c); `false`: HTTP/1.1, a
+    /// connection per call in flight. Unset: HTTP/2 when the TLS handshake agrees on it, else
+    /// HTTP/1.1 (see `LlmProtocol`).
     #[serde(default)]
-    pub http2: bool,
+    pub http2: Option<bool>,
     #[serde(flatten)]
     pub limits: CallLimits,
 }

@@ -12,7 +12,7 @@ pub use bailian::Bailian;
 pub use error::LlmError;
 pub use openai::OpenAi;
 pub use rules::Rules;
-pub use transport::LlmHttp;
+pub use transport::{LlmHttp, LlmProtocol};
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! The HTTP client an LLM call goes out on: one per thread, so a streamed answer's connection
-//! is driven on the thread that reads it. HTTP/2 calls skip reqwest's pool ([`super::h2`]).
+//! is driven on the thread that reads it. HTTP/2 calls skip reqwest's pool ([`super::h2`]);
+//! reqwest's per-thread clients speak HTTP/1.1 only.
 //!
 //! actix-web runs each HTTP worker on a single-threaded runtime of its own, and hyper drives a
 //! connection on the runtime that opened it. With one shared client, a connection opened on one
@@ -17,28 +18,59 @@ thread_local! {
     static LOCAL: RefCell<Option<reqwest::Client>> = const { RefCell::new(None) };
 }
 
+/// Which HTTP a provider's calls speak: its `http2` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LlmProtocol {
+    /// `http2 = false`: HTTP/1.1, one connection per call in flight.
+    Http1,
+    /// `http2 = true`: HTTP/2 only (ALPN `h2` over TLS, prior knowledge over `http://`).
+    Http2,
+    /// Not set: HTTP/2 where the TLS handshake agrees on it, else HTTP/1.1; HTTP/1.1 over
+    /// `http://` (cleartext HTTP/2 cannot be negotiated) and through a proxy.
+    Auto,
+}
+
+impl LlmProtocol {
+    /// From the `http2` setting, as it stands in the config.
+    pub fn from_setting(http2: Option<bool>) -> LlmProtocol {
+        match http2 {
+            Some(true) => LlmProtocol::Http2,
+            Some(false) => LlmProtocol::Http1,
+            None => LlmProtocol::Auto,
+        }
+    }
+}
+
 /// How a provider's calls go out: on this thread's reqwest client (HTTP/1.1) or on this
-/// thread's HTTP/2 connection to the provider ([`super::h2`]).
+/// thread's HTTP/2 connections to the provider ([`super::h2`]).
 #[derive(Debug, Clone)]
 pub struct LlmHttp {
-    http2: bool,
-    /// Used when a thread cannot build its own (it was built the same way at startup), and to
-    /// build HTTP/2 requests.
+    protocol: LlmProtocol,
+    /// HTTP/1.1 like the per-thread clients: used when a thread cannot build its own, and to
+    /// build requests that go out on HTTP/2 connections.
     shared: reqwest::Client,
 }
 
 impl LlmHttp {
-    /// `shared` must be built like the per-thread clients: [`crate::http::http_client`].
-    pub fn new(http2: bool, shared: reqwest::Client) -> LlmHttp {
-        LlmHttp { http2, shared }
+    /// `auto` becomes HTTP/1.1 when a proxy is set for `https` in the environment: reqwest's
+    /// clients use it, the HTTP/2 connections do not.
+    pub fn new(protocol: LlmProtocol) -> anyhow::Result<LlmHttp> {
+        let protocol = match protocol {
+            LlmProtocol::Auto if https_proxy_set() => LlmProtocol::Http1,
+            protocol => protocol,
+        };
+        Ok(LlmHttp {
+            protocol,
+            shared: crate::http::llm_client()?,
+        })
     }
 
     /// A request to `url`, for [`LlmHttp::send`].
     pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
-        match self.http2 {
-            // Only built here: it is sent on this thread's HTTP/2 connection.
-            true => self.shared.post(url),
-            false => self.client().post(url),
+        match self.protocol {
+            LlmProtocol::Http1 => self.client().post(url),
+            // Only built here: where it goes is decided in `send`.
+            LlmProtocol::Http2 | LlmProtocol::Auto => self.shared.post(url),
         }
     }
 
@@ -48,17 +80,26 @@ impl LlmHttp {
         &self,
         request: reqwest::RequestBuilder,
     ) -> impl Future<Output = Result<reqwest::Response, super::LlmError>> + Send {
-        match self.http2 {
-            true => Either::Right(super::h2::send(request.build())),
-            false => {
-                let pending = request.send();
-                Either::Left(async move {
-                    pending
-                        .await
-                        .map_err(|error| super::LlmError::transport(&error))
-                })
+        let request = match (self.protocol, request.build()) {
+            (LlmProtocol::Http2, request) => {
+                return Either::Right(super::h2::send(request, None));
             }
-        }
+            (LlmProtocol::Auto, Ok(request)) if request.url().scheme() == "https" => {
+                return Either::Right(super::h2::send(Ok(request), Some(self.client())));
+            }
+            (_, Err(error)) => {
+                return Either::Left(Either::Left(std::future::ready(Err(
+                    super::LlmError::transport(&error),
+                ))));
+            }
+            (_, Ok(request)) => request,
+        };
+        let pending = self.client().execute(request);
+        Either::Left(Either::Right(async move {
+            pending
+                .await
+                .map_err(|error| super::LlmError::transport(&error))
+        }))
     }
 
     /// This thread's client (a cheap handle onto its connection pool).
@@ -68,7 +109,7 @@ impl LlmHttp {
             if let Some(client) = slot.as_ref() {
                 return client.clone();
             }
-            match crate::http::http_client() {
+            match crate::http::llm_client() {
                 Ok(client) => slot.insert(client).clone(),
                 Err(error) => {
                     tracing::warn!(error = %format!("{error:#}"), "per-thread HTTP client; using the shared one");
@@ -77,4 +118,11 @@ impl LlmHttp {
             }
         })
     }
+}
+
+/// Whether reqwest would send `https` requests through a proxy from the environment.
+fn https_proxy_set() -> bool {
+    ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
 }

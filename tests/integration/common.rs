@@ -153,8 +153,7 @@ pub async fn core(store: StoreKind, extra: Extra<'_>) -> Core {
 
 /// The core exactly as the server and the console build it.
 pub async fn conversations(settings: &Settings) -> Conversations {
-    let http = botgate::startup::http_client().expect("build the HTTP client");
-    botgate::startup::build_conversations(settings, &http)
+    botgate::startup::build_conversations(settings)
         .await
         .expect("build the conversation core")
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use botgate_testkit::{FakeBailian, TlsFront};
 use futures_util::future::join_all;
 
-use super::{h2_tls, web_tls, Address, Origin};
+use super::{h2_tls, send_on, web_tls, Address, Origin, MAX_STREAMS};
 use crate::llm::LlmError;
 
 async fn fake_behind_tls(alpn: &[&[u8]]) -> (FakeBailian, TlsFront) {
@@ -19,17 +19,29 @@ async fn fake_behind_tls(alpn: &[&[u8]]) -> (FakeBailian, TlsFront) {
     (fake, front)
 }
 
-fn trusting(front: &TlsFront) -> Origin {
+/// An origin offering HTTP/2 only (`http2 = true`), or HTTP/1.1 too (`auto`).
+fn trusting(front: &TlsFront, offer_http1: bool) -> Arc<Origin> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(front.certificate().to_vec().into())
         .expect("the front's certificate");
-    origin(front, h2_tls(roots))
+    origin(front, h2_tls(roots, offer_http1), offer_http1)
 }
 
-fn origin(front: &TlsFront, tls: Arc<rustls::ClientConfig>) -> Origin {
+fn origin(front: &TlsFront, tls: Arc<rustls::ClientConfig>, offer_http1: bool) -> Arc<Origin> {
     let url = reqwest::Url::parse(&front.url()).expect("the front's URL");
-    Origin::new(Address::of(&url).expect("an address"), Some(tls))
+    let address = Address::of(&url, offer_http1).expect("an address");
+    Arc::new(Origin::new(address, Some(tls)))
+}
+
+/// `auto`'s HTTP/1.1 client, as botgate builds it, trusting the front.
+fn http1_client(front: &TlsFront) -> reqwest::Client {
+    crate::http::llm_client_builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_der(front.certificate()).expect("the front's certificate"),
+        )
+        .build()
+        .expect("a client")
 }
 
 /// A non-streaming native Bailian call, as the provider makes it.
@@ -46,9 +58,19 @@ fn completion(fake: &FakeBailian, front: &TlsFront, prompt: &str) -> hyper::Requ
         .expect("a request")
 }
 
-async fn status(origin: &Origin, request: hyper::Request<reqwest::Body>) -> Result<u16, LlmError> {
-    origin
-        .send(Box::new(request))
+async fn call(
+    origin: &Arc<Origin>,
+    request: hyper::Request<reqwest::Body>,
+    fallback: Option<reqwest::Client>,
+) -> Result<reqwest::Response, LlmError> {
+    send_on(origin.clone(), Box::new(request), fallback).await
+}
+
+async fn status(
+    origin: &Arc<Origin>,
+    request: hyper::Request<reqwest::Body>,
+) -> Result<u16, LlmError> {
+    call(origin, request, None)
         .await
         .map(|response| response.status().as_u16())
 }
@@ -56,7 +78,7 @@ async fn status(origin: &Origin, request: hyper::Request<reqwest::Body>) -> Resu
 #[tokio::test]
 async fn calls_over_tls_share_one_http2_connection() {
     let (fake, front) = fake_behind_tls(&[b"h2"]).await;
-    let origin = trusting(&front);
+    let origin = trusting(&front, false);
 
     let statuses =
         join_all((0..5).map(|n| status(&origin, completion(&fake, &front, &format!("问题{n}")))))
@@ -79,7 +101,7 @@ async fn calls_over_tls_share_one_http2_connection() {
 async fn a_server_that_will_not_speak_http2_gets_a_clear_error() {
     for offered in [&[&b"http/1.1"[..]][..], &[]] {
         let (fake, front) = fake_behind_tls(offered).await;
-        let origin = trusting(&front);
+        let origin = trusting(&front, false);
 
         let error = status(&origin, completion(&fake, &front, "在吗"))
             .await
@@ -96,7 +118,7 @@ async fn a_server_that_will_not_speak_http2_gets_a_clear_error() {
 #[tokio::test]
 async fn a_certificate_outside_the_webpki_roots_is_refused() {
     let (fake, front) = fake_behind_tls(&[b"h2"]).await;
-    let origin = origin(&front, web_tls());
+    let origin = origin(&front, web_tls(false), false);
 
     let error = status(&origin, completion(&fake, &front, "在吗"))
         .await
@@ -112,7 +134,7 @@ async fn a_certificate_outside_the_webpki_roots_is_refused() {
 #[tokio::test]
 async fn a_closed_connection_is_replaced() {
     let (fake, front) = fake_behind_tls(&[b"h2"]).await;
-    let origin = trusting(&front);
+    let origin = trusting(&front, false);
     assert_eq!(
         status(&origin, completion(&fake, &front, "一"))
             .await
@@ -131,4 +153,109 @@ async fn a_closed_connection_is_replaced() {
 
     assert_eq!(answered, 200);
     assert_eq!(front.connections(), 2);
+}
+
+/// `auto` offers both; a server that offers both too speaks HTTP/2.
+#[tokio::test]
+async fn auto_speaks_http2_to_a_server_that_offers_both() {
+    let (fake, front) = fake_behind_tls(&[b"h2", b"http/1.1"]).await;
+    let origin = trusting(&front, true);
+
+    let answered = join_all((0..3).map(|n| {
+        call(
+            &origin,
+            completion(&fake, &front, &format!("问题{n}")),
+            Some(http1_client(&front)),
+        )
+    }))
+    .await;
+
+    for response in answered {
+        assert_eq!(response.expect("answered").status(), 200);
+    }
+    let versions: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .map(|r| r.http_version)
+        .collect();
+    assert_eq!(versions, ["HTTP/2.0"; 3]);
+    assert_eq!(front.connections(), 1);
+}
+
+/// A server that picks HTTP/1.1 (or nothing) is asked over HTTP/1.1, at once and from then
+/// on, without offering HTTP/2 again on every call.
+#[tokio::test]
+async fn auto_falls_back_to_http1_for_a_server_that_will_not_speak_http2() {
+    for offered in [&[&b"http/1.1"[..]][..], &[]] {
+        let (fake, front) = fake_behind_tls(offered).await;
+        let origin = trusting(&front, true);
+        let client = http1_client(&front);
+
+        for n in 0..3 {
+            let response = call(
+                &origin,
+                completion(&fake, &front, &format!("问题{n}")),
+                Some(client.clone()),
+            )
+            .await
+            .expect("answered");
+            assert_eq!(response.status(), 200, "{offered:?}");
+            response.bytes().await.expect("the body");
+        }
+
+        let versions: Vec<String> = fake
+            .requests()
+            .into_iter()
+            .map(|r| r.http_version)
+            .collect();
+        assert_eq!(versions, ["HTTP/1.1"; 3], "{offered:?}");
+        assert_eq!(
+            front.connections(),
+            2,
+            "{offered:?}: the handshake that found HTTP/1.1, then one kept-alive connection"
+        );
+    }
+}
+
+/// A connection carries at most `MAX_STREAMS` calls (a response counts until it is dropped);
+/// the next call opens another, and freed streams are used again before a new connection.
+#[tokio::test]
+async fn calls_beyond_a_connections_streams_open_another() {
+    let (fake, front) = fake_behind_tls(&[b"h2"]).await;
+    let origin = trusting(&front, false);
+    let mut held = Vec::new();
+    for n in 0..MAX_STREAMS {
+        let response = call(&origin, completion(&fake, &front, &format!("{n}")), None)
+            .await
+            .expect("answered");
+        held.push(response);
+    }
+    assert_eq!(
+        front.connections(),
+        1,
+        "{MAX_STREAMS} calls on one connection"
+    );
+
+    let beyond = call(&origin, completion(&fake, &front, "再来"), None)
+        .await
+        .expect("answered");
+    assert_eq!(beyond.status(), 200);
+    assert_eq!(front.connections(), 2, "one more opened a second");
+
+    drop(held);
+    drop(beyond);
+    let mut again = Vec::new();
+    for n in 0..2 * MAX_STREAMS {
+        let response = call(&origin, completion(&fake, &front, &format!("又{n}")), None)
+            .await
+            .expect("answered");
+        again.push(response);
+    }
+    assert_eq!(
+        front.connections(),
+        2,
+        "the streams of dropped responses were free again: two connections carry {}",
+        2 * MAX_STREAMS
+    );
+    assert_eq!(fake.calls(), 3 * MAX_STREAMS + 1);
 }

@@ -1,37 +1,37 @@
-//! HTTP/2 calls to an LLM on hyper's connection API: per thread and origin, as few connections
-//! as carry the calls in flight at up to [`MAX_STREAMS`] each.
+//! HTTP/2 calls to an LLM on the `h2` crate: per thread and origin, as few connections as
+//! carry the calls in flight at up to [`MAX_STREAMS`] each.
 //!
 //! reqwest's client holds ~9 KiB per call in flight (its boxed pool checkout, its pending
-//! request, hyper-util's dispatch), 90 MiB for 10,000 conversations waiting on slow answers.
-//! An HTTP/2 connection needs no pool of its own: every call is a stream on it. So calls go
-//! straight to hyper's `SendRequest`, which costs what h2 itself needs per stream.
+//! request, hyper-util's dispatch), 90 MiB for 10,000 conversations waiting on slow answers,
+//! and hyper's own HTTP/2 client two tasks per call ([`connection`] says why that matters). An
+//! HTTP/2 connection needs no pool of its own, since every call is a stream on it, so a call
+//! here is a stream that the caller's future polls itself.
 //!
 //! Under `auto` (no `http2` set) the TLS handshake offers HTTP/1.1 too; a server that picks it
 //! is remembered, and its calls go to the caller's HTTP/1.1 client from then on.
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::Either;
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use super::LlmError;
+use connection::{Connection, Pings, ResponseBody, Slot};
+use tls::{no_h2, refused_h2, web_tls};
+
+mod connection;
+mod tls;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection quiet this long is pinged, so a dead one is noticed.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
-const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Calls in flight on one connection before the next call opens another. RFC 9113 §6.5.2 asks
 /// servers to allow at least 100 concurrent streams, so calls never wait behind a server's
-/// limit for a free stream (hyper would queue them, each answer waiting for an earlier one).
+/// limit for a free stream (h2 would queue them, each answer waiting for an earlier one).
 pub(super) const MAX_STREAMS: usize = 100;
 
 thread_local! {
@@ -50,7 +50,13 @@ pub(super) fn send(
     request: reqwest::Result<reqwest::Request>,
     fallback: Option<reqwest::Client>,
 ) -> impl Future<Output = Result<reqwest::Response, LlmError>> + Send {
-    match prepare(request, fallback.is_some()) {
+    let prepared = request
+        .map_err(|error| LlmError::transport(&error))
+        .and_then(|request| {
+            let origin = local_origin(request.url(), fallback.is_some())?;
+            Ok((origin, h2_request(request)?))
+        });
+    match prepared {
         Ok((origin, request)) => Either::Right(send_on(origin, request, fallback)),
         Err(error) => Either::Left(std::future::ready(Err(error))),
     }
@@ -66,12 +72,7 @@ async fn send_on(
         fallback => origin.send(request, fallback).await?,
     };
     match sent {
-        Sent::Http2(response, stream) => Ok(reqwest::Response::from(response.map(|body| {
-            reqwest::Body::wrap(Counted {
-                body,
-                _stream: stream,
-            })
-        }))),
+        Sent::Http2(response) => Ok(reqwest::Response::from(response.map(reqwest::Body::wrap))),
         // Boxed: once per thread and origin, and inline it would size every waiting call.
         Sent::Http1(request, client) => Box::pin(send_http1(*request, client)).await,
     }
@@ -79,16 +80,16 @@ async fn send_on(
 
 /// What [`Origin::send`] did with a request.
 enum Sent {
-    Http2(hyper::Response<hyper::body::Incoming>, Stream),
+    Http2(http::Response<ResponseBody>),
     /// The server chose HTTP/1.1: the request, untouched, for the fallback client.
     Http1(Request, reqwest::Client),
 }
 
 async fn send_http1(
-    mut request: hyper::Request<reqwest::Body>,
+    mut request: http::Request<Bytes>,
     client: reqwest::Client,
 ) -> Result<reqwest::Response, LlmError> {
-    *request.version_mut() = hyper::Version::HTTP_11;
+    *request.version_mut() = http::Version::HTTP_11;
     let request = reqwest::Request::try_from(request)
         .map_err(|error| LlmError::Transport(error.to_string()))?;
     client
@@ -97,22 +98,32 @@ async fn send_http1(
         .map_err(|error| LlmError::transport(&error))
 }
 
-type Request = Box<hyper::Request<reqwest::Body>>;
+type Request = Box<http::Request<Bytes>>;
 
-fn prepare(
-    request: reqwest::Result<reqwest::Request>,
-    offer_http1: bool,
-) -> Result<(Arc<Origin>, Request), LlmError> {
-    let request = request.map_err(|error| LlmError::transport(&error))?;
-    let origin = local_origin(request.url(), offer_http1)?;
-    let mut request = hyper::Request::try_from(request)
-        .map_err(|error| LlmError::Transport(error.to_string()))?;
-    *request.version_mut() = hyper::Version::HTTP_2;
-    request
-        .headers_mut()
-        .entry(hyper::header::USER_AGENT)
-        .or_insert(hyper::header::HeaderValue::from_static(USER_AGENT));
-    Ok((origin, Box::new(request)))
+/// `request` as h2 sends it: its body in one piece, the version, a user agent and the length.
+fn h2_request(mut request: reqwest::Request) -> Result<Request, LlmError> {
+    // The providers send JSON they built in memory; nothing streams a request body.
+    let body = match request.body_mut().take() {
+        None => Bytes::new(),
+        Some(body) => Bytes::copy_from_slice(body.as_bytes().ok_or_else(|| {
+            LlmError::Transport("a streamed request body cannot go over HTTP/2 here".into())
+        })?),
+    };
+    let mut request = http::Request::try_from(request)
+        .map_err(|error| LlmError::Transport(error.to_string()))?
+        .map(|_| body);
+    *request.version_mut() = http::Version::HTTP_2;
+    let length = request.body().len();
+    let headers = request.headers_mut();
+    headers
+        .entry(http::header::USER_AGENT)
+        .or_insert(http::HeaderValue::from_static(USER_AGENT));
+    if length > 0 {
+        headers
+            .entry(http::header::CONTENT_LENGTH)
+            .or_insert(http::HeaderValue::from(length));
+    }
+    Ok(Box::new(request))
 }
 
 const USER_AGENT: &str = concat!("botgate/", env!("CARGO_PKG_VERSION"));
@@ -171,70 +182,26 @@ struct Origin {
     pool: tokio::sync::Mutex<Pool>,
     /// The server picked HTTP/1.1 when offered both: its calls go to the fallback client.
     http1: AtomicBool,
+    pings: Pings,
 }
 
 #[derive(Default)]
 struct Pool {
-    connections: Vec<Connection>,
+    connections: Vec<Pooled>,
     /// The next connection's generation.
     generations: u64,
 }
 
 #[derive(Clone)]
-struct Connection {
+struct Pooled {
     /// Tells a failed call's connection from its replacement.
     generation: u64,
-    sender: http2::SendRequest<reqwest::Body>,
-    /// Calls whose response has not been dropped yet.
-    in_flight: Arc<AtomicUsize>,
-}
-
-impl Connection {
-    /// Counts one more call on this connection, until the returned [`Stream`] is dropped.
-    fn open_stream(&self) -> (Connection, Stream) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        (self.clone(), Stream(self.in_flight.clone()))
-    }
-}
-
-/// A call's place on its connection: counted there until its response body is dropped.
-struct Stream(Arc<AtomicUsize>);
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A response body that keeps its call counted on its connection while it is read.
-struct Counted {
-    body: hyper::body::Incoming,
-    _stream: Stream,
-}
-
-impl hyper::body::Body for Counted {
-    type Data = hyper::body::Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
+    connection: Connection,
 }
 
 /// What a TLS handshake settled on.
 enum Negotiated {
-    Http2(http2::SendRequest<reqwest::Body>),
+    Http2(Connection),
     /// Offered both, the server chose HTTP/1.1.
     Http1,
 }
@@ -248,6 +215,7 @@ impl Origin {
             tls,
             pool: tokio::sync::Mutex::new(Pool::default()),
             http1: AtomicBool::new(false),
+            pings: Pings::DEFAULT,
         }
     }
 
@@ -257,20 +225,23 @@ impl Origin {
         request: Request,
         fallback: Option<reqwest::Client>,
     ) -> Result<Sent, LlmError> {
-        let Some((mut connection, stream)) = self.stream().await? else {
+        let Some((pooled, slot)) = self.stream().await? else {
             return match fallback {
                 Some(client) => Ok(Sent::Http1(request, client)),
                 None => Err(no_h2()),
             };
         };
-        match connection.sender.send_request(*request).await {
-            Ok(response) => Ok(Sent::Http2(response, stream)),
+        match pooled.connection.send(*request, slot).await {
+            Ok(response) => Ok(Sent::Http2(response)),
             Err(error) => {
-                // The connection may be going away (GOAWAY, reset, broken): the next call,
-                // and this one's retry, go to another. Calls still running on it finish there.
-                let mut pool = self.pool.lock().await;
-                pool.connections
-                    .retain(|open| open.generation != connection.generation);
+                // Unless the server refused only this stream, the connection may be going
+                // away (GOAWAY, reset, broken): the next call, and this one's retry, go to
+                // another. Calls still running on it finish there.
+                if !error.is_reset() || error.is_go_away() {
+                    let mut pool = self.pool.lock().await;
+                    pool.connections
+                        .retain(|open| open.generation != pooled.generation);
+                }
                 Err(LlmError::Transport(format!("HTTP/2 request: {error}")))
             }
         }
@@ -278,25 +249,24 @@ impl Origin {
 
     /// A stream on an open connection with one free, else on a new connection; `None` when
     /// the server chose HTTP/1.1.
-    async fn stream(&self) -> Result<Option<(Connection, Stream)>, LlmError> {
+    async fn stream(&self) -> Result<Option<(Pooled, Slot)>, LlmError> {
         let mut pool = self.pool.lock().await;
-        pool.connections
-            .retain(|connection| !connection.sender.is_closed());
+        pool.connections.retain(|open| !open.connection.is_closed());
         // Counted under the lock, so two calls cannot both take a connection's last stream.
-        if let Some(connection) = pool
+        if let Some(open) = pool
             .connections
             .iter()
-            .find(|connection| connection.in_flight.load(Ordering::Relaxed) < MAX_STREAMS)
+            .find(|open| open.connection.in_flight() < MAX_STREAMS)
         {
-            return Ok(Some(connection.open_stream()));
+            return Ok(Some((open.clone(), open.connection.take_slot())));
         }
         let generation = pool.generations;
         pool.generations += 1;
         // Boxed: inline, the TLS and HTTP/2 handshakes would make every waiting call's future
         // (and the job task holding it) ~5 KiB larger for a step that runs once per connection.
         let connect = Box::pin(tokio::time::timeout(CONNECT_TIMEOUT, self.connect()));
-        let sender = match connect.await {
-            Ok(Ok(Negotiated::Http2(sender))) => sender,
+        let connection = match connect.await {
+            Ok(Ok(Negotiated::Http2(connection))) => connection,
             Ok(Ok(Negotiated::Http1)) => {
                 tracing::info!(
                     host = %self.address.host,
@@ -308,14 +278,13 @@ impl Origin {
             Ok(Err(error)) => return Err(error),
             Err(_) => return Err(LlmError::Timeout),
         };
-        let connection = Connection {
+        let slot = connection.take_slot();
+        let pooled = Pooled {
             generation,
-            sender,
-            in_flight: Arc::new(AtomicUsize::new(0)),
+            connection,
         };
-        let opened = connection.open_stream();
-        pool.connections.push(connection);
-        Ok(Some(opened))
+        pool.connections.push(pooled.clone());
+        Ok(Some((pooled, slot)))
     }
 
     async fn connect(&self) -> Result<Negotiated, LlmError> {
@@ -325,105 +294,31 @@ impl Origin {
             .map_err(|error| LlmError::Transport(format!("connect: {error}")))?;
         tcp.set_nodelay(true)
             .map_err(|error| LlmError::Transport(format!("connect: {error}")))?;
-        match &self.tls {
-            None => handshake(TokioIo::new(tcp)).await.map(Negotiated::Http2),
-            Some(config) => {
-                let name = ServerName::try_from(address.host.to_string())
-                    .map_err(|error| LlmError::Transport(format!("TLS server name: {error}")))?;
-                let tls = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|error| match refused_h2(&error) {
-                        true => no_h2(),
-                        false => LlmError::Transport(format!("TLS: {error}")),
-                    })?;
-                if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-                    // Offered both, a server that chose HTTP/1.1 (or nothing) speaks it.
-                    return match address.offer_http1 {
-                        true => Ok(Negotiated::Http1),
-                        false => Err(no_h2()),
-                    };
-                }
-                // Boxed: hyper spawns two tasks per request, each allocated at the size of
-                // its largest task kind, the connection's own, which holds the I/O inline. A
-                // TLS stream inline makes that 2,536 bytes instead of 1,464 (nightly
-                // `-Zprint-type-sizes`), ~2 KiB more per call in flight.
-                handshake(TokioIo::new(Box::pin(tls)))
-                    .await
-                    .map(Negotiated::Http2)
-            }
-        }
-    }
-}
-
-/// A server that offers other protocols refuses ours with this alert; one that offers none
-/// completes the handshake without one.
-fn refused_h2(error: &std::io::Error) -> bool {
-    error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        .is_some_and(|error| {
-            matches!(
-                error,
-                rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)
-            )
-        })
-}
-
-fn no_h2() -> LlmError {
-    LlmError::Transport("the server did not agree to HTTP/2 (ALPN h2); set http2 = false".into())
-}
-
-async fn handshake<T>(io: T) -> Result<http2::SendRequest<reqwest::Body>, LlmError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .keep_alive_interval(PING_INTERVAL)
-        .keep_alive_timeout(PING_TIMEOUT)
-        .handshake(io)
-        .await
-        .map_err(|error| LlmError::Transport(format!("HTTP/2 handshake: {error}")))?;
-    // Not in the first call's span (`spawn_traced`): the connection outlives that call and
-    // serves every later one.
-    #[allow(clippy::disallowed_methods)]
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(error = %error, "LLM HTTP/2 connection ended");
-        }
-    });
-    Ok(sender)
-}
-
-/// TLS for public endpoints: the webpki roots, ring, and ALPN `h2`, then `http/1.1` if offered.
-fn web_tls(offer_http1: bool) -> Arc<rustls::ClientConfig> {
-    static CONFIGS: [OnceLock<Arc<rustls::ClientConfig>>; 2] = [OnceLock::new(), OnceLock::new()];
-    CONFIGS[usize::from(offer_http1)]
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        let Some(config) = &self.tls else {
+            return Connection::handshake(tcp, self.pings)
+                .await
+                .map(Negotiated::Http2);
+        };
+        let name = ServerName::try_from(address.host.to_string())
+            .map_err(|error| LlmError::Transport(format!("TLS server name: {error}")))?;
+        let tls = tokio_rustls::TlsConnector::from(config.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|error| match refused_h2(&error) {
+                true => no_h2(),
+                false => LlmError::Transport(format!("TLS: {error}")),
+            })?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            // Offered both, a server that chose HTTP/1.1 (or nothing) speaks it.
+            return match address.offer_http1 {
+                true => Ok(Negotiated::Http1),
+                false => Err(no_h2()),
             };
-            h2_tls(roots, offer_http1)
-        })
-        .clone()
-}
-
-/// A client configuration that offers `h2` (and `http/1.1` after it when `offer_http1`),
-/// trusting `roots`.
-fn h2_tls(roots: rustls::RootCertStore, offer_http1: bool) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        // The ring provider supports the default versions; this cannot fail.
-        .expect("ring supports TLS 1.2 and 1.3")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    if offer_http1 {
-        config.alpn_protocols.push(b"http/1.1".to_vec());
+        }
+        Connection::handshake(tls, self.pings)
+            .await
+            .map(Negotiated::Http2)
     }
-    Arc::new(config)
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use botgate_testkit::{FakeBailian, TlsFront};
 use futures_util::future::join_all;
 
-use super::{h2_tls, send_on, web_tls, Address, Origin, MAX_STREAMS};
+use super::connection::Pings;
+use super::tls::{h2_tls, web_tls};
+use super::{h2_request, send_on, Address, Origin, Request, MAX_STREAMS};
 use crate::llm::LlmError;
 
 async fn fake_behind_tls(alpn: &[&[u8]]) -> (FakeBailian, TlsFront) {
@@ -45,31 +47,29 @@ fn http1_client(front: &TlsFront) -> reqwest::Client {
 }
 
 /// A non-streaming native Bailian call, as the provider makes it.
-fn completion(fake: &FakeBailian, front: &TlsFront, prompt: &str) -> hyper::Request<reqwest::Body> {
+fn completion(fake: &FakeBailian, front: &TlsFront, prompt: &str) -> Request {
     let url = fake
         .completion_url()
         .replace(&fake.base_url(), &front.url());
     let body = serde_json::json!({ "input": { "prompt": prompt }, "parameters": {} });
-    hyper::Request::post(url)
-        .version(hyper::Version::HTTP_2)
-        .header("authorization", format!("Bearer {}", fake.api_key()))
-        .header("content-type", "application/json")
-        .body(reqwest::Body::from(body.to_string()))
-        .expect("a request")
+    let request = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(fake.api_key())
+        .json(&body)
+        .build()
+        .expect("a request");
+    h2_request(request).expect("an HTTP/2 request")
 }
 
 async fn call(
     origin: &Arc<Origin>,
-    request: hyper::Request<reqwest::Body>,
+    request: Request,
     fallback: Option<reqwest::Client>,
 ) -> Result<reqwest::Response, LlmError> {
-    send_on(origin.clone(), Box::new(request), fallback).await
+    send_on(origin.clone(), request, fallback).await
 }
 
-async fn status(
-    origin: &Arc<Origin>,
-    request: hyper::Request<reqwest::Body>,
-) -> Result<u16, LlmError> {
+async fn status(origin: &Arc<Origin>, request: Request) -> Result<u16, LlmError> {
     call(origin, request, None)
         .await
         .map(|response| response.status().as_u16())
@@ -258,4 +258,85 @@ async fn calls_beyond_a_connections_streams_open_another() {
         2 * MAX_STREAMS
     );
     assert_eq!(fake.calls(), 3 * MAX_STREAMS + 1);
+}
+
+/// A server that stops answering (its process hung, a network path black-holed) leaves calls
+/// waiting on a stream that will never answer: the connection's pings notice, the call fails
+/// (the LLM retry loop tries again) and the next call opens a new connection.
+#[tokio::test]
+async fn a_connection_that_stops_answering_pings_is_closed_and_replaced() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = accepted.clone();
+    let _server = crate::spawn_traced(async move {
+        let mut hung = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut connection = h2::server::handshake(socket).await.expect("handshake");
+            let request = connection.accept().await;
+            // Never answered, and the connection never polled again: no pong either.
+            hung.push((connection, request));
+        }
+    });
+    let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a URL");
+    let origin = Arc::new(Origin {
+        pings: Pings {
+            every: std::time::Duration::from_millis(50),
+            timeout: std::time::Duration::from_millis(200),
+        },
+        ..Origin::new(Address::of(&url, false).expect("an address"), None)
+    });
+    let request = |prompt: &str| {
+        let request = reqwest::Client::new()
+            .post(format!("{url}api/v1/apps/app/completion"))
+            .json(&serde_json::json!({ "input": { "prompt": prompt } }))
+            .build()
+            .expect("a request");
+        h2_request(request).expect("an HTTP/2 request")
+    };
+
+    // Bounded only so a broken keep-alive fails the test instead of hanging it.
+    let first = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        call(&origin, request("一"), None),
+    )
+    .await
+    .expect("the pings ended the call");
+    assert!(first.is_err(), "a hung server answered");
+    let _second = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        call(&origin, request("二"), None),
+    )
+    .await
+    .expect("the pings ended the call");
+
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "the second call went to a new connection"
+    );
+}
+
+/// Every byte read gives h2's flow-control windows back: one answer larger than both the
+/// stream's window (2 MiB) and the connection's (5 MiB) arrives whole.
+#[tokio::test]
+async fn an_answer_larger_than_the_flow_control_windows_arrives_whole() {
+    let (fake, front) = fake_behind_tls(&[b"h2"]).await;
+    // 6 MiB of three-byte characters.
+    fake.set_answer(botgate_testkit::Answer::Fixed("长".repeat(2 * 1024 * 1024)));
+    let origin = trusting(&front, false);
+
+    let response = call(&origin, completion(&fake, &front, "长一点"), None)
+        .await
+        .expect("answered");
+    // Bounded only so a stalled stream fails the test instead of hanging it.
+    let body = tokio::time::timeout(std::time::Duration::from_secs(20), response.bytes())
+        .await
+        .expect("not stalled")
+        .expect("the body");
+
+    assert!(body.len() > 6 * 1024 * 1024, "{} bytes", body.len());
 }

@@ -39,7 +39,7 @@ pub enum StoreKind {
 pub struct LlmOptions {
     /// SSE (botgate's default) or one JSON answer.
     pub stream: bool,
-    /// HTTP/2 (one multiplexed connection) rather than HTTP/1.1 (one connection per call).
+    /// HTTP/2 (multiplexed connections, up to 100 calls each) rather than HTTP/1.1 (one connection per call).
     pub http2: bool,
     /// Delay before the first byte of each answer.
     pub delay: Duration,

@@ -46,8 +46,8 @@
 //! botgate's RSS with every stream open against idle (memory per open stream), VmHWM and CPU
 //! per stream, and checks every `done` is the fake's answer. Over HTTP/1.1 each stream also
 //! holds a connection to the fake (two descriptors per stream in botgate and in the bench; the
-//! bench raises `RLIMIT_NOFILE` with `prlimit` if it may); `--llm-http2` puts every call on one
-//! h2c connection to the test kit's fake.
+//! bench raises `RLIMIT_NOFILE` with `prlimit` if it may); `--llm-http2` multiplexes the calls
+//! over h2c connections to the test kit's fake, up to 100 calls each.
 //!
 //! `compare` runs the two peers of `../shared/bench/peers` (a wechatpy + aiohttp bot and a Go
 //! standard-library bot, both calling an OpenAI-compatible `chat/completions`) and botgate back
@@ -158,9 +158,9 @@ struct Cli {
     /// Ask the fake Bailian for one JSON answer instead of botgate's default SSE stream.
     #[arg(long)]
     llm_json: bool,
-    /// botgate talks HTTP/2 to the fake Bailian (`http2 = true` on the `[llm]`): one
-    /// multiplexed connection instead of one connection per call in flight. WeChat scenarios
-    /// then use the test kit's fake (h2c) instead of the lean one.
+    /// botgate talks HTTP/2 to the fake Bailian (`http2 = true` on the `[llm]`): multiplexed
+    /// connections, up to 100 calls each, instead of one connection per call in flight. WeChat
+    /// scenarios then use the test kit's fake (h2c) instead of the lean one.
     #[arg(long)]
     llm_http2: bool,
     /// WeChat scenarios: the fake Bailian writes each SSE frame on its own (a token-by-token

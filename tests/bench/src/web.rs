@@ -821,7 +821,7 @@ impl Llm {
     fn describe(&self) -> &'static str {
         match self {
             Llm::Slow(_) => "HTTP/1.1 (a connection per call)",
-            Llm::Testkit(_) => "h2c (one connection, test kit fake)",
+            Llm::Testkit(_) => "h2c (up to 100 calls per connection, test kit fake)",
         }
     }
 

@@ -22,7 +22,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use super::LlmError;
-use connection::{Connection, Pings, ResponseBody, Slot};
+use connection::{Connection, Pings, ResponseBody, SendError, Slot};
 use tls::{no_h2, refused_h2, web_tls};
 
 mod connection;
@@ -220,31 +220,48 @@ impl Origin {
     }
 
     /// `fallback` takes the request back when the server turns out to speak only HTTP/1.1.
+    /// A connection that takes no new calls (GOAWAY) before anything of this one went out
+    /// leaves the pool, and the call goes to another: once, so that a server refusing every
+    /// connection fails the call rather than looping.
     async fn send(
         &self,
-        request: Request,
+        mut request: Request,
         fallback: Option<reqwest::Client>,
     ) -> Result<Sent, LlmError> {
-        let Some((pooled, slot)) = self.stream().await? else {
-            return match fallback {
-                Some(client) => Ok(Sent::Http1(request, client)),
-                None => Err(no_h2()),
+        let mut refused = false;
+        loop {
+            let Some((pooled, slot)) = self.stream().await? else {
+                return match fallback {
+                    Some(client) => Ok(Sent::Http1(request, client)),
+                    None => Err(no_h2()),
+                };
             };
-        };
-        match pooled.connection.send(*request, slot).await {
-            Ok(response) => Ok(Sent::Http2(response)),
-            Err(error) => {
-                // Unless the server refused only this stream, the connection may be going
-                // away (GOAWAY, reset, broken): the next call, and this one's retry, go to
-                // another. Calls still running on it finish there.
-                if !error.is_reset() || error.is_go_away() {
-                    let mut pool = self.pool.lock().await;
-                    pool.connections
-                        .retain(|open| open.generation != pooled.generation);
+            let error = match pooled.connection.send(request, slot).await {
+                Ok(response) => return Ok(Sent::Http2(response)),
+                Err(SendError::NotSent(back, error)) if !refused => {
+                    self.forget(pooled.generation).await;
+                    tracing::debug!(%error, "an LLM HTTP/2 connection took no new call; trying another");
+                    refused = true;
+                    request = back;
+                    continue;
                 }
-                Err(LlmError::Transport(format!("HTTP/2 request: {error}")))
+                Err(SendError::NotSent(_, error) | SendError::Failed(error)) => error,
+            };
+            // Unless the server refused only this stream, the connection may be going away
+            // (GOAWAY, reset, broken): the next call, and this one's retry, go to another.
+            // Calls still running on it finish there.
+            if !error.is_reset() || error.is_go_away() {
+                self.forget(pooled.generation).await;
             }
+            return Err(LlmError::Transport(format!("HTTP/2 request: {error}")));
         }
+    }
+
+    /// Takes a connection out of the pool; calls running on it go on.
+    async fn forget(&self, generation: u64) {
+        let mut pool = self.pool.lock().await;
+        pool.connections
+            .retain(|open| open.generation != generation);
     }
 
     /// A stream on an open connection with one free, else on a new connection; `None` when

@@ -116,20 +116,37 @@ impl Connection {
     /// to h2 with the headers.
     pub(super) async fn send(
         &self,
-        request: http::Request<Bytes>,
+        request: Box<http::Request<Bytes>>,
         slot: Slot,
-    ) -> Result<http::Response<ResponseBody>, h2::Error> {
-        let (head, body) = request.into_parts();
-        let mut sender = self.sender.clone().ready().await?;
-        let (response, mut stream) =
-            sender.send_request(http::Request::from_parts(head, ()), body.is_empty())?;
-        if !body.is_empty() {
-            stream.send_data(body, true)?;
-        }
-        drop((sender, stream));
-        let response = response.await?;
+    ) -> Result<http::Response<ResponseBody>, SendError> {
+        let sender = match self.sender.clone().ready().await {
+            Ok(sender) => sender,
+            Err(error) => return Err(SendError::NotSent(request, error)),
+        };
+        // In a block, so that nothing of the request is kept while the answer is awaited.
+        let response = {
+            let mut sender = sender;
+            let (head, body) = request.into_parts();
+            let (response, mut stream) = sender
+                .send_request(http::Request::from_parts(head, ()), body.is_empty())
+                .map_err(SendError::Failed)?;
+            if !body.is_empty() {
+                stream.send_data(body, true).map_err(SendError::Failed)?;
+            }
+            response
+        };
+        let response = response.await.map_err(SendError::Failed)?;
         Ok(response.map(|body| ResponseBody { body, _slot: slot }))
     }
+}
+
+/// Why [`Connection::send`] failed.
+pub(super) enum SendError {
+    /// Nothing went out: the connection takes no new calls (the server sent GOAWAY, or it is
+    /// gone). The request comes back, for another connection.
+    NotSent(Box<http::Request<Bytes>>, h2::Error),
+    /// The call failed on its way or while its answer was awaited.
+    Failed(h2::Error),
 }
 
 /// Pings while calls are in flight (an idle connection is left for the server to close);

@@ -340,3 +340,64 @@ async fn an_answer_larger_than_the_flow_control_windows_arrives_whole() {
 
     assert!(body.len() > 6 * 1024 * 1024, "{} bytes", body.len());
 }
+
+/// Servers close connections gracefully (nginx after 1,000 requests on one, a load balancer
+/// draining): a GOAWAY lets the calls in flight finish and refuses new ones on it. A call that
+/// meets such a connection goes to another at once, without failing: nothing of it was sent.
+#[tokio::test]
+async fn a_call_after_goaway_goes_to_a_new_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = accepted.clone();
+    let _server = crate::spawn_traced(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            crate::spawn_traced(serve_then_go_away(socket));
+        }
+    });
+    let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a URL");
+    let origin = Arc::new(Origin::new(
+        Address::of(&url, false).expect("an address"),
+        None,
+    ));
+    let request = || {
+        let request = reqwest::Client::new()
+            .post(format!("{url}answer"))
+            .body("{}")
+            .build()
+            .expect("a request");
+        h2_request(request).expect("an HTTP/2 request")
+    };
+
+    // The first call on each connection is held open: the GOAWAY that follows the second
+    // call's answer does not close the connection while it runs.
+    let held = call(&origin, request(), None).await.expect("answered");
+    let second = call(&origin, request(), None).await.expect("answered");
+    assert_eq!(second.status(), 200);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let third = call(&origin, request(), None)
+        .await
+        .expect("answered on a new connection");
+
+    assert_eq!(third.status(), 200);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    drop(held);
+}
+
+/// Answers every request 200 with its body left open; after the second, a GOAWAY goes out
+/// before the answer, so the client knows of it by the time the answer arrives.
+async fn serve_then_go_away(socket: tokio::net::TcpStream) {
+    let mut connection = h2::server::handshake(socket).await.expect("handshake");
+    let mut streams = Vec::new();
+    while let Some(Ok((_, mut respond))) = connection.accept().await {
+        if streams.len() == 1 {
+            connection.graceful_shutdown();
+        }
+        let response = http::Response::new(());
+        streams.push(respond.send_response(response, false).expect("answer"));
+    }
+}

@@ -29,9 +29,10 @@ mod connection;
 mod tls;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Calls in flight on one connection before the next call opens another. RFC 9113 §6.5.2 asks
-/// servers to allow at least 100 concurrent streams, so calls never wait behind a server's
-/// limit for a free stream (h2 would queue them, each answer waiting for an earlier one).
+/// Calls in flight on one connection before the next call opens another, unless the server
+/// allows fewer. RFC 9113 §6.5.2 asks servers to allow at least 100 concurrent streams, so
+/// calls rarely wait behind a server's limit for a free stream (h2 would queue them, each
+/// waiting for an earlier answer to end).
 pub(super) const MAX_STREAMS: usize = 100;
 
 thread_local! {
@@ -273,7 +274,7 @@ impl Origin {
         if let Some(open) = pool
             .connections
             .iter()
-            .find(|open| open.connection.in_flight() < MAX_STREAMS)
+            .find(|open| open.connection.has_room(MAX_STREAMS))
         {
             return Ok(Some((open.clone(), open.connection.take_slot())));
         }

@@ -101,9 +101,12 @@ impl Connection {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Calls on it whose response is still held.
-    pub(super) fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+    /// Whether another call fits: fewer than `most` in flight, and fewer than the server
+    /// allows at once (`SETTINGS_MAX_CONCURRENT_STREAMS`), so that no call waits in h2's queue
+    /// for an earlier answer to end.
+    pub(super) fn has_room(&self, most: usize) -> bool {
+        let limit = most.min(self.sender.current_max_send_streams());
+        self.in_flight.load(Ordering::Relaxed) < limit
     }
 
     /// Counts one more call on this connection, until the returned [`Slot`] is dropped.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use botgate_testkit::{FakeBailian, TlsFront};
+use bytes::Bytes;
 use futures_util::future::join_all;
 
 use super::connection::Pings;
@@ -400,4 +401,63 @@ async fn serve_then_go_away(socket: tokio::net::TcpStream) {
         let response = http::Response::new(());
         streams.push(respond.send_response(response, false).expect("answer"));
     }
+}
+
+/// A server that allows fewer concurrent streams than botgate's own limit: the call beyond
+/// its limit opens another connection instead of waiting in h2's queue for an answer to end.
+#[tokio::test]
+async fn a_servers_lower_stream_limit_opens_another_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = accepted.clone();
+    let _server = crate::spawn_traced(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            crate::spawn_traced(async move {
+                let mut connection = h2::server::Builder::new()
+                    .max_concurrent_streams(2)
+                    .handshake::<_, Bytes>(socket)
+                    .await
+                    .expect("handshake");
+                let mut open = Vec::new();
+                while let Some(Ok((_, mut respond))) = connection.accept().await {
+                    let response = http::Response::new(());
+                    open.push(respond.send_response(response, false).expect("answer"));
+                }
+            });
+        }
+    });
+    let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a URL");
+    let origin = Arc::new(Origin::new(
+        Address::of(&url, false).expect("an address"),
+        None,
+    ));
+    let request = || {
+        let request = reqwest::Client::new()
+            .post(format!("{url}answer"))
+            .body("{}")
+            .build()
+            .expect("a request");
+        h2_request(request).expect("an HTTP/2 request")
+    };
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(call(&origin, request(), None).await.expect("answered"));
+    }
+
+    // Bounded only so a call queued behind the server's limit fails the test instead of
+    // hanging it.
+    let third = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        call(&origin, request(), None),
+    )
+    .await
+    .expect("not queued behind the two held answers")
+    .expect("answered");
+
+    assert_eq!(third.status(), 200);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

@@ -344,7 +344,8 @@ async fn an_answer_larger_than_the_flow_control_windows_arrives_whole() {
 
 /// Servers close connections gracefully (nginx after 1,000 requests on one, a load balancer
 /// draining): a GOAWAY lets the calls in flight finish and refuses new ones on it. A call that
-/// meets such a connection goes to another at once, without failing: nothing of it was sent.
+/// meets such a connection goes to another at once, without failing: nothing of it was sent;
+/// the call in flight still gets its whole answer.
 #[tokio::test]
 async fn a_call_after_goaway_goes_to_a_new_connection() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -386,11 +387,16 @@ async fn a_call_after_goaway_goes_to_a_new_connection() {
 
     assert_eq!(third.status(), 200);
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
-    drop(held);
+    let finished = held
+        .bytes()
+        .await
+        .expect("the call in flight finished after the GOAWAY");
+    assert_eq!(&finished[..], b"done");
 }
 
 /// Answers every request 200 with its body left open; after the second, a GOAWAY goes out
-/// before the answer, so the client knows of it by the time the answer arrives.
+/// before the answer, so the client knows of it by the time the answer arrives, and then the
+/// first request's body ends with `done`.
 async fn serve_then_go_away(socket: tokio::net::TcpStream) {
     let mut connection = h2::server::handshake(socket).await.expect("handshake");
     let mut streams = Vec::new();
@@ -400,6 +406,11 @@ async fn serve_then_go_away(socket: tokio::net::TcpStream) {
         }
         let response = http::Response::new(());
         streams.push(respond.send_response(response, false).expect("answer"));
+        if streams.len() == 2 {
+            streams[0]
+                .send_data(Bytes::from_static(b"done"), true)
+                .expect("the first body");
+        }
     }
 }
 

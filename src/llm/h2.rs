@@ -340,4 +340,6 @@ impl Origin {
 }
 
 #[cfg(test)]
+mod server_tests;
+#[cfg(test)]
 mod tests;

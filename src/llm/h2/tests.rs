@@ -4,10 +4,8 @@
 use std::sync::Arc;
 
 use botgate_testkit::{FakeBailian, TlsFront};
-use bytes::Bytes;
 use futures_util::future::join_all;
 
-use super::connection::Pings;
 use super::tls::{h2_tls, web_tls};
 use super::{h2_request, send_on, Address, Origin, Request, MAX_STREAMS};
 use crate::llm::LlmError;
@@ -62,7 +60,7 @@ fn completion(fake: &FakeBailian, front: &TlsFront, prompt: &str) -> Request {
     h2_request(request).expect("an HTTP/2 request")
 }
 
-async fn call(
+pub(super) async fn call(
     origin: &Arc<Origin>,
     request: Request,
     fallback: Option<reqwest::Client>,
@@ -218,19 +216,31 @@ async fn auto_falls_back_to_http1_for_a_server_that_will_not_speak_http2() {
     }
 }
 
+/// `calls` calls, one after the other, their responses held (each counts on its connection).
+async fn hold(
+    origin: &Arc<Origin>,
+    fake: &FakeBailian,
+    front: &TlsFront,
+    calls: usize,
+) -> Vec<reqwest::Response> {
+    let mut held = Vec::new();
+    for n in 0..calls {
+        let prompt = format!("问题{n}");
+        let response = call(origin, completion(fake, front, &prompt), None)
+            .await
+            .expect("answered");
+        held.push(response);
+    }
+    held
+}
+
 /// A connection carries at most `MAX_STREAMS` calls (a response counts until it is dropped);
 /// the next call opens another, and freed streams are used again before a new connection.
 #[tokio::test]
 async fn calls_beyond_a_connections_streams_open_another() {
     let (fake, front) = fake_behind_tls(&[b"h2"]).await;
     let origin = trusting(&front, false);
-    let mut held = Vec::new();
-    for n in 0..MAX_STREAMS {
-        let response = call(&origin, completion(&fake, &front, &format!("{n}")), None)
-            .await
-            .expect("answered");
-        held.push(response);
-    }
+    let held = hold(&origin, &fake, &front, MAX_STREAMS).await;
     assert_eq!(
         front.connections(),
         1,
@@ -245,13 +255,7 @@ async fn calls_beyond_a_connections_streams_open_another() {
 
     drop(held);
     drop(beyond);
-    let mut again = Vec::new();
-    for n in 0..2 * MAX_STREAMS {
-        let response = call(&origin, completion(&fake, &front, &format!("又{n}")), None)
-            .await
-            .expect("answered");
-        again.push(response);
-    }
+    let _again = hold(&origin, &fake, &front, 2 * MAX_STREAMS).await;
     assert_eq!(
         front.connections(),
         2,
@@ -259,66 +263,6 @@ async fn calls_beyond_a_connections_streams_open_another() {
         2 * MAX_STREAMS
     );
     assert_eq!(fake.calls(), 3 * MAX_STREAMS + 1);
-}
-
-/// A server that stops answering (its process hung, a network path black-holed) leaves calls
-/// waiting on a stream that will never answer: the connection's pings notice, the call fails
-/// (the LLM retry loop tries again) and the next call opens a new connection.
-#[tokio::test]
-async fn a_connection_that_stops_answering_pings_is_closed_and_replaced() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counting = accepted.clone();
-    let _server = crate::spawn_traced(async move {
-        let mut hung = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut connection = h2::server::handshake(socket).await.expect("handshake");
-            let request = connection.accept().await;
-            // Never answered, and the connection never polled again: no pong either.
-            hung.push((connection, request));
-        }
-    });
-    let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a URL");
-    let origin = Arc::new(Origin {
-        pings: Pings {
-            every: std::time::Duration::from_millis(50),
-            timeout: std::time::Duration::from_millis(200),
-        },
-        ..Origin::new(Address::of(&url, false).expect("an address"), None)
-    });
-    let request = |prompt: &str| {
-        let request = reqwest::Client::new()
-            .post(format!("{url}api/v1/apps/app/completion"))
-            .json(&serde_json::json!({ "input": { "prompt": prompt } }))
-            .build()
-            .expect("a request");
-        h2_request(request).expect("an HTTP/2 request")
-    };
-
-    // Bounded only so a broken keep-alive fails the test instead of hanging it.
-    let first = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        call(&origin, request("一"), None),
-    )
-    .await
-    .expect("the pings ended the call");
-    assert!(first.is_err(), "a hung server answered");
-    let _second = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        call(&origin, request("二"), None),
-    )
-    .await
-    .expect("the pings ended the call");
-
-    assert_eq!(
-        accepted.load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "the second call went to a new connection"
-    );
 }
 
 /// Every byte read gives h2's flow-control windows back: one answer larger than both the
@@ -340,135 +284,4 @@ async fn an_answer_larger_than_the_flow_control_windows_arrives_whole() {
         .expect("the body");
 
     assert!(body.len() > 6 * 1024 * 1024, "{} bytes", body.len());
-}
-
-/// Servers close connections gracefully (nginx after 1,000 requests on one, a load balancer
-/// draining): a GOAWAY lets the calls in flight finish and refuses new ones on it. A call that
-/// meets such a connection goes to another at once, without failing: nothing of it was sent;
-/// the call in flight still gets its whole answer.
-#[tokio::test]
-async fn a_call_after_goaway_goes_to_a_new_connection() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counting = accepted.clone();
-    let _server = crate::spawn_traced(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            crate::spawn_traced(serve_then_go_away(socket));
-        }
-    });
-    let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a URL");
-    let origin = Arc::new(Origin::new(
-        Address::of(&url, false).expect("an address"),
-        None,
-    ));
-    let request = || {
-        let request = reqwest::Client::new()
-            .post(format!("{url}answer"))
-            .body("{}")
-            .build()
-            .expect("a request");
-        h2_request(request).expect("an HTTP/2 request")
-    };
-
-    // The first call on each connection is held open: the GOAWAY that follows the second
-    // call's answer does not close the connection while it runs.
-    let held = call(&origin, request(), None).await.expect("answered");
-    let second = call(&origin, request(), None).await.expect("answered");
-    assert_eq!(second.status(), 200);
-    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
-
-    let third = call(&origin, request(), None)
-        .await
-        .expect("answered on a new connection");
-
-    assert_eq!(third.status(), 200);
-    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
-    let finished = held
-        .bytes()
-        .await
-        .expect("the call in flight finished after the GOAWAY");
-    assert_eq!(&finished[..], b"done");
-}
-
-/// Answers every request 200 with its body left open; after the second, a GOAWAY goes out
-/// before the answer, so the client knows of it by the time the answer arrives, and then the
-/// first request's body ends with `done`.
-async fn serve_then_go_away(socket: tokio::net::TcpStream) {
-    let mut connection = h2::server::handshake(socket).await.expect("handshake");
-    let mut streams = Vec::new();
-    while let Some(Ok((_, mut respond))) = connection.accept().await {
-        if streams.len() == 1 {
-            connection.graceful_shutdown();
-        }
-        let response = http::Response::new(());
-        streams.push(respond.send_response(response, false).expect("answer"));
-        if streams.len() == 2 {
-            streams[0]
-                .send_data(Bytes::from_static(b"done"), true)
-                .expect("the first body");
-        }
-    }
-}
-
-/// A server that allows fewer concurrent streams than botgate's own limit: the call beyond
-/// its limit opens another connection instead of waiting in h2's queue for an answer to end.
-#[tokio::test]
-async fn a_servers_lower_stream_limit_opens_another_connection() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counting = accepted.clone();
-    let _server = crate::spawn_traced(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            crate::spawn_traced(async move {
-                let mut connection = h2::server::Builder::new()
-                    .max_concurrent_streams(2)
-                    .handshake::<_, Bytes>(socket)
-                    .await
-                    .expect("handshake");
-                let mut open = Vec::new();
-                while let Some(Ok((_, mut respond))) = connection.accept().await {
-                    let response = http::Response::new(());
-                    open.push(respond.send_response(response, false).expect("answer"));
-                }
-            });
-        }
-    });
-    let url = reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).expect("a URL");
-    let origin = Arc::new(Origin::new(
-        Address::of(&url, false).expect("an address"),
-        None,
-    ));
-    let request = || {
-        let request = reqwest::Client::new()
-            .post(format!("{url}answer"))
-            .body("{}")
-            .build()
-            .expect("a request");
-        h2_request(request).expect("an HTTP/2 request")
-    };
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        held.push(call(&origin, request(), None).await.expect("answered"));
-    }
-
-    // Bounded only so a call queued behind the server's limit fails the test instead of
-    // hanging it.
-    let third = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        call(&origin, request(), None),
-    )
-    .await
-    .expect("not queued behind the two held answers")
-    .expect("answered");
-
-    assert_eq!(third.status(), 200);
-    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

@@ -10,7 +10,7 @@ const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HTTP_POOL_MAX_IDLE_PER_HOST: usize = 256;
 
 /// An HTTP client for outbound calls (keep-alive pool, TLS, timeouts), shared by the channels.
-/// LLM providers use [`llm_client`]s, one per thread, or hyper's HTTP/2 connections directly.
+/// LLM providers use [`llm_client`]s, one per thread, or HTTP/2 connections on `h2` directly.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     client_builder().build().context("build the HTTP client")
 }

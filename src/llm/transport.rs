@@ -55,12 +55,8 @@ impl LlmHttp {
     /// `auto` becomes HTTP/1.1 when a proxy is set for `https` in the environment: reqwest's
     /// clients use it, the HTTP/2 connections do not.
     pub fn new(protocol: LlmProtocol) -> anyhow::Result<LlmHttp> {
-        let protocol = match protocol {
-            LlmProtocol::Auto if https_proxy_set() => LlmProtocol::Http1,
-            protocol => protocol,
-        };
         Ok(LlmHttp {
-            protocol,
+            protocol: effective(protocol, |name| std::env::var_os(name)),
             shared: crate::http::llm_client()?,
         })
     }
@@ -120,9 +116,55 @@ impl LlmHttp {
     }
 }
 
-/// Whether reqwest would send `https` requests through a proxy from the environment.
-fn https_proxy_set() -> bool {
-    ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()))
+/// The protocol `protocol` comes to with the environment `var` reads: `auto` is HTTP/1.1 when
+/// reqwest would send `https` requests through a proxy (the HTTP/2 connections would not).
+fn effective(
+    protocol: LlmProtocol,
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> LlmProtocol {
+    let proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .into_iter()
+        .find(|name| var(name).is_some_and(|value| !value.is_empty()));
+    match (protocol, proxy) {
+        (LlmProtocol::Auto, Some(name)) => {
+            tracing::info!(
+                variable = name,
+                "a proxy is set: LLM calls use HTTP/1.1 through it"
+            );
+            LlmProtocol::Http1
+        }
+        (protocol, _) => protocol,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{effective, LlmProtocol};
+
+    #[test]
+    fn a_proxy_in_the_environment_keeps_auto_on_http1_through_reqwest() {
+        let proxy =
+            |set: &'static str| move |name: &str| (name == set).then(|| "http://proxy:3128".into());
+
+        assert_eq!(
+            effective(LlmProtocol::Auto, proxy("HTTPS_PROXY")),
+            LlmProtocol::Http1
+        );
+        assert_eq!(
+            effective(LlmProtocol::Auto, proxy("all_proxy")),
+            LlmProtocol::Http1
+        );
+        assert_eq!(
+            effective(LlmProtocol::Auto, proxy("HTTP_PROXY")),
+            LlmProtocol::Auto
+        );
+        assert_eq!(
+            effective(LlmProtocol::Auto, |_| Some("".into())),
+            LlmProtocol::Auto
+        );
+        assert_eq!(
+            effective(LlmProtocol::Http2, proxy("HTTPS_PROXY")),
+            LlmProtocol::Http2
+        );
+    }
 }

@@ -33,7 +33,9 @@ impl Pings {
         timeout: Duration::from_secs(10),
     };
 }
-/// Flow-control windows, as hyper's client sets them: an answer never waits for a window update.
+
+/// Flow-control windows, as hyper's client sets them: an answer's bytes flow without waiting for
+/// the reader's window updates.
 const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 /// The response headers botgate accepts (hyper's default): an LLM's are a few hundred bytes.
@@ -81,7 +83,7 @@ impl Connection {
         #[allow(clippy::disallowed_methods)]
         tokio::spawn(async move {
             tokio::select! {
-                ended = connection => if let Err(error) = ended {
+                result = connection => if let Err(error) = result {
                     tracing::debug!(%error, "LLM HTTP/2 connection ended");
                 },
                 () = keep_alive(ping_pong, pings, watched) => {

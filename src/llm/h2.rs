@@ -180,24 +180,10 @@ struct Origin {
     address: Address,
     tls: Option<Arc<rustls::ClientConfig>>,
     /// Held across a connect, so the calls that arrive meanwhile share the new connection.
-    pool: tokio::sync::Mutex<Pool>,
+    pool: tokio::sync::Mutex<Vec<Connection>>,
     /// The server picked HTTP/1.1 when offered both: its calls go to the fallback client.
     http1: AtomicBool,
     pings: Pings,
-}
-
-#[derive(Default)]
-struct Pool {
-    connections: Vec<Pooled>,
-    /// The next connection's generation.
-    generations: u64,
-}
-
-#[derive(Clone)]
-struct Pooled {
-    /// Tells a failed call's connection from its replacement.
-    generation: u64,
-    connection: Connection,
 }
 
 /// What a TLS handshake settled on.
@@ -214,7 +200,7 @@ impl Origin {
         Origin {
             address,
             tls,
-            pool: tokio::sync::Mutex::new(Pool::default()),
+            pool: tokio::sync::Mutex::new(Vec::new()),
             http1: AtomicBool::new(false),
             pings: Pings::DEFAULT,
         }
@@ -231,16 +217,16 @@ impl Origin {
     ) -> Result<Sent, LlmError> {
         let mut refused = false;
         loop {
-            let Some((pooled, slot)) = self.stream().await? else {
+            let Some((connection, slot)) = self.stream().await? else {
                 return match fallback {
                     Some(client) => Ok(Sent::Http1(request, client)),
                     None => Err(no_h2()),
                 };
             };
-            let error = match pooled.connection.send(request, slot).await {
+            let error = match connection.send(request, slot).await {
                 Ok(response) => return Ok(Sent::Http2(response)),
                 Err(SendError::NotSent(back, error)) if !refused => {
-                    self.forget(pooled.generation).await;
+                    self.forget(&connection).await;
                     tracing::debug!(%error, "an LLM HTTP/2 connection took no new call; trying another");
                     refused = true;
                     request = back;
@@ -252,34 +238,27 @@ impl Origin {
             // (GOAWAY, reset, broken): the next call, and this one's retry, go to another.
             // Calls still running on it finish there.
             if !error.is_reset() || error.is_go_away() {
-                self.forget(pooled.generation).await;
+                self.forget(&connection).await;
             }
             return Err(LlmError::Transport(format!("HTTP/2 request: {error}")));
         }
     }
 
     /// Takes a connection out of the pool; calls running on it go on.
-    async fn forget(&self, generation: u64) {
+    async fn forget(&self, gone: &Connection) {
         let mut pool = self.pool.lock().await;
-        pool.connections
-            .retain(|open| open.generation != generation);
+        pool.retain(|open| !open.is(gone));
     }
 
     /// A stream on an open connection with one free, else on a new connection; `None` when
     /// the server chose HTTP/1.1.
-    async fn stream(&self) -> Result<Option<(Pooled, Slot)>, LlmError> {
+    async fn stream(&self) -> Result<Option<(Connection, Slot)>, LlmError> {
         let mut pool = self.pool.lock().await;
-        pool.connections.retain(|open| !open.connection.is_closed());
+        pool.retain(|open| !open.is_closed());
         // Counted under the lock, so two calls cannot both take a connection's last stream.
-        if let Some(open) = pool
-            .connections
-            .iter()
-            .find(|open| open.connection.has_room(MAX_STREAMS))
-        {
-            return Ok(Some((open.clone(), open.connection.take_slot())));
+        if let Some(open) = pool.iter().find(|open| open.has_room(MAX_STREAMS)) {
+            return Ok(Some((open.clone(), open.take_slot())));
         }
-        let generation = pool.generations;
-        pool.generations += 1;
         // Boxed: inline, the TLS and HTTP/2 handshakes would make every waiting call's future
         // (and the job task holding it) ~5 KiB larger for a step that runs once per connection.
         let connect = Box::pin(tokio::time::timeout(CONNECT_TIMEOUT, self.connect()));
@@ -297,12 +276,8 @@ impl Origin {
             Err(_) => return Err(LlmError::Timeout),
         };
         let slot = connection.take_slot();
-        let pooled = Pooled {
-            generation,
-            connection,
-        };
-        pool.connections.push(pooled.clone());
-        Ok(Some((pooled, slot)))
+        pool.push(connection.clone());
+        Ok(Some((connection, slot)))
     }
 
     async fn connect(&self) -> Result<Negotiated, LlmError> {

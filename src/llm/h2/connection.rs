@@ -99,6 +99,12 @@ impl Connection {
         })
     }
 
+    /// Whether `other` is a handle onto this same connection (a failed call's connection,
+    /// told from its replacement).
+    pub(super) fn is(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.closed, &other.closed)
+    }
+
     pub(super) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }

@@ -18,6 +18,10 @@ pub enum LlmError {
     Timeout,
     #[error("connection failed: {0}")]
     Transport(String),
+    /// The server said it did not process the request (an HTTP/2 stream above a GOAWAY's last
+    /// stream id, or refused with `REFUSED_STREAM`): sending it again cannot answer twice.
+    #[error("not processed by the server: {0}")]
+    Unprocessed(String),
     #[error("content moderation rejected the question or answer, request_id={request_id:?}")]
     ContentRejected { request_id: Option<String> },
     /// Bad key, key/region mismatch, unpublished app, wrong workspace, arrears: an operator must act.
@@ -46,7 +50,14 @@ impl LlmError {
                 | LlmError::Server { .. }
                 | LlmError::Timeout
                 | LlmError::Transport(_)
+                | LlmError::Unprocessed(_)
         )
+    }
+
+    /// Retried without a backoff: the server asked for the request to go elsewhere, it is not
+    /// overloaded, so waiting would only spend the reply window (WeChat's 5 s).
+    pub fn retry_at_once(&self) -> bool {
+        matches!(self, LlmError::Unprocessed(_))
     }
 
     pub fn request_id(&self) -> Option<&str> {
@@ -159,6 +170,7 @@ mod tests {
     #[test]
     fn only_transient_errors_retry() {
         assert!(LlmError::Timeout.is_retryable());
+        assert!(LlmError::Unprocessed(String::new()).is_retryable());
         assert!(LlmError::classify(503, "ServiceUnavailable", "", None).is_retryable());
         assert!(!LlmError::classify(401, "InvalidApiKey", "", None).is_retryable());
         assert!(!LlmError::classify(400, "DataInspectionFailed", "", None).is_retryable());

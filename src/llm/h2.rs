@@ -240,6 +240,9 @@ impl Origin {
             if !error.is_reset() || error.is_go_away() {
                 self.forget(&connection).await;
             }
+            if unprocessed(&error) {
+                return Err(LlmError::Unprocessed(format!("HTTP/2: {error}")));
+            }
             return Err(LlmError::Transport(format!("HTTP/2 request: {error}")));
         }
     }
@@ -312,6 +315,14 @@ impl Origin {
             .await
             .map(Negotiated::Http2)
     }
+}
+
+/// Whether the server said it did not process the stream (RFC 9113 §8.7): a GOAWAY whose
+/// last stream id is below it (h2 fails only those streams with the GOAWAY), or a
+/// `REFUSED_STREAM` reset. Such a call is sent again at once rather than kept here: keeping
+/// the request until its answer starts would cost every slow call its size while it waits.
+fn unprocessed(error: &h2::Error) -> bool {
+    error.is_remote() && (error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM))
 }
 
 #[cfg(test)]

@@ -155,7 +155,7 @@ impl Llm {
                 Ok(completion) => return Ok(completion),
                 Err(error) => error,
             };
-            let backoff = backoff(attempt);
+            let backoff = pause(&error, attempt);
             let retry = error.is_retryable()
                 && attempt < limits.retries
                 && !sink.emitted()
@@ -187,6 +187,14 @@ impl Llm {
 fn unreachable_provider() -> ! {
     // Rules never reach the network path: `limits()` is None for them and only for them.
     panic!("rules provider on the network path")
+}
+
+/// How long to wait before retrying after `error` on attempt `attempt` (0 for the first).
+fn pause(error: &LlmError, attempt: u32) -> Duration {
+    match error.retry_at_once() {
+        true => Duration::ZERO,
+        false => backoff(attempt),
+    }
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -281,5 +289,20 @@ async fn next_chunk(
         Ok(Ok(chunk)) => Ok(chunk),
         Ok(Err(error)) => Err(LlmError::transport(&error)),
         Err(_) => Err(LlmError::Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_the_server_did_not_process_is_sent_again_without_a_backoff() {
+        let unprocessed = LlmError::Unprocessed("GOAWAY".into());
+        let broken = LlmError::Transport("reset".into());
+        for attempt in 0..3 {
+            assert_eq!(pause(&unprocessed, attempt), Duration::ZERO);
+            assert!(pause(&broken, attempt) >= BACKOFF_BASE / 2);
+        }
     }
 }

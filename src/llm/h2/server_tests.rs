@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::connection::Pings;
 use super::tests::call;
-use super::{h2_request, Address, Origin, Request};
+use super::{h2_request, Address, LlmError, Origin, Request};
 
 /// Bounds a step only so that a broken client fails the test instead of hanging it.
 const HANG: Duration = Duration::from_secs(10);
@@ -192,4 +193,93 @@ async fn a_servers_lower_stream_limit_opens_another_connection() {
 
     assert_eq!(third.status(), 200);
     assert_eq!(server.accepted(), 2);
+}
+
+/// A stream the server had not taken when it sent GOAWAY (its id above the GOAWAY's last
+/// stream id) was not processed (RFC 9113 §6.8): the call fails as `Unprocessed`, which the
+/// LLM retry loop sends again at once instead of after a backoff, and the next call goes to a
+/// new connection.
+#[tokio::test]
+async fn a_stream_above_the_goaway_last_id_fails_as_unprocessed() {
+    let server = Server::start(|socket| async move {
+        go_away_at_first_request(socket).await;
+    })
+    .await;
+    let origin = server.origin(Pings::DEFAULT);
+
+    let refused = tokio::time::timeout(HANG, call(&origin, server.request(), None))
+        .await
+        .expect("the GOAWAY ended the call");
+
+    let error = refused.expect_err("a server that processed nothing answered");
+    assert!(matches!(error, LlmError::Unprocessed(_)), "{error}");
+    let _ = tokio::time::timeout(HANG, call(&origin, server.request(), None)).await;
+    assert_eq!(
+        server.accepted(),
+        2,
+        "the next call opened a new connection"
+    );
+}
+
+/// A stream the server resets with `REFUSED_STREAM` was not processed either (RFC 9113 §8.7);
+/// the connection itself stays in use.
+#[tokio::test]
+async fn a_refused_stream_fails_as_unprocessed() {
+    let server = Server::start(|socket| async move {
+        let mut connection = h2::server::handshake(socket).await.expect("handshake");
+        while let Some(Ok((_, mut respond))) = connection.accept().await {
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+        }
+    })
+    .await;
+    let origin = server.origin(Pings::DEFAULT);
+
+    for _ in 0..2 {
+        let refused = tokio::time::timeout(HANG, call(&origin, server.request(), None))
+            .await
+            .expect("the reset ended the call");
+        let error = refused.expect_err("a refused stream answered");
+        assert!(matches!(error, LlmError::Unprocessed(_)), "{error}");
+    }
+    assert_eq!(
+        server.accepted(),
+        1,
+        "a refused stream keeps its connection"
+    );
+}
+
+/// Speaks just enough HTTP/2 by hand to send what the `h2` crate's server cannot be made to
+/// send on cue: GOAWAY with last stream id 0 as soon as a request's HEADERS arrive.
+async fn go_away_at_first_request(mut socket: TcpStream) {
+    const SETTINGS: u8 = 0x4;
+    const HEADERS: u8 = 0x1;
+    const GOAWAY: u8 = 0x7;
+    let mut preface = [0u8; 24];
+    if socket.read_exact(&mut preface).await.is_err() {
+        return;
+    }
+    let _ = socket.write_all(&frame(SETTINGS, 0, &[])).await;
+    let mut head = [0u8; 9];
+    while socket.read_exact(&mut head).await.is_ok() {
+        let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        if socket.read_exact(&mut payload).await.is_err() {
+            return;
+        }
+        let reply = match (head[3], head[4] & 0x1) {
+            (SETTINGS, 0) => frame(SETTINGS, 0x1, &[]),
+            // Last stream id 0, NO_ERROR: nothing was processed.
+            (HEADERS, _) => frame(GOAWAY, 0, &[0; 8]),
+            _ => continue,
+        };
+        let _ = socket.write_all(&reply).await;
+    }
+}
+
+/// One HTTP/2 frame on stream 0.
+fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let length = (payload.len() as u32).to_be_bytes();
+    let mut frame = vec![length[1], length[2], length[3], kind, flags, 0, 0, 0, 0];
+    frame.extend_from_slice(payload);
+    frame
 }

@@ -18,8 +18,8 @@ pub enum LlmError {
     Timeout,
     #[error("connection failed: {0}")]
     Transport(String),
-    /// The server said it did not process the request (an HTTP/2 stream above a GOAWAY's last
-    /// stream id, or refused with `REFUSED_STREAM`): sending it again cannot answer twice.
+    /// The server said it did not process the request because it is closing the connection (an
+    /// HTTP/2 stream above a GOAWAY's last stream id): sending it again cannot answer twice.
     #[error("not processed by the server: {0}")]
     Unprocessed(String),
     #[error("content moderation rejected the question or answer, request_id={request_id:?}")]
@@ -54,8 +54,8 @@ impl LlmError {
         )
     }
 
-    /// Retried without a backoff: the server asked for the request to go elsewhere, it is not
-    /// overloaded, so waiting would only spend the reply window (WeChat's 5 s).
+    /// Retried without a backoff: the server asked for the request to go to another connection,
+    /// so waiting would only spend the reply window (WeChat's 5 s). Still bounded by `retries`.
     pub fn retry_at_once(&self) -> bool {
         matches!(self, LlmError::Unprocessed(_))
     }

@@ -317,12 +317,15 @@ impl Origin {
     }
 }
 
-/// Whether the server said it did not process the stream (RFC 9113 §8.7): a GOAWAY whose
-/// last stream id is below it (h2 fails only those streams with the GOAWAY), or a
-/// `REFUSED_STREAM` reset. Such a call is sent again at once rather than kept here: keeping
-/// the request until its answer starts would cost every slow call its size while it waits.
+/// Whether the server said it did not process the stream because it is closing the
+/// connection: a GOAWAY whose last stream id is below the stream's (RFC 9113 §6.8; h2 fails
+/// only those streams with the GOAWAY). Such a call is sent again at once, on another
+/// connection, rather than kept here: keeping the request until its answer starts would cost
+/// every slow call its size while it waits. A `REFUSED_STREAM` reset is not processed either,
+/// but comes on a connection that stays, perhaps from a server under load, so it keeps the
+/// backoff.
 fn unprocessed(error: &h2::Error) -> bool {
-    error.is_remote() && (error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM))
+    error.is_remote() && error.is_go_away()
 }
 
 #[cfg(test)]

@@ -221,33 +221,6 @@ async fn a_stream_above_the_goaway_last_id_fails_as_unprocessed() {
     );
 }
 
-/// A stream the server resets with `REFUSED_STREAM` was not processed either (RFC 9113 §8.7);
-/// the connection itself stays in use.
-#[tokio::test]
-async fn a_refused_stream_fails_as_unprocessed() {
-    let server = Server::start(|socket| async move {
-        let mut connection = h2::server::handshake(socket).await.expect("handshake");
-        while let Some(Ok((_, mut respond))) = connection.accept().await {
-            respond.send_reset(h2::Reason::REFUSED_STREAM);
-        }
-    })
-    .await;
-    let origin = server.origin(Pings::DEFAULT);
-
-    for _ in 0..2 {
-        let refused = tokio::time::timeout(HANG, call(&origin, server.request(), None))
-            .await
-            .expect("the reset ended the call");
-        let error = refused.expect_err("a refused stream answered");
-        assert!(matches!(error, LlmError::Unprocessed(_)), "{error}");
-    }
-    assert_eq!(
-        server.accepted(),
-        1,
-        "a refused stream keeps its connection"
-    );
-}
-
 /// Speaks just enough HTTP/2 by hand to send what the `h2` crate's server cannot be made to
 /// send on cue: GOAWAY with last stream id 0 as soon as a request's HEADERS arrive.
 async fn go_away_at_first_request(mut socket: TcpStream) {

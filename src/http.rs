@@ -8,6 +8,8 @@ use anyhow::Context;
 const HTTP_POOL_IDLE: Duration = Duration::from_secs(90);
 const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const HTTP_POOL_MAX_IDLE_PER_HOST: usize = 256;
+/// How botgate names itself to every server it calls.
+pub(crate) const USER_AGENT: &str = concat!("botgate/", env!("CARGO_PKG_VERSION"));
 
 /// An HTTP client for outbound calls (keep-alive pool, TLS, timeouts), shared by the channels.
 /// LLM providers use [`llm_client`]s, one per thread, or HTTP/2 connections on `h2` directly.
@@ -42,7 +44,7 @@ fn client_builder() -> reqwest::ClientBuilder {
         // request fails like any transport error, which LLM calls (`retries`) and deliveries
         // (`send_attempts`, then the job's own retry) already retry with backoff and a deadline.
         .retry(reqwest::retry::never().max_retries_per_request(0))
-        .user_agent(concat!("botgate/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ fn h2_request(mut request: reqwest::Request) -> Result<Request, LlmError> {
     let headers = request.headers_mut();
     headers
         .entry(http::header::USER_AGENT)
-        .or_insert(http::HeaderValue::from_static(USER_AGENT));
+        .or_insert(http::HeaderValue::from_static(crate::http::USER_AGENT));
     if length > 0 {
         headers
             .entry(http::header::CONTENT_LENGTH)
@@ -126,8 +126,6 @@ fn h2_request(mut request: reqwest::Request) -> Result<Request, LlmError> {
     }
     Ok(Box::new(request))
 }
-
-const USER_AGENT: &str = concat!("botgate/", env!("CARGO_PKG_VERSION"));
 
 fn local_origin(url: &reqwest::Url, offer_http1: bool) -> Result<Arc<Origin>, LlmError> {
     let address = Address::of(url, offer_http1)?;

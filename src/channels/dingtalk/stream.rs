@@ -29,8 +29,6 @@ const KEEPALIVE: Duration = Duration::from_secs(45);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// How the client names itself to DingTalk.
-const USER_AGENT: &str = concat!("botgate/", env!("CARGO_PKG_VERSION"));
 
 /// One bot's Stream connection.
 pub struct DingtalkStream {
@@ -93,7 +91,7 @@ impl Source for DingtalkStream {
 impl DingtalkStream {
     /// Opens a connection: a fresh ticket, then the WebSocket.
     async fn connect(&self) -> Result<Socket, String> {
-        let opened = self.api.open_connection(USER_AGENT).await?;
+        let opened = self.api.open_connection(crate::http::USER_AGENT).await?;
         // The URL carries the ticket: it is never logged.
         let connect = tokio_tungstenite::connect_async(opened.websocket_url());
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {

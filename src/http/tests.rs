@@ -8,20 +8,12 @@ use super::llm_client_builder;
 #[tokio::test]
 async fn the_llm_http1_client_speaks_http1_to_a_server_that_offers_http2() {
     let fake = FakeBailian::start().await;
-    let port = reqwest::Url::parse(&fake.base_url())
-        .expect("the fake's URL")
-        .port()
-        .expect("a port");
-    let front = TlsFront::start(port, &[b"h2", b"http/1.1"]).await;
-    let client = llm_client_builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_der(front.certificate()).expect("the front's certificate"),
-        )
+    let front = TlsFront::before(&fake, &[b"h2", b"http/1.1"]).await;
+    let client = front
+        .trusted_by(llm_client_builder())
         .build()
         .expect("a client");
-    let url = fake
-        .completion_url()
-        .replace(&fake.base_url(), &front.url());
+    let url = front.completion_url(&fake);
 
     let response = client
         .post(url)

@@ -12,11 +12,7 @@ use crate::llm::LlmError;
 
 async fn fake_behind_tls(alpn: &[&[u8]]) -> (FakeBailian, TlsFront) {
     let fake = FakeBailian::start().await;
-    let port = reqwest::Url::parse(&fake.base_url())
-        .expect("the fake's URL")
-        .port()
-        .expect("a port");
-    let front = TlsFront::start(port, alpn).await;
+    let front = TlsFront::before(&fake, alpn).await;
     (fake, front)
 }
 
@@ -37,19 +33,15 @@ fn origin(front: &TlsFront, tls: Arc<rustls::ClientConfig>, offer_http1: bool) -
 
 /// `auto`'s HTTP/1.1 client, as botgate builds it, trusting the front.
 fn http1_client(front: &TlsFront) -> reqwest::Client {
-    crate::http::llm_client_builder()
-        .add_root_certificate(
-            reqwest::Certificate::from_der(front.certificate()).expect("the front's certificate"),
-        )
+    front
+        .trusted_by(crate::http::llm_client_builder())
         .build()
         .expect("a client")
 }
 
 /// A non-streaming native Bailian call, as the provider makes it.
 fn completion(fake: &FakeBailian, front: &TlsFront, prompt: &str) -> Request {
-    let url = fake
-        .completion_url()
-        .replace(&fake.base_url(), &front.url());
+    let url = front.completion_url(fake);
     let body = serde_json::json!({ "input": { "prompt": prompt }, "parameters": {} });
     let request = reqwest::Client::new()
         .post(url)

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
+use crate::FakeBailian;
+
 /// Listens on `127.0.0.1:0` for as long as the test's runtime runs; dropping it closes its
 /// connections (and any it accepts later at once).
 pub struct TlsFront {
@@ -79,6 +81,27 @@ impl TlsFront {
             open,
             close,
         }
+    }
+
+    /// In front of `fake`, offering `alpn`.
+    pub async fn before(fake: &FakeBailian, alpn: &[&[u8]]) -> TlsFront {
+        let port = url::Url::parse(&fake.base_url())
+            .expect("the fake's URL")
+            .port()
+            .expect("a port");
+        TlsFront::start(port, alpn).await
+    }
+
+    /// `fake`'s native completion URL, reached through this front.
+    pub fn completion_url(&self, fake: &FakeBailian) -> String {
+        fake.completion_url().replace(&fake.base_url(), &self.url())
+    }
+
+    /// `builder`, trusting this front's certificate.
+    pub fn trusted_by(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        builder.add_root_certificate(
+            reqwest::Certificate::from_der(&self.certificate).expect("the front's certificate"),
+        )
     }
 
     /// `https://localhost:PORT`.

@@ -82,18 +82,30 @@ pub fn passive(prefix: &str, platform: &str) -> String {
     format!("{prefix}:{platform}")
 }
 
-/// A user's outbox (owed answers) under a reply window's segment, and its state hash.
+/// What a user is owed in a reply window, under its segment (one JSON string).
+pub fn passive_box(passive: &str, bot: &str, user: &str) -> String {
+    format!("{passive}:box:{bot}:{user}")
+}
+
+/// When this deployment first ran with [`passive_box`]: until 48 h after it, what the older
+/// layout below left is folded in.
+pub fn passive_box_since(prefix: &str) -> String {
+    format!("{prefix}:passive:box_since")
+}
+
+/// One message's record in a reply window (its deliveries, what was bound to it).
+pub fn passive_message(passive: &str, bot: &str, message_id: &str) -> String {
+    format!("{passive}:msg:{bot}:{message_id}")
+}
+
+/// The older layout (before 2026-12-04), read only to fold it into the box: a user's outbox
+/// (owed answers) and its state hash.
 pub fn outbox(passive: &str, bot: &str, user: &str) -> String {
     format!("{passive}:outbox:{bot}:{user}")
 }
 
 pub fn outbox_state(outbox_key: &str) -> String {
     format!("{outbox_key}:state")
-}
-
-/// One message's record in a reply window (its deliveries, its answer).
-pub fn passive_message(passive: &str, bot: &str, message_id: &str) -> String {
-    format!("{passive}:msg:{bot}:{message_id}")
 }
 
 /// Set while a bot answers passively because its platform refused active sends.
@@ -211,6 +223,8 @@ mod tests {
             passive_message(&passive, "shop", "m1"),
             "bg:wechat:msg:shop:m1"
         );
+        assert_eq!(passive_box(&passive, "shop", "o1"), "bg:wechat:box:shop:o1");
+        assert_eq!(passive_box_since("bg"), "bg:passive:box_since");
         assert_eq!(
             passive_fallback("bg", "wechat", "shop"),
             "bg:wechat:shop:passive_fallback"

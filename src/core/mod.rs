@@ -80,6 +80,9 @@ pub struct PendingTurn {
     pub turn: Turn,
     pub max_turns: usize,
     pub ttl: Duration,
+    /// The list's idle expiry is due to be set again (the turn's `expiry_set` is now). A writer
+    /// that sets it on every append may ignore this.
+    pub expiry_due: bool,
 }
 
 /// What one message produced: the reply, and the memory write it still owes.
@@ -229,6 +232,11 @@ impl Conversations {
         (!uses_session).then(|| memory_key(&self.conversation_key(bot, message)))
     }
 
+    /// How many turns of memory a conversation keeps and reads.
+    pub fn max_turns(&self) -> usize {
+        self.max_turns
+    }
+
     /// Handles one message. `on_delta` sees the LLM answer as it streams. Returns `None` when
     /// the message needs no reply (unsubscribe, ignored events, empty text).
     #[tracing::instrument(skip_all, fields(bot = bot_name, platform = %message.platform, message_id = %log_message_id(&message.message_id), conversation = %log_id(&message.conversation)))]
@@ -338,7 +346,13 @@ impl Conversations {
         if let Some(answer) = bot.front_rules().and_then(|rules| rules.find(text)) {
             return Ok(Handled {
                 reply: Some(Reply::new(answer, ReplyKind::Rule)),
-                remember: Some(self.pending_turn(key, &message.message_id, text, answer)),
+                remember: Some(self.pending_turn(
+                    key,
+                    history.as_deref().unwrap_or_default(),
+                    &message.message_id,
+                    text,
+                    answer,
+                )),
             });
         }
         self.ask(bot, message, key, text, &[], history, on_delta)
@@ -362,7 +376,10 @@ impl Conversations {
         } else {
             match prefetched {
                 Some(history) => (history, None),
-                None => (self.store.history(&memory_key(key)).await?, None),
+                None => (
+                    self.store.history(&memory_key(key), self.max_turns).await?,
+                    None,
+                ),
             }
         };
         let slot = match (bot.settings.max_concurrent_llm_calls, &*bot.llm) {
@@ -443,7 +460,13 @@ impl Conversations {
                 }
                 let text = render_answer(bot, &completion);
                 let remember = (!bot.uses_bailian_session()).then(|| {
-                    self.pending_turn(key, &message.message_id, request.user, &completion.text)
+                    self.pending_turn(
+                        key,
+                        &history,
+                        &message.message_id,
+                        request.user,
+                        &completion.text,
+                    )
                 });
                 let kind = if matches!(*bot.llm, crate::llm::Llm::Rules(_)) {
                     ReplyKind::Rule
@@ -482,16 +505,33 @@ impl Conversations {
         }
     }
 
-    fn pending_turn(&self, key: &str, id: &str, user: &str, assistant: &str) -> PendingTurn {
+    /// The turn to remember after `history` (the memory as this answer read it).
+    fn pending_turn(
+        &self,
+        key: &str,
+        history: &[Turn],
+        id: &str,
+        user: &str,
+        assistant: &str,
+    ) -> PendingTurn {
+        let now = crate::clock::unix_ms();
+        let set = history.last().and_then(|turn| turn.expiry_set);
+        // Setting the expiry on every append costs a command per message; a twentieth of the
+        // TTL early is the most the memory can lapse by skipping it in between.
+        let due = set.is_none_or(|set| {
+            now.saturating_sub(set) >= crate::clock::millis(self.session_ttl) / 20
+        });
         PendingTurn {
             key: memory_key(key),
             turn: Turn {
                 user: user.to_owned(),
                 assistant: assistant.to_owned(),
                 id: Some(id.to_owned()),
+                expiry_set: if due { Some(now) } else { set },
             },
             max_turns: self.max_turns,
             ttl: self.session_ttl,
+            expiry_due: due,
         }
     }
 

@@ -73,6 +73,10 @@ impl RedisConnection {
         }))
     }
 
+    pub fn is_cluster(&self) -> bool {
+        matches!(*self.0, Inner::Cluster { .. })
+    }
+
     pub fn cluster(shared: ClusterConnection, client: ClusterClient) -> Self {
         RedisConnection(Arc::new(Inner::Cluster {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

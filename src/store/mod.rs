@@ -25,6 +25,10 @@ pub struct Turn {
     /// dropped connection, a second worker that lost the race) leaves one copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// When the list's idle expiry was last set, as of this turn (Unix ms): a writer that
+    /// read this turn last sets it again only when a twentieth of the TTL has passed.
+    #[serde(default, rename = "x", skip_serializing_if = "Option::is_none")]
+    pub expiry_set: Option<u64>,
 }
 
 /// A turn as stored in a Redis memory list (one JSON document per item), for the scripts that
@@ -118,11 +122,11 @@ impl Store {
         matches!(self, Store::Redis(_))
     }
 
-    /// The conversation's turns, oldest first.
-    pub async fn history(&self, key: &str) -> Result<Vec<Turn>, StoreError> {
+    /// The conversation's last `max_turns` turns, oldest first.
+    pub async fn history(&self, key: &str, max_turns: usize) -> Result<Vec<Turn>, StoreError> {
         match self {
             Store::Memory(store) => Ok(store.history(key)),
-            Store::Redis(store) => store.history(key).await,
+            Store::Redis(store) => store.history(key, max_turns).await,
         }
     }
 
@@ -270,6 +274,7 @@ mod tests {
                 user: "几点开门？".to_owned(),
                 assistant: "九点。".to_owned(),
                 id: None,
+                expiry_set: None,
             },
         )
         .unwrap();

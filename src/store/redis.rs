@@ -121,9 +121,11 @@ impl RedisStore {
         self.connection.clone()
     }
 
-    pub async fn history(&self, key: &str) -> Result<Vec<Turn>, StoreError> {
+    /// The last `max_turns`: the passive outbox's commit trims the list only now and then.
+    pub async fn history(&self, key: &str, max_turns: usize) -> Result<Vec<Turn>, StoreError> {
         let mut connection = self.connection.clone();
-        let items: Vec<Vec<u8>> = connection.lrange(key, 0, -1).await?;
+        let first = -(max_turns.max(1) as isize);
+        let items: Vec<Vec<u8>> = connection.lrange(key, first, -1).await?;
         super::decode_history(key, &items)
     }
 

@@ -267,12 +267,12 @@ async fn a_long_answer_falling_back_is_pulled_in_parts_that_ask_for_more() {
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let queued: usize = redis::cmd("LLEN")
-            .arg("botgate:wechat:outbox:shop:o-fallback")
+        let stored: Option<String> = redis::cmd("GET")
+            .arg("botgate:wechat:box:shop:o-fallback")
             .query_async(&mut connection)
             .await
             .unwrap();
-        if queued > 0 {
+        if stored.is_some_and(|stored| stored.contains(r#""p":true"#)) {
             break;
         }
         assert!(Instant::now() < deadline, "the answer never fell back");

@@ -6,9 +6,11 @@
 
 mod active;
 mod conformance;
+mod deliveries;
 mod hardening;
 mod harness;
 mod outbox;
 mod passive;
 mod protocol;
 mod replicas;
+mod upgrade;

@@ -11,21 +11,22 @@ use botgate::core::PendingTurn;
 use botgate::store::{MemoryStore, RedisStore, Store, Turn};
 use botgate_testkit::RedisServer;
 
-const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 const HISTORY: &str = "bg:shop:wechat:o-1:history";
-const USER: Mailbox<'static> = Mailbox {
+const BOX: &str = "bg:wechat:box:shop:o-1";
+pub(crate) const USER: Mailbox<'static> = Mailbox {
     bot: "shop",
     user: "o-1",
 };
 
-struct Backend {
-    outbox: Outbox,
+pub(crate) struct Backend {
+    pub(crate) outbox: Outbox,
     store: Store,
     _redis: Option<RedisServer>,
 }
 
 /// The outbox and store on `redis` (which the caller keeps running).
-async fn on_redis(redis: &RedisServer) -> Backend {
+pub(crate) async fn on_redis(redis: &RedisServer) -> Backend {
     let store = RedisStore::connect(&redis.url()).await.unwrap();
     Backend {
         outbox: Outbox::redis(
@@ -39,7 +40,7 @@ async fn on_redis(redis: &RedisServer) -> Backend {
     }
 }
 
-async fn backends() -> Vec<(&'static str, Backend)> {
+pub(crate) async fn backends() -> Vec<(&'static str, Backend)> {
     let redis = RedisServer::start().await;
     let on_redis = on_redis(&redis).await;
     vec![
@@ -68,9 +69,11 @@ fn pending(id: &str, user: &str, assistant: &str) -> PendingTurn {
             user: user.to_owned(),
             assistant: assistant.to_owned(),
             id: Some(id.to_owned()),
+            expiry_set: None,
         },
         max_turns: 10,
         ttl: Duration::from_secs(600),
+        expiry_due: true,
     }
 }
 
@@ -78,12 +81,12 @@ fn parts(texts: &[&str]) -> Vec<String> {
     texts.iter().map(|text| (*text).to_owned()).collect()
 }
 
-fn text(value: &str) -> Take {
+pub(crate) fn text(value: &str) -> Take {
     Take::Text(value.to_owned())
 }
 
 impl Backend {
-    async fn arrive(&self, message: &str, kind: Kind, wait: Duration) -> (u64, Role) {
+    pub(crate) async fn arrive(&self, message: &str, kind: Kind, wait: Duration) -> (u64, Role) {
         let arrival = self
             .outbox
             .arrive(
@@ -100,11 +103,11 @@ impl Backend {
         (arrival.attempt, arrival.role)
     }
 
-    async fn ask(&self, message: &str) -> Role {
+    pub(crate) async fn ask(&self, message: &str) -> Role {
         self.arrive(message, Kind::Question, WAIT).await.1
     }
 
-    async fn commit(&self, message: &str, answer: &[&str]) -> Committed {
+    pub(crate) async fn commit(&self, message: &str, answer: &[&str]) -> Committed {
         self.commit_as(message, answer, false).await
     }
 
@@ -125,12 +128,12 @@ impl Backend {
             .unwrap()
     }
 
-    async fn take(&self, message: &str, mode: TakeMode) -> Take {
+    pub(crate) async fn take(&self, message: &str, mode: TakeMode) -> Take {
         self.outbox.take(USER, message, mode).await.unwrap()
     }
 
-    async fn remembered(&self) -> Vec<String> {
-        let turns = self.store.history(HISTORY).await.unwrap();
+    pub(crate) async fn remembered(&self) -> Vec<String> {
+        let turns = self.store.history(HISTORY, 10).await.unwrap();
         turns.into_iter().map(|turn| turn.user).collect()
     }
 }
@@ -432,11 +435,27 @@ async fn arrive_reads_the_memory_only_for_the_generating_request() {
         .unwrap();
 
     let first = outbox
-        .arrive(USER, "m1", "r1", "q", Kind::Question, Some(HISTORY), WAIT)
+        .arrive(
+            USER,
+            "m1",
+            "r1",
+            "q",
+            Kind::Question,
+            Some((HISTORY, 10)),
+            WAIT,
+        )
         .await
         .unwrap();
     let retry = outbox
-        .arrive(USER, "m1", "r2", "q", Kind::Question, Some(HISTORY), WAIT)
+        .arrive(
+            USER,
+            "m1",
+            "r2",
+            "q",
+            Kind::Question,
+            Some((HISTORY, 10)),
+            WAIT,
+        )
         .await
         .unwrap();
 
@@ -450,9 +469,9 @@ async fn arrive_reads_the_memory_only_for_the_generating_request() {
     );
 }
 
-/// An answer slower than its message's state lives does not leave that state without expiry.
+/// An answer slower than its user's box lives does not leave a box without expiry.
 #[tokio::test]
-async fn a_commit_after_the_message_state_expired_leaves_nothing_without_expiry() {
+async fn a_commit_after_the_box_expired_leaves_nothing_without_expiry() {
     let redis = RedisServer::start().await;
     let backend = on_redis(&redis).await;
     let outbox = &backend.outbox;
@@ -461,67 +480,27 @@ async fn a_commit_after_the_message_state_expired_leaves_nothing_without_expiry(
         .await
         .unwrap();
     let mut connection = redis.connection().await;
-    let message_key = "bg:wechat:msg:shop:m1";
     let _: () = redis::cmd("DEL")
-        .arg(message_key)
+        .arg(BOX)
         .query_async(&mut connection)
         .await
         .unwrap();
 
-    backend.commit("m1", &["答"]).await;
-
-    let ttl: i64 = redis::cmd("TTL")
-        .arg(message_key)
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-    assert!(ttl > 0, "the message state expires: TTL {ttl}");
-}
-
-/// A message whose first delivery an older botgate recorded (a hash, before 2026-12-03) is
-/// carried on by this one after an upgrade: its retry is known as a retry, and its answer is
-/// bound to it.
-#[tokio::test]
-async fn a_message_recorded_by_an_older_botgate_is_carried_on_after_an_upgrade() {
-    let redis = RedisServer::start().await;
-    let backend = on_redis(&redis).await;
-    let outbox = &backend.outbox;
-    let mut connection = redis.connection().await;
-    let far_ahead = "4000000000000";
-    // What the older ARRIVE left for "m1", asked by request "r1" and generating now.
-    let _: () = redis::pipe()
-        .cmd("HSET")
-        .arg("bg:wechat:msg:shop:m1")
-        .arg(&[("n", "1"), ("w", far_ahead), ("rr1", "1:1")])
-        .cmd("EXPIRE")
-        .arg("bg:wechat:msg:shop:m1")
-        .arg(600)
-        .cmd("RPUSH")
-        .arg("bg:wechat:outbox:shop:o-1")
-        .arg("Am1")
-        .cmd("HSET")
-        .arg("bg:wechat:outbox:shop:o-1:state")
-        .arg(&[("q:m1", "q"), ("l:m1", far_ahead)])
-        .query_async(&mut connection)
-        .await
-        .unwrap();
-
-    let again = outbox
-        .arrive(USER, "m1", "r1", "q", Kind::Question, None, WAIT)
-        .await
-        .unwrap();
-    let retry = outbox
-        .arrive(USER, "m1", "r2", "q", Kind::Question, None, WAIT)
-        .await
-        .unwrap();
     let committed = backend.commit("m1", &["答"]).await;
 
-    assert_eq!((again.attempt, again.role), (1, Role::Generate));
-    assert_eq!((retry.attempt, retry.role), (2, Role::Retry));
-    assert_eq!(committed.bound.as_deref(), Some("答"));
     assert_eq!(
-        outbox.take(USER, "m1", TakeMode::Look).await.unwrap(),
-        text("答")
+        committed,
+        Committed::default(),
+        "an entry gone is not answered"
+    );
+    let ttl: i64 = redis::cmd("TTL")
+        .arg("bg:wechat:msg:shop:m1")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 0,
+        "the message's record, kept for a replay, expires: TTL {ttl}"
     );
 }
 
@@ -540,14 +519,19 @@ async fn parts_left_after_a_delivery_takes_a_stored_answer_still_expire() {
 
     assert_eq!(taken, text("一"));
     let mut connection = redis.connection().await;
-    let (length, ttl): (i64, i64) = redis::pipe()
-        .cmd("LLEN")
-        .arg("bg:wechat:outbox:shop:o-1")
+    let (stored, ttl): (String, i64) = redis::pipe()
+        .cmd("GET")
+        .arg(BOX)
         .cmd("TTL")
-        .arg("bg:wechat:outbox:shop:o-1")
+        .arg(BOX)
         .query_async(&mut connection)
         .await
         .unwrap();
-    assert_eq!(length, 2, "the second and third parts wait");
-    assert!(ttl > 0, "the outbox with parts left expires: TTL {ttl}");
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(
+        stored["e"],
+        serde_json::json!([{"p": "二"}, {"p": "三"}]),
+        "the second and third parts wait"
+    );
+    assert!(ttl > 0, "the box with parts left expires: TTL {ttl}");
 }

@@ -128,7 +128,9 @@ impl Passive {
                 &request,
                 &question_of(bot, message),
                 kind_of(conversations, bot, message),
-                history_key.as_deref(),
+                history_key
+                    .as_deref()
+                    .map(|key| (key, conversations.max_turns())),
                 deadline.saturating_duration_since(Instant::now()),
             )
             .await?;

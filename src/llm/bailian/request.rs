@@ -115,6 +115,7 @@ mod tests {
             user: user.to_owned(),
             assistant: assistant.to_owned(),
             id: None,
+            expiry_set: None,
         }
     }
 

@@ -22,6 +22,8 @@ mod scripts;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::OnceCell;
+
 use crate::core::PendingTurn;
 use crate::keyspace::KeySpace;
 use crate::store::{append_turn_args, decode_history, RedisConnection, Store, StoreError, Turn};
@@ -154,7 +156,75 @@ pub enum Outbox {
         keys: PassiveKeys,
         /// Appended to a part when more is owed than the user's open requests will carry.
         hint: &'static str,
+        /// Until when (Unix ms) what an older botgate left may still be found; read once.
+        upgrade: Arc<OnceCell<u64>>,
     },
+}
+
+/// The keys and the leading arguments of one script call: the user's box, the message's record
+/// (`record_of`), then, while an upgrade's window lasts, the older layout's outbox and state
+/// for the scripts to fold in; the legacy flag and the replica's clock.
+fn prepare<'a>(
+    script: &'a redis::Script,
+    keys: &PassiveKeys,
+    mailbox: Mailbox<'_>,
+    record_of: Option<&str>,
+    legacy: bool,
+) -> redis::ScriptInvocation<'a> {
+    let segment = keys.segment(mailbox);
+    let mut invocation = script.prepare_invoke();
+    invocation.key(crate::keys::passive_box(segment, mailbox.bot, mailbox.user));
+    if let Some(message_id) = record_of {
+        invocation.key(crate::keys::passive_message(
+            segment,
+            mailbox.bot,
+            message_id,
+        ));
+    }
+    if legacy {
+        let outbox = crate::keys::outbox(segment, mailbox.bot, mailbox.user);
+        let state = crate::keys::outbox_state(&outbox);
+        invocation.key(outbox).key(state);
+    }
+    invocation
+        .arg(if legacy { "1" } else { "0" })
+        .arg(crate::clock::unix_ms());
+    invocation
+}
+
+/// Whether the older layout (an outbox list and its state hash per user) may still hold
+/// something. The first replica of this layout marks when it started, once per deployment: 0
+/// when that Redis held no old outbox, so a new deployment never looks. Old outboxes lived
+/// 48 h at most after their last write.
+async fn legacy(
+    connection: &RedisConnection,
+    keys: &PassiveKeys,
+    upgrade: &OnceCell<u64>,
+) -> Result<bool, StoreError> {
+    let until = upgrade
+        .get_or_try_init(|| async {
+            let marker = crate::keys::passive_box_since(keys.keys.prefix());
+            let mut connection = connection.clone();
+            let since = match connection.is_cluster() || old_outboxes(&mut connection).await? {
+                true => crate::clock::unix_ms(),
+                false => 0,
+            };
+            let (since,): (u64,) = redis::pipe()
+                .cmd("SET")
+                .arg(&marker)
+                .arg(since)
+                .arg("NX")
+                .ignore()
+                .get(&marker)
+                .query_async(&mut connection)
+                .await?;
+            Ok::<_, StoreError>(match since {
+                0 => 0,
+                since => since + crate::clock::millis(OUTBOX_TTL + REQUEST_STATE_TTL),
+            })
+        })
+        .await?;
+    Ok(crate::clock::unix_ms() < *until)
 }
 
 impl Outbox {
@@ -173,17 +243,8 @@ impl Outbox {
             connection,
             keys: PassiveKeys::new(keys, platform),
             hint,
+            upgrade: Arc::new(OnceCell::new()),
         }
-    }
-
-    fn message_key(keys: &PassiveKeys, mailbox: Mailbox<'_>, message_id: &str) -> String {
-        crate::keys::passive_message(keys.segment(mailbox), mailbox.bot, message_id)
-    }
-
-    fn box_keys(keys: &PassiveKeys, mailbox: Mailbox<'_>) -> (String, String) {
-        let outbox = crate::keys::outbox(keys.segment(mailbox), mailbox.bot, mailbox.user);
-        let state = crate::keys::outbox_state(&outbox);
-        (outbox, state)
     }
 
     /// Records one delivery (`request`: an id unique to this HTTP request) of `message_id`.
@@ -198,7 +259,7 @@ impl Outbox {
         request: &str,
         question: &str,
         kind: Kind,
-        history_key: Option<&str>,
+        history: Option<(&str, usize)>,
         wait: Duration,
     ) -> Result<Arrival, StoreError> {
         match self {
@@ -206,15 +267,16 @@ impl Outbox {
                 Ok(lock(memory).arrive(mailbox, message_id, question, kind, wait))
             }
             Outbox::Redis {
-                connection, keys, ..
+                connection,
+                keys,
+                upgrade,
+                ..
             } => {
+                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(keys, mailbox);
-                let mut invocation = ARRIVE_SCRIPT.prepare_invoke();
+                let mut invocation =
+                    prepare(&ARRIVE_SCRIPT, keys, mailbox, Some(message_id), legacy);
                 invocation
-                    .key(Self::message_key(keys, mailbox, message_id))
-                    .key(outbox)
-                    .key(state)
                     .arg(request)
                     .arg(message_id)
                     .arg(question)
@@ -222,16 +284,15 @@ impl Outbox {
                         Kind::Question => "q",
                         Kind::Restart => "r",
                     })
-                    .arg(REQUEST_STATE_TTL.as_secs())
-                    .arg(OUTBOX_TTL.as_secs())
-                    .arg(GENERATION_LEASE.as_millis() as u64)
-                    .arg(wait.as_millis().max(1) as u64);
+                    .arg(crate::clock::millis(GENERATION_LEASE))
+                    .arg(crate::clock::millis(wait));
                 let mut pipeline = redis::pipe();
                 pipeline.invoke_script(&invocation);
-                if let Some(history_key) = history_key {
-                    pipeline.lrange(history_key, 0, -1);
+                if let Some((history_key, turns)) = history {
+                    // The list may hold more than `turns` until it is next trimmed.
+                    pipeline.lrange(history_key, -(turns.max(1) as isize), -1);
                 }
-                let ((attempt, role), items): ((u64, u8), Vec<Vec<u8>>) = match history_key {
+                let ((attempt, role), items): ((u64, u8), Vec<Vec<u8>>) = match history {
                     Some(_) => query_loading(&mut connection, &pipeline, &invocation).await?,
                     None => {
                         let (arrived,): ((u64, u8),) =
@@ -245,8 +306,8 @@ impl Outbox {
                     3 => Role::Pull,
                     _ => Role::Retry,
                 };
-                let history = match history_key {
-                    Some(key) if role == Role::Generate => Some(decode_history(key, &items)?),
+                let history = match history {
+                    Some((key, _)) if role == Role::Generate => Some(decode_history(key, &items)?),
                     _ => None,
                 };
                 Ok(Arrival {
@@ -288,26 +349,27 @@ impl Outbox {
                 connection,
                 keys,
                 hint,
+                upgrade,
             } => {
+                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(keys, mailbox);
                 let encoded =
                     serde_json::to_string(parts).map_err(|error| StoreError::Corrupt {
-                        key: outbox.clone(),
+                        key: message_id.to_owned(),
                         reason: crate::store::json_reason(&error),
                     })?;
-                let mut invocation = COMMIT_SCRIPT.prepare_invoke();
+                let mut invocation =
+                    prepare(&COMMIT_SCRIPT, keys, mailbox, Some(message_id), legacy);
                 invocation
-                    .key(Self::message_key(keys, mailbox, message_id))
-                    .key(outbox)
-                    .key(state)
                     .arg(message_id)
                     .arg(encoded)
-                    .arg(BOUND_STATE_TTL.as_secs())
-                    .arg(OUTBOX_TTL.as_secs())
-                    .arg(GENERATION_LEASE.as_millis() as u64)
+                    .arg(crate::clock::millis(GENERATION_LEASE))
                     .arg(*hint)
-                    .arg(if awaited { "1" } else { "0" });
+                    .arg(if awaited { "1" } else { "0" })
+                    .arg(match remember {
+                        Some(pending) if !pending.expiry_due => "0",
+                        _ => "1",
+                    });
                 if let Some(pending) = remember {
                     append_turn_args(
                         &mut invocation,
@@ -341,11 +403,10 @@ impl Outbox {
                 connection, keys, ..
             } => {
                 let mut connection = connection.clone();
-                let (_, state) = Self::box_keys(keys, mailbox);
-                RENEW_SCRIPT
-                    .key(state)
+                // The box exists: the generator's own arrival or takeover wrote it.
+                prepare(&RENEW_SCRIPT, keys, mailbox, None, false)
                     .arg(message_id)
-                    .arg(GENERATION_LEASE.as_millis() as u64)
+                    .arg(crate::clock::millis(GENERATION_LEASE))
                     .invoke_async::<u8>(&mut connection)
                     .await?;
                 Ok(())
@@ -362,16 +423,18 @@ impl Outbox {
         match self {
             Outbox::Memory(memory) => Ok(lock(memory).takeover(mailbox)),
             Outbox::Redis {
-                connection, keys, ..
+                connection,
+                keys,
+                upgrade,
+                ..
             } => {
+                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(keys, mailbox);
-                let adopted: Option<(String, String)> = TAKEOVER_SCRIPT
-                    .key(outbox)
-                    .key(state)
-                    .arg(GENERATION_LEASE.as_millis() as u64)
-                    .invoke_async(&mut connection)
-                    .await?;
+                let adopted: Option<(String, String)> =
+                    prepare(&TAKEOVER_SCRIPT, keys, mailbox, None, legacy)
+                        .arg(crate::clock::millis(GENERATION_LEASE))
+                        .invoke_async(&mut connection)
+                        .await?;
                 Ok(adopted)
             }
         }
@@ -391,23 +454,21 @@ impl Outbox {
                 connection,
                 keys,
                 hint,
+                upgrade,
             } => {
+                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(keys, mailbox);
-                let (kind, text): (u8, String) = TAKE_SCRIPT
-                    .key(Self::message_key(keys, mailbox, message_id))
-                    .key(outbox)
-                    .key(state)
-                    .arg(match mode {
-                        TakeMode::Look => 0,
-                        TakeMode::GiveUp => 1,
-                        TakeMode::Last => 2,
-                    })
-                    .arg(BOUND_STATE_TTL.as_secs())
-                    .arg(*hint)
-                    .arg(message_id)
-                    .invoke_async(&mut connection)
-                    .await?;
+                let (kind, text): (u8, String) =
+                    prepare(&TAKE_SCRIPT, keys, mailbox, Some(message_id), legacy)
+                        .arg(match mode {
+                            TakeMode::Look => 0,
+                            TakeMode::GiveUp => 1,
+                            TakeMode::Last => 2,
+                        })
+                        .arg(*hint)
+                        .arg(message_id)
+                        .invoke_async(&mut connection)
+                        .await?;
                 Ok(match kind {
                     1 => Take::Text(text),
                     2 => Take::Placeholder,
@@ -432,15 +493,15 @@ impl Outbox {
                 Ok(())
             }
             Outbox::Redis {
-                connection, keys, ..
+                connection,
+                keys,
+                upgrade,
+                ..
             } => {
-                let (outbox, state) = Self::box_keys(keys, mailbox);
+                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
-                PUSH_PARTS_SCRIPT
-                    .key(outbox)
-                    .key(state)
+                prepare(&PUSH_PARTS_SCRIPT, keys, mailbox, None, legacy)
                     .arg(message_id)
-                    .arg(OUTBOX_TTL.as_secs())
                     .arg(parts)
                     .invoke_async::<u8>(&mut connection)
                     .await?;
@@ -460,15 +521,42 @@ impl Outbox {
                 connection, keys, ..
             } => {
                 let mut connection = connection.clone();
-                let (outbox, state) = Self::box_keys(keys, mailbox);
+                let segment = keys.segment(mailbox);
+                let outbox = crate::keys::outbox(segment, mailbox.bot, mailbox.user);
+                // The older layout's keys too: an unsubscribe during an upgrade drops them.
                 redis::cmd("DEL")
+                    .arg(crate::keys::passive_box(segment, mailbox.bot, mailbox.user))
+                    .arg(crate::keys::outbox_state(&outbox))
                     .arg(outbox)
-                    .arg(state)
                     .query_async::<()>(&mut connection)
                     .await?;
                 Ok(())
             }
         }
+    }
+}
+
+/// Whether a single Redis holds a key of the older layout's outboxes: one pass of `SCAN`, made
+/// once per deployment. (A cluster's masters are not scanned one by one: there, the window is
+/// assumed.)
+async fn old_outboxes(connection: &mut RedisConnection) -> Result<bool, StoreError> {
+    let mut cursor = 0_u64;
+    loop {
+        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("*:outbox:*")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(connection)
+            .await?;
+        if !found.is_empty() {
+            return Ok(true);
+        }
+        if next == 0 {
+            return Ok(false);
+        }
+        cursor = next;
     }
 }
 

@@ -3,328 +3,445 @@
 //! dropped connection): `ARRIVE` is keyed by the request's own id, `COMMIT` keeps its result,
 //! `PUSH_PARTS` is keyed by the message, `TAKE` returns what it bound before.
 //!
-//! Redis counts every call a script makes (`INFO commandstats`), so the two scripts of the
-//! usual message (`ARRIVE`, `COMMIT`) read and write the message's record once each (a string,
-//! so one `SET` gives it its expiry too), read the outbox once, skip what that read already
-//! tells, and skip the clock when the caller knows: the usual message costs 8 + 8 commands
-//! (scripts included), and the memory's `LRANGE` beside them; the WeChat test
-//! `an_answer_in_time_costs_two_redis_round_trips_and_seventeen_commands` lists them.
+//! Two kinds of key, so that Redis counts few commands per message (`INFO commandstats` counts
+//! every call a script makes). The usual message costs `ARRIVE` (`EVALSHA`, `MGET` of the box
+//! and the record, `SET` of the box) with the memory's `LRANGE` beside it, then `COMMIT`
+//! (`EVALSHA`, `GETDEL` of the box, `SET` of the record, `RPUSH` of the turn): 8 commands. The
+//! WeChat test `an_answer_in_time_costs_two_redis_round_trips_and_eight_commands` lists them.
 //!
-//! Per message (`msg`, a JSON string, 10 minutes): `n` deliveries seen, `r[request]` what
-//! `ARRIVE` told that request, `w` until when (ms) its first delivery waits to be handed its
-//! answer (read by `COMMIT` only, before it writes `c`: a `w` left beside `c` is never read
-//! again), `reply` the text bound to it (every retry gets the same bytes), `c` what `COMMIT`
-//! returned.
-//! Per user (`outbox`, a list): `A<id>` the answer to message `id`, `P<text>` a ready part.
-//! Beside it (`state`, a hash): `q:<id>` the question, `l:<id>` its generator's lease (ms),
-//! `a:<id>` the generated parts (JSON) until taken, `promised` once the user was told to reply
-//! for what is owed, `f:<id>` a fallback's parts already queued.
+//! The user's **box** (one JSON string, 48 h while anything is in it):
+//! - `e`, the outbox, front first: an answer `{a: message id, q: question, l: its generator's
+//!   lease until (ms), g: its parts once generated, c: what its commit returned}` carrying its
+//!   message's deliveries while it is there (`n`, `r`, `w` as in a record); or a ready part
+//!   `{p: text}`;
+//! - `p`, set once the user was told to reply for what is owed;
+//! - `d`, the deliveries of messages whose answer left the outbox before one was bound to them
+//!   (`n`, `r`, `c`, `t`: kept until, ms): taken by another message, or dropped by a restart;
+//! - `f`, the messages whose fallback parts were queued (kept until, ms).
+//!
+//! A message's **record** (its own key, JSON, the format older botgates wrote too): `n`
+//! deliveries seen, `r[request]` what `ARRIVE` told that request (`attempt:role`), `reply` the
+//! text bound to it (every retry gets the same bytes), `c` what `COMMIT` returned. Written for
+//! a pull when it arrives, and for a message when something is bound to it (1 minute).
+//!
+//! Times are the replica's clock (ms), passed in, rather than Redis's `TIME` (a command of its
+//! own): replicas' clocks must agree within a few seconds, or a lease lapses early and a second
+//! replica generates an answer whose commit then changes nothing.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-use crate::store::APPEND_TURN_LUA;
+use super::{BOUND_STATE_TTL, OUTBOX_TTL, REQUEST_STATE_TTL};
 
-/// Functions every script may use. `bind` adds the continue hint when the user was promised
-/// more than this request carries; `take_front` unfolds a generated answer into its parts.
+/// Functions every script may use.
 const COMMON: &str = r#"
-local function now_ms()
-  local time = redis.call('TIME')
-  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local function decode_box(raw)
+  local box = {}
+  if raw then box = cjson.decode(raw) end
+  box.e = box.e or {}
+  box.d = box.d or {}
+  box.f = box.f or {}
+  return box
 end
 
--- A message's record, read whole (`existed`: whether there was one) and written whole: with
--- `ttl` (s) as its new expiry, or keeping the one it has.
-local function read_msg(key)
-  local raw = redis.pcall('GET', key)
-  if type(raw) == 'table' and raw.err then
-    -- A record an older botgate left as a hash (upgrades before 2026-12-03): read as it was;
-    -- the next write replaces it.
-    local fields = redis.call('HGETALL', key)
-    local msg = {n = 0, r = {}}
-    for i = 1, #fields, 2 do
-      local name, value = fields[i], fields[i + 1]
-      if name == 'n' then msg.n = tonumber(value)
-      elseif name == 'c' then msg.c = cjson.decode(value)
-      elseif name == 'w' or name == 'reply' then msg[name] = value
-      elseif string.sub(name, 1, 1) == 'r' then msg.r[string.sub(name, 2)] = value end
-    end
-    return msg, true
+local function prune(box, now)
+  -- Clearing fields while traversing is allowed in Lua.
+  for id, record in pairs(box.d) do
+    if record.t < now then box.d[id] = nil end
   end
-  if raw then return cjson.decode(raw), true end
-  return {n = 0, r = {}}, false
+  for id, kept in pairs(box.f) do
+    if kept < now then box.f[id] = nil end
+  end
 end
 
-local function write_msg(key, msg, ttl)
-  if ttl then
-    redis.call('SET', key, cjson.encode(msg), 'EX', ttl)
+-- Writes the box with the expiry of what it holds; a box that holds nothing is deleted
+-- (`present`: the key holds a box now).
+local function write_box(key, box, now, present)
+  local ttl = 0
+  if #box.e > 0 or box.p or next(box.f) then
+    ttl = OUTBOX_TTL
   else
-    redis.call('SET', key, cjson.encode(msg), 'KEEPTTL')
+    for _, record in pairs(box.d) do
+      if record.t - now > ttl then ttl = record.t - now end
+    end
+  end
+  if ttl <= 0 then
+    if present then redis.call('DEL', key) end
+    return
+  end
+  -- Empty tables are left out: cjson cannot tell an empty array from an empty object.
+  local stored = {p = box.p}
+  if #box.e > 0 then stored.e = box.e end
+  if next(box.d) then stored.d = box.d end
+  if next(box.f) then stored.f = box.f end
+  redis.call('SET', key, cjson.encode(stored), 'PX', ttl)
+end
+
+local function write_record(key, record, ttl)
+  if ttl then
+    redis.call('SET', key, cjson.encode(record), 'PX', ttl)
+  else
+    redis.call('SET', key, cjson.encode(record), 'KEEPTTL')
+  end
+end
+
+local function position_of(box, id)
+  for i, entry in ipairs(box.e) do
+    if entry.a == id then return i end
+  end
+  return nil
+end
+
+-- Where message `id`'s deliveries are counted ('entry', 'box' or 'key'): its outbox entry
+-- while it has one that counts them, else the box's `d`, else its record (`stored`).
+local function holder_of(box, id, stored)
+  local position = position_of(box, id)
+  if position and box.e[position].n then return box.e[position], 'entry' end
+  if box.d[id] then return box.d[id], 'box' end
+  if stored then return stored, 'key' end
+  return nil, nil
+end
+
+-- An answer's entry leaves the outbox before anything was bound to its message: its
+-- deliveries stay countable for the message's retries.
+local function retire(box, entry, now)
+  if entry.n then
+    box.d[entry.a] = {n = entry.n, r = entry.r, c = entry.c, t = now + REQUEST_TTL}
   end
 end
 
 -- The text a request carries when it takes `text` from the outbox: with the continue hint
 -- when more is owed than the user was promised.
-local function bind(outbox, state, text, hint)
-  if redis.call('LLEN', outbox) == 0 then
-    redis.call('HDEL', state, 'promised')
-  elseif redis.call('HEXISTS', state, 'promised') == 1 and string.sub(text, -#hint) ~= hint then
+local function bind(box, text, hint)
+  if #box.e == 0 then
+    box.p = nil
+  elseif box.p and string.sub(text, -#hint) ~= hint then
     text = text .. hint
   end
   return text
 end
 
--- Puts parts[last] .. parts[2] at the outbox's front, parts[2] first: one LPUSH per hundred.
-local function push_front(outbox, parts, last)
-  local i = last
-  while i >= 2 do
-    local batch = {}
-    local stop = math.max(2, i - 99)
-    for j = i, stop, -1 do batch[#batch + 1] = 'P' .. parts[j] end
-    redis.call('LPUSH', outbox, unpack(batch))
-    i = stop - 1
-  end
+-- Replaces the front entry with an answer's parts after its first (the first is bound).
+local function unfold_front(box, parts)
+  table.remove(box.e, 1)
+  for j = #parts, 2, -1 do table.insert(box.e, 1, {p = parts[j]}) end
 end
 
--- Replaces the outbox's front entry with an answer's parts after its first (the first is
--- bound): the outbox then holds one entry less plus #parts - 1.
-local function unfold_front(outbox, parts)
-  if #parts < 2 then
-    redis.call('LPOP', outbox)
-  else
-    redis.call('LSET', outbox, 0, 'P' .. parts[#parts])
-    push_front(outbox, parts, #parts - 1)
-  end
-end
-
-local function take_front(outbox, state)
-  local front = redis.call('LINDEX', outbox, 0)
+-- The front's first part, taken; and the answer's entry when it was a generated answer.
+local function take_front(box)
+  local front = box.e[1]
   if not front then return nil end
-  if string.sub(front, 1, 1) == 'P' then
-    redis.call('LPOP', outbox)
-    return string.sub(front, 2)
+  if front.p then
+    table.remove(box.e, 1)
+    return front.p
   end
-  local id = string.sub(front, 2)
-  local stored = redis.call('HGET', state, 'a:' .. id)
-  if not stored then return nil end
-  local parts = cjson.decode(stored)
-  redis.call('HDEL', state, 'a:' .. id)
-  unfold_front(outbox, parts)
-  return parts[1]
+  if not front.g then return nil end
+  unfold_front(box, front.g)
+  return front.g[1], front
 end
 
--- The first answer among `entries` (the outbox as read) not generated yet, the entry at index
--- `skip` left out.
-local function first_ungenerated_in(entries, state, skip)
-  for i, entry in ipairs(entries) do
-    if i ~= skip and string.sub(entry, 1, 1) == 'A' then
-      local id = string.sub(entry, 2)
-      if redis.call('HEXISTS', state, 'a:' .. id) == 0 then return id end
-    end
+local function first_ungenerated(box)
+  for i, entry in ipairs(box.e) do
+    if entry.a and not entry.g then return entry, i end
   end
   return nil
 end
 
-local function first_ungenerated(outbox, state)
-  return first_ungenerated_in(redis.call('LRANGE', outbox, 0, -1), state, 0)
+-- Appends a turn to the memory list. It is trimmed back to `keep` once it holds half as many
+-- again (readers take the last `keep`); its idle expiry is set when the list is new or the
+-- caller says it is due (`refresh`).
+local function remember(key, turn, keep, ttl, refresh)
+  keep = tonumber(keep)
+  local length = redis.call('RPUSH', key, turn)
+  if length > keep + math.ceil(keep / 2) then redis.call('LTRIM', key, -keep, -1) end
+  if length == 1 or refresh == '1' then redis.call('EXPIRE', key, ttl) end
+end
+
+-- Folds what an older botgate left for this user (an outbox list of `A<id>` and `P<text>`, a
+-- state hash of `q:`, `l:`, `a:`, `f:` and `promised`; keys `outbox` and `state`) into a box
+-- that did not exist, and drops them; `persist`: writes the box at once. A message record it
+-- left as a hash (before 2026-12-03; `record_key`, which MGET read as nothing) is returned as
+-- a record. One EXISTS when there is nothing to fold.
+local function fold_old(box, outbox, state, record_key, now, persist)
+  if redis.call('EXISTS', outbox, state, record_key or outbox) == 0 then return nil end
+  local fields = redis.call('HGETALL', state)
+  local s = {}
+  for i = 1, #fields, 2 do s[fields[i]] = fields[i + 1] end
+  for _, item in ipairs(redis.call('LRANGE', outbox, 0, -1)) do
+    local rest = string.sub(item, 2)
+    if string.sub(item, 1, 1) == 'P' then
+      box.e[#box.e + 1] = {p = rest}
+    elseif s['a:' .. rest] then
+      box.e[#box.e + 1] = {a = rest, g = cjson.decode(s['a:' .. rest])}
+    else
+      box.e[#box.e + 1] = {a = rest, q = s['q:' .. rest], l = tonumber(s['l:' .. rest])}
+    end
+  end
+  if s.promised then box.p = true end
+  for name in pairs(s) do
+    if string.sub(name, 1, 2) == 'f:' then box.f[string.sub(name, 3)] = now + OUTBOX_TTL end
+  end
+  redis.call('DEL', outbox, state)
+  if persist then write_box(KEYS[1], box, now, false) end
+  if record_key and redis.call('TYPE', record_key).ok == 'hash' then
+    local fields = redis.call('HGETALL', record_key)
+    local record = {n = 0, r = {}}
+    for i = 1, #fields, 2 do
+      local name, value = fields[i], fields[i + 1]
+      if name == 'n' then record.n = tonumber(value)
+      elseif name == 'c' then record.c = cjson.decode(value)
+      elseif name == 'reply' then record.reply = value
+      elseif name == 'w' then record.w = tonumber(value)
+      elseif string.sub(name, 1, 1) == 'r' then record.r[string.sub(name, 2)] = value end
+    end
+    write_record(record_key, record)
+    return record
+  end
+  return nil
 end
 "#;
 
-// KEYS: msg, outbox, state. ARGV: request id, message id, question, kind ('q' a question,
-// 'r' a restart: /reset or a farewell, which drops what is owed), message TTL s, outbox TTL
-// s, lease ms, wait ms. Returns {attempt, role}: 0 a later delivery, 1 generate now, 2
-// generate after the answers before it, 3 a pull of what is owed.
+// KEYS: box, record[, old outbox, old state]. ARGV: legacy ('1': the old keys are given, to
+// fold into a box that does not exist), now ms, request id, message id, question, kind ('q' a
+// question, 'r' a restart: /reset or a farewell, which drops what is owed), lease ms, wait ms.
+// Returns {attempt, role}: 0 a later delivery, 1 generate now, 2 generate after the answers
+// before it, 3 a pull of what is owed.
 const ARRIVE: &str = r#"
-local msg, existed = read_msg(KEYS[1])
-local said = msg.r[ARGV[1]]
-if said then
-  local attempt, role = string.match(said, '(%d+):(%d+)')
-  return {tonumber(attempt), tonumber(role)}
+local now = tonumber(ARGV[2])
+local request, id = ARGV[3], ARGV[4]
+local read = redis.call('MGET', KEYS[1], KEYS[2])
+local box = decode_box(read[1])
+local stored = read[2] and cjson.decode(read[2])
+if not read[1] and ARGV[1] == '1' then
+  stored = fold_old(box, KEYS[3], KEYS[4], (not stored) and KEYS[2], now, true) or stored
 end
-local attempt = (msg.n or 0) + 1
-local role = 0
-if attempt == 1 then
-  if ARGV[4] == 'r' then redis.call('DEL', KEYS[2], KEYS[3]) end
-  -- Pushed first: an outbox that was empty (the usual case) needs no read. A pull takes the
-  -- entry back out, in the same atomic step, before anyone can see it.
-  local ahead = {}
-  if redis.call('RPUSH', KEYS[2], 'A' .. ARGV[2]) > 1 then
-    ahead = redis.call('LRANGE', KEYS[2], 0, -2)
-    if string.sub(ahead[1], 1, 1) == 'P' or redis.call('HEXISTS', KEYS[3], 'promised') == 1 then
-      redis.call('RPOP', KEYS[2])
-      role = 3
-    end
-  end
-  if role ~= 3 then
-    local now = now_ms()
-    if first_ungenerated_in(ahead, KEYS[3], 0) == nil then
-      role = 1
-      redis.call('HSET', KEYS[3], 'q:' .. ARGV[2], ARGV[3], 'l:' .. ARGV[2], now + tonumber(ARGV[7]))
-    else
-      role = 2
-      redis.call('HSET', KEYS[3], 'q:' .. ARGV[2], ARGV[3])
-    end
-    msg.w = tostring(now + tonumber(ARGV[8]))
-  end
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
-  redis.call('EXPIRE', KEYS[3], ARGV[6])
+prune(box, now)
+local holder, place = holder_of(box, id, stored)
+if not holder and position_of(box, id) then
+  -- An answer owed for a message without a record (left by an older botgate): its first
+  -- delivery came before.
+  holder, place = {n = 1, r = {}, t = now + REQUEST_TTL}, 'box'
+  box.d[id] = holder
 end
-msg.n = attempt
-msg.r[ARGV[1]] = attempt .. ':' .. role
-if attempt == 1 then write_msg(KEYS[1], msg, ARGV[5]) else write_msg(KEYS[1], msg) end
-return {attempt, role}
+if holder then
+  holder.r = holder.r or {}
+  local said = holder.r[request]
+  if said then
+    local attempt, role = string.match(said, '(%d+):(%d+)')
+    return {tonumber(attempt), tonumber(role)}
+  end
+  holder.n = (holder.n or 0) + 1
+  holder.r[request] = holder.n .. ':0'
+  if place == 'key' then write_record(KEYS[2], holder) else write_box(KEYS[1], box, now, true) end
+  return {holder.n, 0}
+end
+if ARGV[6] == 'r' then
+  for _, entry in ipairs(box.e) do
+    if entry.a then retire(box, entry, now) end
+  end
+  box.e = {}
+  box.p = nil
+end
+if #box.e > 0 and (box.e[1].p or box.p) then
+  write_record(KEYS[2], {n = 1, r = {[request] = '1:3'}}, REQUEST_TTL)
+  return {1, 3}
+end
+local entry = {a = id, q = ARGV[5], n = 1, r = {}, w = now + tonumber(ARGV[8])}
+local role = 2
+if first_ungenerated(box) == nil then
+  role = 1
+  entry.l = now + tonumber(ARGV[7])
+end
+entry.r[request] = '1:' .. role
+box.e[#box.e + 1] = entry
+write_box(KEYS[1], box, now, true)
+return {1, role}
 "#;
 
-// The answer to a message is ready. KEYS: msg, outbox, state[, memory]. ARGV: message id,
-// parts (JSON), bound TTL s, outbox TTL s, lease ms, hint, awaited ('1': the caller knows the
-// message's first delivery is still waiting, so the clock need not be read)[, turn, turns
-// kept, memory TTL s]. Returns {bound text, next id, next question}: the first part when it
-// was bound to the message's first delivery, still waiting; and the next answer to generate,
-// its lease taken. An answer dropped by a restart is neither stored nor remembered.
+// The answer to a message is ready. KEYS: box, record[, old outbox, old state][, memory].
+// ARGV: legacy, now ms, message id, parts (JSON), lease ms, hint, awaited ('1': the caller
+// knows the message's first delivery is still waiting), refresh ('1': the memory's expiry is
+// due)[, turn, turns kept, memory TTL s]. Returns {bound text, next id, next question}: the
+// first part when it was bound to the message's first delivery, still waiting; and the next
+// answer to generate, its lease taken. An answer dropped by a restart is neither stored nor
+// remembered.
 const COMMIT: &str = r#"
-local msg, existed = read_msg(KEYS[1])
-if msg.c then return msg.c end
-local id = ARGV[1]
-local own = 'A' .. id
--- The whole outbox in one read: where this answer is, how many entries there are, and what
--- comes after it.
-local entries = redis.call('LRANGE', KEYS[2], 0, -1)
-local position
-for i, entry in ipairs(entries) do
-  if entry == own then position = i; break end
-end
+local now = tonumber(ARGV[2])
+local id = ARGV[3]
+-- Taken, not read: the usual commit leaves the box empty, and then it is not written back.
+local raw = redis.call('GETDEL', KEYS[1])
+local box = decode_box(raw)
+if not raw and ARGV[1] == '1' then fold_old(box, KEYS[3], KEYS[4], nil, now, false) end
+prune(box, now)
+local position = position_of(box, id)
+local entry = position and box.e[position]
 local result = {false, false, false}
-local now
-if position then
-  -- Only this run gets here: a replay returned `c` above.
-  if #KEYS >= 4 then append_new_turn(KEYS[4], ARGV[8], ARGV[9], ARGV[10]) end
-  local length = #entries
-  local waiting = false
-  if position == 1 and msg.w and not msg.reply then
-    -- A first delivery that stops waiting removes `w` first; the clock only tells about one
-    -- that died without doing so.
-    if ARGV[7] == '1' then
-      waiting = true
-    else
-      now = now_ms()
-      waiting = tonumber(msg.w) > now
-    end
+if not entry or entry.c then
+  -- A replay (the commit's result was kept), or an answer whose entry is gone: a restart
+  -- dropped it, or the box expired.
+  local kept = entry and entry.c or (box.d[id] and box.d[id].c)
+  if not kept then
+    local stored = redis.call('GET', KEYS[2])
+    kept = stored and cjson.decode(stored).c
   end
-  if waiting then
-    local parts = cjson.decode(ARGV[2])
-    unfold_front(KEYS[2], parts)
-    length = length - 1 + math.max(#parts - 1, 0)
-    local text = parts[1]
-    if length == 0 then
-      redis.call('HDEL', KEYS[3], 'q:' .. id, 'l:' .. id, 'promised')
-    else
-      redis.call('HDEL', KEYS[3], 'q:' .. id, 'l:' .. id)
-      if redis.call('HEXISTS', KEYS[3], 'promised') == 1 and string.sub(text, -#ARGV[6]) ~= ARGV[6] then
-        text = text .. ARGV[6]
-      end
-    end
-    result[1] = text
+  if kept then
+    write_box(KEYS[1], box, now, false)
+    return kept
+  end
+  if box.d[id] then
+    box.d[id].c = result
   else
-    redis.call('HDEL', KEYS[3], 'q:' .. id, 'l:' .. id)
-    redis.call('HSET', KEYS[3], 'a:' .. id, ARGV[2])
+    write_record(KEYS[2], {n = 0, c = result}, BOUND_TTL)
   end
-  -- This answer's own entry is generated now (its parts stored, or unfolded into ready parts).
-  local next_id = first_ungenerated_in(entries, KEYS[3], position)
-  if next_id then
-    now = now or now_ms()
-    local queued = redis.call('HMGET', KEYS[3], 'q:' .. next_id, 'l:' .. next_id)
-    if queued[1] and tonumber(queued[2] or '0') < now then
-      redis.call('HSET', KEYS[3], 'l:' .. next_id, now + tonumber(ARGV[5]))
-      result[2], result[3] = next_id, queued[1]
-    end
-  end
-  if length > 0 then
-    redis.call('EXPIRE', KEYS[2], ARGV[4])
-    redis.call('EXPIRE', KEYS[3], ARGV[4])
-  end
+  write_box(KEYS[1], box, now, false)
+  return result
 end
-msg.c = result
-if result[1] then
-  msg.reply = result[1]
-  write_msg(KEYS[1], msg, ARGV[3])
-elseif existed then
-  write_msg(KEYS[1], msg)
+if ARGV[9] then remember(KEYS[#KEYS], ARGV[9], ARGV[10], ARGV[11], ARGV[8]) end
+local parts = cjson.decode(ARGV[4])
+local deliveries = entry
+if not entry.n then
+  -- An entry an older botgate left: its deliveries are in the message's record.
+  local stored = redis.call('GET', KEYS[2])
+  deliveries = stored and cjson.decode(stored) or {}
+end
+-- A first delivery that stops waiting removes `w` first; the clock only tells about one that
+-- died without doing so.
+local until_ms = tonumber(deliveries.w)
+local waiting = position == 1 and until_ms and not deliveries.reply
+  and (ARGV[7] == '1' or until_ms > now)
+if waiting then
+  unfold_front(box, parts)
+  result[1] = bind(box, parts[1], ARGV[6])
 else
-  -- An answer that took longer than the message's record lives: the new one expires too.
-  write_msg(KEYS[1], msg, ARGV[3])
+  entry.g, entry.q, entry.l, entry.w = parts, nil, nil, nil
 end
+local next_entry = first_ungenerated(box)
+if next_entry and next_entry.q and (next_entry.l or 0) < now then
+  next_entry.l = now + tonumber(ARGV[5])
+  result[2], result[3] = next_entry.a, next_entry.q
+end
+if waiting then
+  write_record(KEYS[2], {n = deliveries.n, r = deliveries.r, reply = result[1], c = result},
+    BOUND_TTL)
+else
+  entry.c = result
+end
+write_box(KEYS[1], box, now, false)
 return result
 "#;
 
-// What this request answers with. KEYS: msg, outbox, state. ARGV: mode (0 look, 1 give up
-// waiting to be handed the answer, 2 the same on the platform's last delivery), bound TTL s,
-// hint, message id. Returns {kind, text}: 1 text (bound to the message now or before), 2
-// placeholder (owed content is on its way and the user is now told to reply for it), 3 owed
-// but not ready, 0 nothing owed at all. A request that carries an earlier answer while its own
-// is still owed promises its own: the text gets the hint.
+// What this request answers with. KEYS: box, record[, old outbox, old state]. ARGV: legacy,
+// now ms, mode (0 look, 1 give up waiting to be handed the answer, 2 the same on the
+// platform's last delivery), hint, message id. Returns {kind, text}: 1 text (bound to the
+// message now or before), 2 placeholder (owed content is on its way and the user is now told
+// to reply for it), 3 owed but not ready, 0 nothing owed at all. A request that carries an
+// earlier answer while its own is still owed promises its own: the text gets the hint.
 const TAKE: &str = r#"
-local msg = read_msg(KEYS[1])
-if msg.reply then return {1, msg.reply} end
+local now = tonumber(ARGV[2])
+local mode, hint, id = ARGV[3], ARGV[4], ARGV[5]
+local read = redis.call('MGET', KEYS[1], KEYS[2])
+local box = decode_box(read[1])
+local stored = read[2] and cjson.decode(read[2])
+if not read[1] and ARGV[1] == '1' then
+  stored = fold_old(box, KEYS[3], KEYS[4], (not stored) and KEYS[2], now, true) or stored
+end
+if stored and stored.reply then return {1, stored.reply} end
+prune(box, now)
+local holder, place = holder_of(box, id, stored)
 local stopped = false
-if ARGV[1] ~= '0' and msg.w then
-  msg.w = nil
+if mode ~= '0' and holder and holder.w then
+  holder.w = nil
   stopped = true
 end
-local text = take_front(KEYS[2], KEYS[3])
+local text, taken = take_front(box)
 if text then
-  if redis.call('LPOS', KEYS[2], 'A' .. ARGV[4]) then redis.call('HSET', KEYS[3], 'promised', 1) end
-  msg.reply = bind(KEYS[2], KEYS[3], text, ARGV[3])
-  write_msg(KEYS[1], msg, ARGV[2])
-  return {1, msg.reply}
+  local record = stored or {}
+  if taken and taken.a == id then
+    record.n, record.r, record.c = taken.n, taken.r, taken.c
+  elseif taken then
+    retire(box, taken, now)
+  end
+  if holder and place ~= 'key' then record.n, record.r = holder.n, holder.r end
+  local own = position_of(box, id)
+  if own then
+    -- Its own answer is still owed: promised, and no longer to be handed to this delivery.
+    box.p = true
+    box.e[own].w = nil
+  end
+  record.reply = bind(box, text, hint)
+  write_record(KEYS[2], record, BOUND_TTL)
+  write_box(KEYS[1], box, now, true)
+  return {1, record.reply}
 end
-if stopped then write_msg(KEYS[1], msg) end
-if redis.call('LLEN', KEYS[2]) == 0 then return {0, ''} end
-if ARGV[1] == '2' then
-  redis.call('HSET', KEYS[3], 'promised', 1)
-  return {2, ''}
-end
+local owed = #box.e > 0
+local promise = mode == '2' and owed and not box.p
+if promise then box.p = true end
+if promise or (stopped and place ~= 'key') then write_box(KEYS[1], box, now, true) end
+if stopped and place == 'key' then write_record(KEYS[2], holder) end
+if not owed then return {0, ''} end
+if mode == '2' then return {2, ''} end
 return {3, ''}
 "#;
 
 // The next answer to generate lost its generator (its lease lapsed: the replica died): take
 // the lease and return {id, question}. An entry whose question is gone is dropped.
-// KEYS: outbox, state. ARGV: lease ms.
+// KEYS: box[, old outbox, old state]. ARGV: legacy, now ms, lease ms.
 const TAKEOVER: &str = r#"
-local id = first_ungenerated(KEYS[1], KEYS[2])
-if not id then return false end
-local now = now_ms()
-if tonumber(redis.call('HGET', KEYS[2], 'l:' .. id) or '0') >= now then return false end
-local question = redis.call('HGET', KEYS[2], 'q:' .. id)
-if not question then
-  redis.call('LREM', KEYS[1], 1, 'A' .. id)
-  redis.call('HDEL', KEYS[2], 'l:' .. id)
+local now = tonumber(ARGV[2])
+local raw = redis.call('GET', KEYS[1])
+local box = decode_box(raw)
+if not raw and ARGV[1] == '1' then fold_old(box, KEYS[2], KEYS[3], nil, now, true) end
+prune(box, now)
+local entry, index = first_ungenerated(box)
+if not entry or (entry.l or 0) >= now then return false end
+if not entry.q then
+  table.remove(box.e, index)
+  retire(box, entry, now)
+  write_box(KEYS[1], box, now, true)
   return false
 end
-redis.call('HSET', KEYS[2], 'l:' .. id, now + tonumber(ARGV[1]))
-return {id, question}
+entry.l = now + tonumber(ARGV[3])
+write_box(KEYS[1], box, now, true)
+return {entry.a, entry.q}
 "#;
 
-// The generator is alive. KEYS: state. ARGV: message id, lease ms.
+// The generator is alive. KEYS: box. ARGV: legacy ('0'), now ms, message id, lease ms.
 const RENEW: &str = r#"
-if redis.call('HEXISTS', KEYS[1], 'l:' .. ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'l:' .. ARGV[1], now_ms() + tonumber(ARGV[2]))
+local now = tonumber(ARGV[2])
+local box = decode_box(redis.call('GET', KEYS[1]))
+local position = position_of(box, ARGV[3])
+if not position or not box.e[position].l then return 0 end
+prune(box, now)
+box.e[position].l = now + tonumber(ARGV[4])
+write_box(KEYS[1], box, now, true)
 return 1
 "#;
 
 // Ready parts for the user's next messages (an active answer falling back), once per message.
-// KEYS: outbox, state. ARGV: message id, outbox TTL s, parts...
+// KEYS: box[, old outbox, old state]. ARGV: legacy, now ms, message id, parts...
 const PUSH_PARTS: &str = r#"
-if redis.call('HSETNX', KEYS[2], 'f:' .. ARGV[1], 1) == 0 then return 0 end
-for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], 'P' .. ARGV[i]) end
-redis.call('HSET', KEYS[2], 'promised', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
+local now = tonumber(ARGV[2])
+local raw = redis.call('GET', KEYS[1])
+local box = decode_box(raw)
+if not raw and ARGV[1] == '1' then fold_old(box, KEYS[2], KEYS[3], nil, now, true) end
+prune(box, now)
+if box.f[ARGV[3]] then return 0 end
+box.f[ARGV[3]] = now + OUTBOX_TTL
+for i = 4, #ARGV do box.e[#box.e + 1] = {p = ARGV[i]} end
+box.p = true
+write_box(KEYS[1], box, now, true)
 return 1
 "#;
 
 fn script(body: &str) -> Script {
-    Script::new(&format!("{COMMON}{APPEND_TURN_LUA}{body}"))
+    let constants = format!(
+        "local REQUEST_TTL, BOUND_TTL, OUTBOX_TTL = {}, {}, {}\n",
+        REQUEST_STATE_TTL.as_millis(),
+        BOUND_STATE_TTL.as_millis(),
+        OUTBOX_TTL.as_millis()
+    );
+    Script::new(&format!("{constants}{COMMON}{body}"))
 }
 
 // Built once: `Script::new` hashes its source, which is wasted work on every message.

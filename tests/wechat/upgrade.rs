@@ -1,0 +1,137 @@
+//! Upgrading from the layout before the box (an outbox list, a state hash and a record per
+//! message, as an older botgate left them in Redis): what it owed is delivered, in order, and
+//! its messages' retries are known, while the upgrade's window lasts; after it, the old keys
+//! cost nothing.
+
+use botgate::channels::passive::outbox::{Kind, Role, TakeMode};
+use botgate::channels::wechat::CONTINUE_HINT;
+use botgate_testkit::RedisServer;
+
+use super::outbox::{on_redis, text, USER, WAIT};
+
+/// A message whose first delivery an older botgate recorded (a hash, before 2026-12-03) is
+/// carried on by this one after an upgrade: its retry is known as a retry, and its answer is
+/// bound to it.
+#[tokio::test]
+async fn a_message_recorded_by_an_older_botgate_is_carried_on_after_an_upgrade() {
+    let redis = RedisServer::start().await;
+    let backend = on_redis(&redis).await;
+    let outbox = &backend.outbox;
+    let mut connection = redis.connection().await;
+    let far_ahead = "4000000000000";
+    // What the older ARRIVE left for "m1", asked by request "r1" and generating now.
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg("bg:wechat:msg:shop:m1")
+        .arg(&[("n", "1"), ("w", far_ahead), ("rr1", "1:1")])
+        .cmd("EXPIRE")
+        .arg("bg:wechat:msg:shop:m1")
+        .arg(600)
+        .cmd("RPUSH")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .arg("Am1")
+        .cmd("HSET")
+        .arg("bg:wechat:outbox:shop:o-1:state")
+        .arg(&[("q:m1", "q"), ("l:m1", far_ahead)])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    let again = outbox
+        .arrive(USER, "m1", "r1", "q", Kind::Question, None, WAIT)
+        .await
+        .unwrap();
+    let retry = outbox
+        .arrive(USER, "m1", "r2", "q", Kind::Question, None, WAIT)
+        .await
+        .unwrap();
+    let committed = backend.commit("m1", &["答"]).await;
+
+    assert_eq!((again.attempt, again.role), (1, Role::Generate));
+    assert_eq!((retry.attempt, retry.role), (2, Role::Retry));
+    assert_eq!(committed.bound.as_deref(), Some("答"));
+    assert_eq!(
+        outbox.take(USER, "m1", TakeMode::Look).await.unwrap(),
+        text("答")
+    );
+}
+
+/// What an older botgate owed a user (a ready part, then a stored answer of two parts, with
+/// the user promised them) comes with the user's next messages, in order, and a fallback it had
+/// queued is not queued again.
+#[tokio::test]
+async fn what_an_older_botgate_owed_is_pulled_in_order_after_an_upgrade() {
+    let redis = RedisServer::start().await;
+    let backend = on_redis(&redis).await;
+    let mut connection = redis.connection().await;
+    let _: () = redis::pipe()
+        .cmd("RPUSH")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .arg(&["P旧", "Am0"])
+        .cmd("HSET")
+        .arg("bg:wechat:outbox:shop:o-1:state")
+        .arg(&[
+            ("a:m0", r#"["零一","零二"]"#),
+            ("promised", "1"),
+            ("f:m9", "1"),
+        ])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    let mut pulled = Vec::new();
+    for message in ["m1", "m2", "m3"] {
+        assert_eq!(backend.ask(message).await, Role::Pull, "{message}");
+        pulled.push(backend.take(message, TakeMode::Look).await);
+    }
+    backend
+        .outbox
+        .push_parts(USER, "m9", &["又一次".to_owned()])
+        .await
+        .unwrap();
+
+    assert_eq!(
+        pulled,
+        [
+            text(&format!("旧{CONTINUE_HINT}")),
+            text(&format!("零一{CONTINUE_HINT}")),
+            text("零二"),
+        ]
+    );
+    assert_eq!(
+        backend.ask("m4").await,
+        Role::Generate,
+        "nothing is owed any more"
+    );
+    let old: usize = redis::cmd("EXISTS")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .arg("bg:wechat:outbox:shop:o-1:state")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(old, 0, "the old keys are dropped once folded");
+}
+
+/// Once the window (48 h and 10 minutes after this layout first ran, marked in Redis) is over,
+/// the old keys are not looked at: a user's first message is not a pull of what they held.
+#[tokio::test]
+async fn after_the_upgrade_window_the_old_keys_are_not_read() {
+    let redis = RedisServer::start().await;
+    let mut connection = redis.connection().await;
+    let two_days_ago = botgate::clock::unix_ms() - 49 * 3600 * 1000;
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg("bg:passive:box_since")
+        .arg(two_days_ago)
+        .cmd("RPUSH")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .arg("P旧")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let backend = on_redis(&redis).await;
+
+    let role = backend.arrive("m1", Kind::Question, WAIT).await;
+
+    assert_eq!(role, (1, Role::Generate));
+}

@@ -73,8 +73,12 @@ impl RedisConnection {
         }))
     }
 
-    pub fn is_cluster(&self) -> bool {
-        matches!(*self.0, Inner::Cluster { .. })
+    /// The shared cluster connection, for a command that must reach every master.
+    pub fn cluster_connection(&self) -> Option<ClusterConnection> {
+        match &*self.0 {
+            Inner::Cluster { shared, .. } => Some(shared.clone()),
+            Inner::Single { .. } => None,
+        }
     }
 
     pub fn cluster(shared: ClusterConnection, client: ClusterClient) -> Self {

@@ -7,10 +7,12 @@
 mod connection;
 mod memory;
 mod redis;
+mod scan;
 
 pub use self::connection::{DedicatedConnection, RedisConnection};
 pub use self::memory::MemoryStore;
 pub use self::redis::{append_turn_args, RedisStore, APPEND_TURN_LUA};
+pub use self::scan::any_key_matching;
 
 use std::time::Duration;
 

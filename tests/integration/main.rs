@@ -17,3 +17,4 @@ mod llm_errors;
 mod llm_transport;
 mod llm_wire;
 mod ordering;
+mod redis_scan;

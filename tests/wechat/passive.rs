@@ -105,6 +105,14 @@ async fn on_a_sharded_redis_cluster_answers_come_in_time_and_users_spread_over_t
     assert_eq!(records.iter().sum::<usize>(), 9 + 3, "{records:?}");
     let boxes = cluster.keys_per_node("{botgate:*:wechat:box:*").await;
     assert_eq!(boxes.iter().sum::<usize>(), 1, "{boxes:?}");
+    // A new deployment found no outbox of the older layout on any master: no upgrade window.
+    let marker = "{botgate}:passive:box_since";
+    let since: u64 = redis::cmd("GET")
+        .arg(marker)
+        .query_async(&mut cluster.connection_for(marker).await)
+        .await
+        .unwrap();
+    assert_eq!(since, 0);
     assert!(
         records
             .iter()

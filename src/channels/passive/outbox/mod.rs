@@ -26,7 +26,9 @@ use tokio::sync::OnceCell;
 
 use crate::core::PendingTurn;
 use crate::keyspace::KeySpace;
-use crate::store::{append_turn_args, decode_history, RedisConnection, Store, StoreError, Turn};
+use crate::store::{
+    any_key_matching, append_turn_args, decode_history, RedisConnection, Store, StoreError, Turn,
+};
 use botgate_contract::Platform;
 use memory::MemoryOutbox;
 use scripts::{
@@ -205,9 +207,11 @@ async fn legacy(
         .get_or_try_init(|| async {
             let marker = crate::keys::passive_box_since(keys.keys.prefix());
             let mut connection = connection.clone();
-            let since = match connection.is_cluster() || old_outboxes(&mut connection).await? {
-                true => crate::clock::unix_ms(),
-                false => 0,
+            // Made by the first message's request, so bounded: a Redis (or a cluster's master)
+            // of more than ~64,000 keys is assumed to hold an old outbox.
+            let since = match any_key_matching(&connection, "*:outbox:*", 64).await? {
+                Some(false) => 0,
+                _ => crate::clock::unix_ms(),
             };
             let (since,): (u64,) = redis::pipe()
                 .cmd("SET")
@@ -533,30 +537,6 @@ impl Outbox {
                 Ok(())
             }
         }
-    }
-}
-
-/// Whether a single Redis holds a key of the older layout's outboxes: one pass of `SCAN`, made
-/// once per deployment. (A cluster's masters are not scanned one by one: there, the window is
-/// assumed.)
-async fn old_outboxes(connection: &mut RedisConnection) -> Result<bool, StoreError> {
-    let mut cursor = 0_u64;
-    loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg("*:outbox:*")
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(connection)
-            .await?;
-        if !found.is_empty() {
-            return Ok(true);
-        }
-        if next == 0 {
-            return Ok(false);
-        }
-        cursor = next;
     }
 }
 

@@ -78,6 +78,13 @@ local function write_box(key, box, now, present)
   redis.call('SET', key, cjson.encode(stored), 'PX', ttl)
 end
 
+-- A message's record, or nil (also for a hash an older botgate left, which `fold_old` reads).
+local function read_record(key)
+  local raw = redis.pcall('GET', key)
+  if type(raw) ~= 'string' then return nil end
+  return cjson.decode(raw)
+end
+
 local function write_record(key, record, ttl)
   if ttl then
     redis.call('SET', key, cjson.encode(record), 'PX', ttl)
@@ -282,8 +289,8 @@ if not entry or entry.c then
   -- dropped it, or the box expired.
   local kept = entry and entry.c or (box.d[id] and box.d[id].c)
   if not kept then
-    local stored = redis.call('GET', KEYS[2])
-    kept = stored and cjson.decode(stored).c
+    local stored = read_record(KEYS[2])
+    kept = stored and stored.c
   end
   if kept then
     write_box(KEYS[1], box, now, false)
@@ -302,8 +309,7 @@ local parts = cjson.decode(ARGV[4])
 local deliveries = entry
 if not entry.n then
   -- An entry an older botgate left: its deliveries are in the message's record.
-  local stored = redis.call('GET', KEYS[2])
-  deliveries = stored and cjson.decode(stored) or {}
+  deliveries = read_record(KEYS[2]) or {}
 end
 -- A first delivery that stops waiting removes `w` first; the clock only tells about one that
 -- died without doing so.

@@ -207,6 +207,26 @@ local function fold_old(box, outbox, state, record_key, now, persist)
   end
   return nil
 end
+
+-- The box and the message's record (KEYS[1], KEYS[2]) in one read. While an upgrade's window
+-- lasts (ARGV[1]), what an older botgate left (KEYS[3], KEYS[4]) is folded into a new box.
+local function open_with_record(now)
+  local read = redis.call('MGET', KEYS[1], KEYS[2])
+  local box = decode_box(read[1])
+  local stored = read[2] and cjson.decode(read[2])
+  if not read[1] and ARGV[1] == '1' then
+    stored = fold_old(box, KEYS[3], KEYS[4], (not stored) and KEYS[2], now, true) or stored
+  end
+  return box, stored
+end
+
+-- The box alone (KEYS[1]); the older layout's keys are KEYS[2] and KEYS[3].
+local function open_box(now)
+  local raw = redis.call('GET', KEYS[1])
+  local box = decode_box(raw)
+  if not raw and ARGV[1] == '1' then fold_old(box, KEYS[2], KEYS[3], nil, now, true) end
+  return box
+end
 "#;
 
 // KEYS: box, record[, old outbox, old state]. ARGV: legacy ('1': the old keys are given, to
@@ -217,12 +237,7 @@ end
 const ARRIVE: &str = r#"
 local now = tonumber(ARGV[2])
 local request, id = ARGV[3], ARGV[4]
-local read = redis.call('MGET', KEYS[1], KEYS[2])
-local box = decode_box(read[1])
-local stored = read[2] and cjson.decode(read[2])
-if not read[1] and ARGV[1] == '1' then
-  stored = fold_old(box, KEYS[3], KEYS[4], (not stored) and KEYS[2], now, true) or stored
-end
+local box, stored = open_with_record(now)
 prune(box, now)
 local holder, place = holder_of(box, id, stored)
 if not holder and position_of(box, id) then
@@ -346,12 +361,7 @@ return result
 const TAKE: &str = r#"
 local now = tonumber(ARGV[2])
 local mode, hint, id = ARGV[3], ARGV[4], ARGV[5]
-local read = redis.call('MGET', KEYS[1], KEYS[2])
-local box = decode_box(read[1])
-local stored = read[2] and cjson.decode(read[2])
-if not read[1] and ARGV[1] == '1' then
-  stored = fold_old(box, KEYS[3], KEYS[4], (not stored) and KEYS[2], now, true) or stored
-end
+local box, stored = open_with_record(now)
 if stored and stored.reply then return {1, stored.reply} end
 prune(box, now)
 local holder, place = holder_of(box, id, stored)
@@ -395,9 +405,7 @@ return {3, ''}
 // KEYS: box[, old outbox, old state]. ARGV: legacy, now ms, lease ms.
 const TAKEOVER: &str = r#"
 local now = tonumber(ARGV[2])
-local raw = redis.call('GET', KEYS[1])
-local box = decode_box(raw)
-if not raw and ARGV[1] == '1' then fold_old(box, KEYS[2], KEYS[3], nil, now, true) end
+local box = open_box(now)
 prune(box, now)
 local entry, index = first_ungenerated(box)
 if not entry or (entry.l or 0) >= now then return false end
@@ -428,9 +436,7 @@ return 1
 // KEYS: box[, old outbox, old state]. ARGV: legacy, now ms, message id, parts...
 const PUSH_PARTS: &str = r#"
 local now = tonumber(ARGV[2])
-local raw = redis.call('GET', KEYS[1])
-local box = decode_box(raw)
-if not raw and ARGV[1] == '1' then fold_old(box, KEYS[2], KEYS[3], nil, now, true) end
+local box = open_box(now)
 prune(box, now)
 if box.f[ARGV[3]] then return 0 end
 box.f[ARGV[3]] = now + OUTBOX_TTL

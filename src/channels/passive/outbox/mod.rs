@@ -18,6 +18,7 @@
 
 mod memory;
 mod scripts;
+mod upgrade;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,14 +27,13 @@ use tokio::sync::OnceCell;
 
 use crate::core::PendingTurn;
 use crate::keyspace::KeySpace;
-use crate::store::{
-    any_key_matching, append_turn_args, decode_history, RedisConnection, Store, StoreError, Turn,
-};
+use crate::store::{append_turn_args, decode_history, RedisConnection, Store, StoreError, Turn};
 use botgate_contract::Platform;
 use memory::MemoryOutbox;
 use scripts::{
     ARRIVE_SCRIPT, COMMIT_SCRIPT, PUSH_PARTS_SCRIPT, RENEW_SCRIPT, TAKEOVER_SCRIPT, TAKE_SCRIPT,
 };
+use upgrade::legacy;
 
 /// How long a message's delivery state lives: longer than WeChat's retry span (15 s).
 pub const REQUEST_STATE_TTL: Duration = Duration::from_secs(600);
@@ -192,43 +192,6 @@ fn prepare<'a>(
         .arg(if legacy { "1" } else { "0" })
         .arg(crate::clock::unix_ms());
     invocation
-}
-
-/// Whether the older layout (an outbox list and its state hash per user) may still hold
-/// something. The first replica of this layout marks when it started, once per deployment: 0
-/// when that Redis held no old outbox, so a new deployment never looks. Old outboxes lived
-/// 48 h at most after their last write.
-async fn legacy(
-    connection: &RedisConnection,
-    keys: &PassiveKeys,
-    upgrade: &OnceCell<u64>,
-) -> Result<bool, StoreError> {
-    let until = upgrade
-        .get_or_try_init(|| async {
-            let marker = crate::keys::passive_box_since(keys.keys.prefix());
-            let mut connection = connection.clone();
-            // Made by the first message's request, so bounded: a Redis (or a cluster's master)
-            // of more than ~64,000 keys is assumed to hold an old outbox.
-            let since = match any_key_matching(&connection, "*:outbox:*", 64).await? {
-                Some(false) => 0,
-                _ => crate::clock::unix_ms(),
-            };
-            let (since,): (u64,) = redis::pipe()
-                .cmd("SET")
-                .arg(&marker)
-                .arg(since)
-                .arg("NX")
-                .ignore()
-                .get(&marker)
-                .query_async(&mut connection)
-                .await?;
-            Ok::<_, StoreError>(match since {
-                0 => 0,
-                since => since + crate::clock::millis(OUTBOX_TTL + REQUEST_STATE_TTL),
-            })
-        })
-        .await?;
-    Ok(crate::clock::unix_ms() < *until)
 }
 
 impl Outbox {

@@ -21,12 +21,13 @@
 //!
 //! A message's **record** (its own key, JSON, the format older botgates wrote too): `n`
 //! deliveries seen, `r[request]` what `ARRIVE` told that request (`attempt:role`), `reply` the
-//! text bound to it (every retry gets the same bytes), `c` what `COMMIT` returned. Written for
-//! a pull when it arrives, and for a message when something is bound to it (1 minute).
+//! text bound to it (every retry gets the same bytes), `c` what `COMMIT` returned (`true` in
+//! place of the text when that is the reply). Written for a pull when it arrives, and for a
+//! message when something is bound to it (1 minute).
 //!
 //! Times are the replica's clock (ms), passed in, rather than Redis's `TIME` (a command of its
-//! own): replicas' clocks must agree within a few seconds, or a lease lapses early and a second
-//! replica generates an answer whose commit then changes nothing.
+//! own): replicas' clocks must agree within a second or two, or a lease lapses early and a
+//! second replica generates an answer whose commit then changes nothing.
 
 use std::sync::LazyLock;
 
@@ -306,6 +307,8 @@ if not entry or entry.c then
   if not kept then
     local stored = read_record(KEYS[2])
     kept = stored and stored.c
+    -- The bound text is kept once, as the reply.
+    if kept and kept[1] == true then kept[1] = stored.reply end
   end
   if kept then
     write_box(KEYS[1], box, now, false)
@@ -343,8 +346,8 @@ if next_entry and next_entry.q and (next_entry.l or 0) < now then
   result[2], result[3] = next_entry.a, next_entry.q
 end
 if waiting then
-  write_record(KEYS[2], {n = deliveries.n, r = deliveries.r, reply = result[1], c = result},
-    BOUND_TTL)
+  write_record(KEYS[2], {n = deliveries.n, r = deliveries.r, reply = result[1],
+    c = {true, result[2], result[3]}}, BOUND_TTL)
 else
   entry.c = result
 end

@@ -135,3 +135,44 @@ async fn after_the_upgrade_window_the_old_keys_are_not_read() {
 
     assert_eq!(role, (1, Role::Generate));
 }
+
+/// A message whose answer an older botgate stored while its deliveries went on: its retries on
+/// this one take the answer and keep counting where the old record left off.
+#[tokio::test]
+async fn a_stored_answer_an_older_botgate_left_goes_to_its_own_retry() {
+    let redis = RedisServer::start().await;
+    let backend = on_redis(&redis).await;
+    let mut connection = redis.connection().await;
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg("bg:wechat:msg:shop:m0")
+        .arg(r#"{"n":1,"r":{"r-old":"1:1"}}"#)
+        .arg("EX")
+        .arg(600)
+        .cmd("RPUSH")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .arg("Am0")
+        .cmd("HSET")
+        .arg("bg:wechat:outbox:shop:o-1:state")
+        .arg(&[("a:m0", r#"["答"]"#)])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    let second = backend
+        .outbox
+        .arrive(USER, "m0", "r-second", "q", Kind::Question, None, WAIT)
+        .await
+        .unwrap();
+    let taken = backend.take("m0", TakeMode::Look).await;
+    let third = backend
+        .outbox
+        .arrive(USER, "m0", "r-third", "q", Kind::Question, None, WAIT)
+        .await
+        .unwrap();
+
+    assert_eq!((second.attempt, second.role), (2, Role::Retry));
+    assert_eq!(taken, text("答"));
+    assert_eq!((third.attempt, third.role), (3, Role::Retry));
+    assert_eq!(backend.take("m0", TakeMode::Last).await, text("答"));
+}

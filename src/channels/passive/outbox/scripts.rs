@@ -377,7 +377,9 @@ local text, taken = take_front(box)
 if text then
   local record = stored or {}
   if taken and taken.a == id then
-    record.n, record.r, record.c = taken.n, taken.r, taken.c
+    -- Its own answer: what the entry counted moves to the record (an entry an older botgate
+    -- left counted nothing; its record did).
+    if taken.n then record.n, record.r, record.c = taken.n, taken.r, taken.c end
   elseif taken then
     retire(box, taken, now)
   end

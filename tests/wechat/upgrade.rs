@@ -176,3 +176,36 @@ async fn a_stored_answer_an_older_botgate_left_goes_to_its_own_retry() {
     assert_eq!((third.attempt, third.role), (3, Role::Retry));
     assert_eq!(backend.take("m0", TakeMode::Last).await, text("答"));
 }
+
+/// A commit for a message whose question a restart dropped leaves what was bound to that
+/// message before (here by an older botgate) bound: its retries still get those bytes.
+#[tokio::test]
+async fn a_commit_after_a_restart_keeps_what_was_bound_to_the_message() {
+    let redis = RedisServer::start().await;
+    let backend = on_redis(&redis).await;
+    let mut connection = redis.connection().await;
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg("bg:wechat:msg:shop:m0")
+        .arg(r#"{"n":1,"r":{"r-old":"1:1"},"reply":"早先的答"}"#)
+        .arg("EX")
+        .arg(600)
+        .cmd("RPUSH")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .arg("Am0")
+        .cmd("HSET")
+        .arg("bg:wechat:outbox:shop:o-1:state")
+        .arg(&[("q:m0", "q")])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        backend.arrive("m1", Kind::Restart, WAIT).await,
+        (1, Role::Generate)
+    );
+
+    let committed = backend.commit("m0", &["答"]).await;
+
+    assert_eq!(committed.bound, None, "dropped by the restart");
+    assert_eq!(backend.take("m0", TakeMode::Look).await, text("早先的答"));
+}

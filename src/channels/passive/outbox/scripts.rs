@@ -304,8 +304,9 @@ if not entry or entry.c then
   -- A replay (the commit's result was kept), or an answer whose entry is gone: a restart
   -- dropped it, or the box expired.
   local kept = entry and entry.c or (box.d[id] and box.d[id].c)
+  local stored
   if not kept then
-    local stored = read_record(KEYS[2])
+    stored = read_record(KEYS[2])
     kept = stored and stored.c
     -- The bound text is kept once, as the reply.
     if kept and kept[1] == true then kept[1] = stored.reply end
@@ -316,6 +317,10 @@ if not entry or entry.c then
   end
   if box.d[id] then
     box.d[id].c = result
+  elseif stored then
+    -- Whatever was bound to the message stays bound.
+    stored.c = result
+    write_record(KEYS[2], stored)
   else
     write_record(KEYS[2], {n = 0, c = result}, BOUND_TTL)
   end

@@ -9,6 +9,42 @@ use botgate_testkit::RedisServer;
 
 use super::outbox::{on_redis, text, USER, WAIT};
 
+/// What an older botgate left for user `o-1`: its outbox entries and state fields, and message
+/// `m0`'s record (JSON) when given.
+async fn left_by_an_older_botgate(
+    redis: &RedisServer,
+    outbox: &[&str],
+    state: &[(&str, &str)],
+    record: Option<&str>,
+) {
+    let mut pipeline = redis::pipe();
+    pipeline
+        .cmd("RPUSH")
+        .arg("bg:wechat:outbox:shop:o-1")
+        .arg(outbox)
+        .ignore();
+    if !state.is_empty() {
+        pipeline
+            .cmd("HSET")
+            .arg("bg:wechat:outbox:shop:o-1:state")
+            .arg(state)
+            .ignore();
+    }
+    if let Some(record) = record {
+        pipeline
+            .cmd("SET")
+            .arg("bg:wechat:msg:shop:m0")
+            .arg(record)
+            .arg("EX")
+            .arg(600)
+            .ignore();
+    }
+    let _: () = pipeline
+        .query_async(&mut redis.connection().await)
+        .await
+        .unwrap();
+}
+
 /// A message whose first delivery an older botgate recorded (a hash, before 2026-12-03) is
 /// carried on by this one after an upgrade: its retry is known as a retry, and its answer is
 /// bound to it.
@@ -27,15 +63,16 @@ async fn a_message_recorded_by_an_older_botgate_is_carried_on_after_an_upgrade()
         .cmd("EXPIRE")
         .arg("bg:wechat:msg:shop:m1")
         .arg(600)
-        .cmd("RPUSH")
-        .arg("bg:wechat:outbox:shop:o-1")
-        .arg("Am1")
-        .cmd("HSET")
-        .arg("bg:wechat:outbox:shop:o-1:state")
-        .arg(&[("q:m1", "q"), ("l:m1", far_ahead)])
         .query_async(&mut connection)
         .await
         .unwrap();
+    left_by_an_older_botgate(
+        &redis,
+        &["Am1"],
+        &[("q:m1", "q"), ("l:m1", far_ahead)],
+        None,
+    )
+    .await;
 
     let again = outbox
         .arrive(USER, "m1", "r1", "q", Kind::Question, None, WAIT)
@@ -63,21 +100,12 @@ async fn a_message_recorded_by_an_older_botgate_is_carried_on_after_an_upgrade()
 async fn what_an_older_botgate_owed_is_pulled_in_order_after_an_upgrade() {
     let redis = RedisServer::start().await;
     let backend = on_redis(&redis).await;
-    let mut connection = redis.connection().await;
-    let _: () = redis::pipe()
-        .cmd("RPUSH")
-        .arg("bg:wechat:outbox:shop:o-1")
-        .arg(&["P旧", "Am0"])
-        .cmd("HSET")
-        .arg("bg:wechat:outbox:shop:o-1:state")
-        .arg(&[
-            ("a:m0", r#"["零一","零二"]"#),
-            ("promised", "1"),
-            ("f:m9", "1"),
-        ])
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let state = [
+        ("a:m0", r#"["零一","零二"]"#),
+        ("promised", "1"),
+        ("f:m9", "1"),
+    ];
+    left_by_an_older_botgate(&redis, &["P旧", "Am0"], &state, None).await;
 
     let mut pulled = Vec::new();
     for message in ["m1", "m2", "m3"] {
@@ -103,6 +131,7 @@ async fn what_an_older_botgate_owed_is_pulled_in_order_after_an_upgrade() {
         Role::Generate,
         "nothing is owed any more"
     );
+    let mut connection = redis.connection().await;
     let old: usize = redis::cmd("EXISTS")
         .arg("bg:wechat:outbox:shop:o-1")
         .arg("bg:wechat:outbox:shop:o-1:state")
@@ -117,18 +146,14 @@ async fn what_an_older_botgate_owed_is_pulled_in_order_after_an_upgrade() {
 #[tokio::test]
 async fn after_the_upgrade_window_the_old_keys_are_not_read() {
     let redis = RedisServer::start().await;
-    let mut connection = redis.connection().await;
     let two_days_ago = botgate::clock::unix_ms() - 49 * 3600 * 1000;
-    let _: () = redis::pipe()
-        .cmd("SET")
+    let _: () = redis::cmd("SET")
         .arg("bg:passive:box_since")
         .arg(two_days_ago)
-        .cmd("RPUSH")
-        .arg("bg:wechat:outbox:shop:o-1")
-        .arg("P旧")
-        .query_async(&mut connection)
+        .query_async(&mut redis.connection().await)
         .await
         .unwrap();
+    left_by_an_older_botgate(&redis, &["P旧"], &[], None).await;
     let backend = on_redis(&redis).await;
 
     let role = backend.arrive("m1", Kind::Question, WAIT).await;
@@ -142,22 +167,8 @@ async fn after_the_upgrade_window_the_old_keys_are_not_read() {
 async fn a_stored_answer_an_older_botgate_left_goes_to_its_own_retry() {
     let redis = RedisServer::start().await;
     let backend = on_redis(&redis).await;
-    let mut connection = redis.connection().await;
-    let _: () = redis::pipe()
-        .cmd("SET")
-        .arg("bg:wechat:msg:shop:m0")
-        .arg(r#"{"n":1,"r":{"r-old":"1:1"}}"#)
-        .arg("EX")
-        .arg(600)
-        .cmd("RPUSH")
-        .arg("bg:wechat:outbox:shop:o-1")
-        .arg("Am0")
-        .cmd("HSET")
-        .arg("bg:wechat:outbox:shop:o-1:state")
-        .arg(&[("a:m0", r#"["答"]"#)])
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let record = r#"{"n":1,"r":{"r-old":"1:1"}}"#;
+    left_by_an_older_botgate(&redis, &["Am0"], &[("a:m0", r#"["答"]"#)], Some(record)).await;
 
     let second = backend
         .outbox
@@ -183,22 +194,8 @@ async fn a_stored_answer_an_older_botgate_left_goes_to_its_own_retry() {
 async fn a_commit_after_a_restart_keeps_what_was_bound_to_the_message() {
     let redis = RedisServer::start().await;
     let backend = on_redis(&redis).await;
-    let mut connection = redis.connection().await;
-    let _: () = redis::pipe()
-        .cmd("SET")
-        .arg("bg:wechat:msg:shop:m0")
-        .arg(r#"{"n":1,"r":{"r-old":"1:1"},"reply":"早先的答"}"#)
-        .arg("EX")
-        .arg(600)
-        .cmd("RPUSH")
-        .arg("bg:wechat:outbox:shop:o-1")
-        .arg("Am0")
-        .cmd("HSET")
-        .arg("bg:wechat:outbox:shop:o-1:state")
-        .arg(&[("q:m0", "q")])
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let record = r#"{"n":1,"r":{"r-old":"1:1"},"reply":"早先的答"}"#;
+    left_by_an_older_botgate(&redis, &["Am0"], &[("q:m0", "q")], Some(record)).await;
     assert_eq!(
         backend.arrive("m1", Kind::Restart, WAIT).await,
         (1, Role::Generate)

@@ -206,3 +206,39 @@ async fn a_commit_after_a_restart_keeps_what_was_bound_to_the_message() {
     assert_eq!(committed.bound, None, "dropped by the restart");
     assert_eq!(backend.take("m0", TakeMode::Look).await, text("早先的答"));
 }
+
+/// A Redis that refuses `SCAN` (a proxy, an ACL) still answers: the look for an older layout is
+/// assumed to have found one, and the window opens.
+#[tokio::test]
+async fn a_redis_that_refuses_scan_still_answers_with_the_window_open() {
+    let redis = RedisServer::start().await;
+    let mut admin = redis.connection().await;
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER", "no-scan", "on", "nopass", "~*", "&*", "+@all", "-scan",
+        ])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = redis.url().replacen("redis://", "redis://no-scan:any@", 1);
+    let store = botgate::store::RedisStore::connect(&url).await.unwrap();
+    let outbox = botgate::channels::passive::Outbox::redis(
+        store.connection(),
+        botgate::keyspace::KeySpace::new("bg", 1),
+        botgate_contract::Platform::Wechat,
+        CONTINUE_HINT,
+    );
+
+    let arrival = outbox
+        .arrive(USER, "m1", "r1", "q", Kind::Question, None, WAIT)
+        .await
+        .unwrap();
+
+    assert_eq!((arrival.attempt, arrival.role), (1, Role::Generate));
+    let since: u64 = redis::cmd("GET")
+        .arg("bg:passive:box_since")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(since > 0, "the window is open");
+}

@@ -21,9 +21,14 @@ pub(super) async fn legacy(
             let mut connection = connection.clone();
             // Made by the first message's request, so bounded: a Redis (or a cluster's master)
             // of more than ~64,000 keys is assumed to hold an old outbox.
-            let since = match any_key_matching(&connection, "*:outbox:*", 64).await? {
-                Some(false) => 0,
-                _ => crate::clock::unix_ms(),
+            // A Redis that refuses `SCAN` (some proxies) must not stop the messages: assume.
+            let since = match any_key_matching(&connection, "*:outbox:*", 64).await {
+                Ok(Some(false)) => 0,
+                Ok(_) => crate::clock::unix_ms(),
+                Err(error) => {
+                    tracing::warn!(%error, "could not look for an older passive outbox; checking for one for 48 h");
+                    crate::clock::unix_ms()
+                }
             };
             let (since,): (u64,) = redis::pipe()
                 .cmd("SET")

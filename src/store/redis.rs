@@ -22,14 +22,16 @@ return 1
 /// other state. `append_turn` tolerates a replay of the same append (same turn, same message
 /// id): it finds its turn already last and adds nothing. `append_new_turn` skips that read, for
 /// scripts that append only on the run that first stores the answer (a replay of them returns
-/// before it). Either way the list keeps its last `keep` turns (trimmed only once it holds more)
-/// and idles out after `ttl` s.
+/// before it). Either way the list keeps its last `keep` turns and idles out after `ttl` s.
+/// `append_new_turn` may be told to trim only once the list holds `slack` turns more (readers
+/// take the last `keep`), and to leave the expiry as it is unless `refresh` is '1' or the list
+/// is new; without them it trims and sets the expiry on every append.
 pub const APPEND_TURN_LUA: &str = r#"
-local function append_new_turn(key, turn, keep, ttl)
-  if redis.call('RPUSH', key, turn) > tonumber(keep) then
-    redis.call('LTRIM', key, -tonumber(keep), -1)
-  end
-  redis.call('EXPIRE', key, ttl)
+local function append_new_turn(key, turn, keep, ttl, slack, refresh)
+  keep = tonumber(keep)
+  local length = redis.call('RPUSH', key, turn)
+  if length > keep + (slack or 0) then redis.call('LTRIM', key, -keep, -1) end
+  if refresh ~= '0' or length == 1 then redis.call('EXPIRE', key, ttl) end
 end
 local function append_turn(key, turn, keep, ttl)
   if redis.call('LINDEX', key, -1) ~= turn then

@@ -34,6 +34,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 use super::{BOUND_STATE_TTL, OUTBOX_TTL, REQUEST_STATE_TTL};
+use crate::store::APPEND_TURN_LUA;
 
 /// Functions every script may use.
 const COMMON: &str = r#"
@@ -154,16 +155,6 @@ local function first_ungenerated(box)
     if entry.a and not entry.g then return entry, i end
   end
   return nil
-end
-
--- Appends a turn to the memory list. It is trimmed back to `keep` once it holds half as many
--- again (readers take the last `keep`); its idle expiry is set when the list is new or the
--- caller says it is due (`refresh`).
-local function remember(key, turn, keep, ttl, refresh)
-  keep = tonumber(keep)
-  local length = redis.call('RPUSH', key, turn)
-  if length > keep + math.ceil(keep / 2) then redis.call('LTRIM', key, -keep, -1) end
-  if length == 1 or refresh == '1' then redis.call('EXPIRE', key, ttl) end
 end
 
 -- Folds what an older botgate left for this user (an outbox list of `A<id>` and `P<text>`, a
@@ -327,7 +318,12 @@ if not entry or entry.c then
   write_box(KEYS[1], box, now, false)
   return result
 end
-if ARGV[9] then remember(KEYS[#KEYS], ARGV[9], ARGV[10], ARGV[11], ARGV[8]) end
+-- The memory is trimmed once it holds half as many turns again as it keeps, its expiry set
+-- only when due: two commands most messages need not pay.
+if ARGV[9] then
+  append_new_turn(KEYS[#KEYS], ARGV[9], ARGV[10], ARGV[11], math.ceil(tonumber(ARGV[10]) / 2),
+    ARGV[8])
+end
 local parts = cjson.decode(ARGV[4])
 local deliveries = entry
 if not entry.n then
@@ -463,7 +459,7 @@ fn script(body: &str) -> Script {
         BOUND_STATE_TTL.as_millis(),
         OUTBOX_TTL.as_millis()
     );
-    Script::new(&format!("{constants}{COMMON}{body}"))
+    Script::new(&format!("{constants}{COMMON}{APPEND_TURN_LUA}{body}"))
 }
 
 // Built once: `Script::new` hashes its source, which is wasted work on every message.

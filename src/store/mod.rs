@@ -42,9 +42,15 @@ pub fn encode_turn(key: &str, turn: &Turn) -> Result<String, StoreError> {
     })
 }
 
-/// The turns of a Redis memory list, oldest first, as read by `LRANGE key 0 -1` (as bytes: the
-/// text is checked once here, with a vectorised UTF-8 check, rather than once per item by the
-/// client's `String` conversion).
+/// The `LRANGE` start that reads a memory list's last `max_turns`: a list may hold more until
+/// its next trim (the passive commit trims only now and then), so every reader takes the tail.
+pub fn history_start(max_turns: usize) -> isize {
+    -(max_turns.max(1) as isize)
+}
+
+/// The turns of a Redis memory list, oldest first, as read by `LRANGE key start -1` (as bytes:
+/// the text is checked once here, with a vectorised UTF-8 check, rather than once per item by
+/// the client's `String` conversion).
 pub fn decode_history(key: &str, items: &[Vec<u8>]) -> Result<Vec<Turn>, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         key: key.to_owned(),

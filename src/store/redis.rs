@@ -123,11 +123,10 @@ impl RedisStore {
         self.connection.clone()
     }
 
-    /// The last `max_turns`: the passive outbox's commit trims the list only now and then.
     pub async fn history(&self, key: &str, max_turns: usize) -> Result<Vec<Turn>, StoreError> {
         let mut connection = self.connection.clone();
-        let first = -(max_turns.max(1) as isize);
-        let items: Vec<Vec<u8>> = connection.lrange(key, first, -1).await?;
+        let start = super::history_start(max_turns);
+        let items: Vec<Vec<u8>> = connection.lrange(key, start, -1).await?;
         super::decode_history(key, &items)
     }
 

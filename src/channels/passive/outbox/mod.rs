@@ -27,7 +27,9 @@ use tokio::sync::OnceCell;
 
 use crate::core::PendingTurn;
 use crate::keyspace::KeySpace;
-use crate::store::{append_turn_args, decode_history, RedisConnection, Store, StoreError, Turn};
+use crate::store::{
+    append_turn_args, decode_history, history_start, RedisConnection, Store, StoreError, Turn,
+};
 use botgate_contract::Platform;
 use memory::MemoryOutbox;
 use scripts::{
@@ -216,8 +218,8 @@ impl Outbox {
 
     /// Records one delivery (`request`: an id unique to this HTTP request) of `message_id`.
     /// The first delivery decides what the message is (see [`Role`]); a question's first
-    /// delivery is marked as waiting for `wait`, and when it generates it gets the memory under
-    /// `history_key` read in the same round trip.
+    /// delivery is marked as waiting for `wait`, and when it generates it gets the memory
+    /// (`history`: its key and the turns kept) read in the same round trip.
     #[allow(clippy::too_many_arguments)]
     pub async fn arrive(
         &self,
@@ -256,8 +258,7 @@ impl Outbox {
                 let mut pipeline = redis::pipe();
                 pipeline.invoke_script(&invocation);
                 if let Some((history_key, turns)) = history {
-                    // The list may hold more than `turns` until it is next trimmed.
-                    pipeline.lrange(history_key, -(turns.max(1) as isize), -1);
+                    pipeline.lrange(history_key, history_start(turns), -1);
                 }
                 let ((attempt, role), items): ((u64, u8), Vec<Vec<u8>>) = match history {
                     Some(_) => query_loading(&mut connection, &pipeline, &invocation).await?,

@@ -38,16 +38,13 @@ use crate::store::APPEND_TURN_LUA;
 
 /// Functions every script may use.
 const COMMON: &str = r#"
-local function decode_box(raw)
+-- The box as stored (or a new one), without the records and markers whose time is up.
+local function decode_box(raw, now)
   local box = {}
   if raw then box = cjson.decode(raw) end
   box.e = box.e or {}
   box.d = box.d or {}
   box.f = box.f or {}
-  return box
-end
-
-local function prune(box, now)
   -- Clearing fields while traversing is allowed in Lua.
   for id, record in pairs(box.d) do
     if record.t < now then box.d[id] = nil end
@@ -55,6 +52,7 @@ local function prune(box, now)
   for id, kept in pairs(box.f) do
     if kept < now then box.f[id] = nil end
   end
+  return box
 end
 
 -- Writes the box with the expiry of what it holds; a box that holds nothing is deleted
@@ -204,7 +202,7 @@ end
 -- lasts (ARGV[1]), what an older botgate left (KEYS[3], KEYS[4]) is folded into a new box.
 local function open_with_record(now)
   local read = redis.call('MGET', KEYS[1], KEYS[2])
-  local box = decode_box(read[1])
+  local box = decode_box(read[1], now)
   local stored = read[2] and cjson.decode(read[2])
   if not read[1] and ARGV[1] == '1' then
     stored = fold_old(box, KEYS[3], KEYS[4], (not stored) and KEYS[2], now, true) or stored
@@ -215,7 +213,7 @@ end
 -- The box alone (KEYS[1]); the older layout's keys are KEYS[2] and KEYS[3].
 local function open_box(now)
   local raw = redis.call('GET', KEYS[1])
-  local box = decode_box(raw)
+  local box = decode_box(raw, now)
   if not raw and ARGV[1] == '1' then fold_old(box, KEYS[2], KEYS[3], nil, now, true) end
   return box
 end
@@ -230,7 +228,6 @@ const ARRIVE: &str = r#"
 local now = tonumber(ARGV[2])
 local request, id = ARGV[3], ARGV[4]
 local box, stored = open_with_record(now)
-prune(box, now)
 local holder, place = holder_of(box, id, stored)
 if not holder and position_of(box, id) then
   -- An answer owed for a message without a record (left by an older botgate): its first
@@ -285,9 +282,8 @@ local now = tonumber(ARGV[2])
 local id = ARGV[3]
 -- Taken, not read: the usual commit leaves the box empty, and then it is not written back.
 local raw = redis.call('GETDEL', KEYS[1])
-local box = decode_box(raw)
+local box = decode_box(raw, now)
 if not raw and ARGV[1] == '1' then fold_old(box, KEYS[3], KEYS[4], nil, now, false) end
-prune(box, now)
 local position = position_of(box, id)
 local entry = position and box.e[position]
 local result = {false, false, false}
@@ -367,7 +363,6 @@ local now = tonumber(ARGV[2])
 local mode, hint, id = ARGV[3], ARGV[4], ARGV[5]
 local box, stored = open_with_record(now)
 if stored and stored.reply then return {1, stored.reply} end
-prune(box, now)
 local holder, place = holder_of(box, id, stored)
 local stopped = false
 if mode ~= '0' and holder and holder.w then
@@ -412,7 +407,6 @@ return {3, ''}
 const TAKEOVER: &str = r#"
 local now = tonumber(ARGV[2])
 local box = open_box(now)
-prune(box, now)
 local entry, index = first_ungenerated(box)
 if not entry or (entry.l or 0) >= now then return false end
 if not entry.q then
@@ -429,10 +423,9 @@ return {entry.a, entry.q}
 // The generator is alive. KEYS: box. ARGV: legacy ('0'), now ms, message id, lease ms.
 const RENEW: &str = r#"
 local now = tonumber(ARGV[2])
-local box = decode_box(redis.call('GET', KEYS[1]))
+local box = decode_box(redis.call('GET', KEYS[1]), now)
 local position = position_of(box, ARGV[3])
 if not position or not box.e[position].l then return 0 end
-prune(box, now)
 box.e[position].l = now + tonumber(ARGV[4])
 write_box(KEYS[1], box, now, true)
 return 1
@@ -443,7 +436,6 @@ return 1
 const PUSH_PARTS: &str = r#"
 local now = tonumber(ARGV[2])
 local box = open_box(now)
-prune(box, now)
 if box.f[ARGV[3]] then return 0 end
 box.f[ARGV[3]] = now + OUTBOX_TTL
 for i = 4, #ARGV do box.e[#box.e + 1] = {p = ARGV[i]} end

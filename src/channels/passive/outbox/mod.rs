@@ -166,15 +166,21 @@ pub enum Outbox {
 }
 
 /// The keys and the leading arguments of one script call: the user's box, the message's record
-/// (`record_of`), then, while an upgrade's window lasts, the older layout's outbox and state
-/// for the scripts to fold in; the legacy flag and the replica's clock.
-fn prepare<'a>(
+/// (`record_of`), then, while an upgrade's window lasts (`upgrade`, for the scripts that fold),
+/// the older layout's outbox and state for the script to fold in; the legacy flag and the
+/// replica's clock.
+async fn prepare<'a>(
     script: &'a redis::Script,
+    connection: &RedisConnection,
     keys: &PassiveKeys,
+    upgrade: Option<&OnceCell<u64>>,
     mailbox: Mailbox<'_>,
     record_of: Option<&str>,
-    legacy: bool,
-) -> redis::ScriptInvocation<'a> {
+) -> Result<redis::ScriptInvocation<'a>, StoreError> {
+    let legacy = match upgrade {
+        Some(upgrade) => legacy(connection, keys, upgrade).await?,
+        None => false,
+    };
     let segment = keys.segment(mailbox);
     let mut invocation = script.prepare_invoke();
     invocation.key(crate::keys::passive_box(segment, mailbox.bot, mailbox.user));
@@ -193,7 +199,7 @@ fn prepare<'a>(
     invocation
         .arg(if legacy { "1" } else { "0" })
         .arg(crate::clock::unix_ms());
-    invocation
+    Ok(invocation)
 }
 
 impl Outbox {
@@ -241,10 +247,16 @@ impl Outbox {
                 upgrade,
                 ..
             } => {
-                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
-                let mut invocation =
-                    prepare(&ARRIVE_SCRIPT, keys, mailbox, Some(message_id), legacy);
+                let mut invocation = prepare(
+                    &ARRIVE_SCRIPT,
+                    &connection,
+                    keys,
+                    Some(upgrade),
+                    mailbox,
+                    Some(message_id),
+                )
+                .await?;
                 invocation
                     .arg(request)
                     .arg(message_id)
@@ -319,15 +331,21 @@ impl Outbox {
                 hint,
                 upgrade,
             } => {
-                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
                 let encoded =
                     serde_json::to_string(parts).map_err(|error| StoreError::Corrupt {
                         key: message_id.to_owned(),
                         reason: crate::store::json_reason(&error),
                     })?;
-                let mut invocation =
-                    prepare(&COMMIT_SCRIPT, keys, mailbox, Some(message_id), legacy);
+                let mut invocation = prepare(
+                    &COMMIT_SCRIPT,
+                    &connection,
+                    keys,
+                    Some(upgrade),
+                    mailbox,
+                    Some(message_id),
+                )
+                .await?;
                 invocation
                     .arg(message_id)
                     .arg(encoded)
@@ -372,7 +390,8 @@ impl Outbox {
             } => {
                 let mut connection = connection.clone();
                 // The box exists: the generator's own arrival or takeover wrote it.
-                prepare(&RENEW_SCRIPT, keys, mailbox, None, false)
+                prepare(&RENEW_SCRIPT, &connection, keys, None, mailbox, None)
+                    .await?
                     .arg(message_id)
                     .arg(crate::clock::millis(GENERATION_LEASE))
                     .invoke_async::<u8>(&mut connection)
@@ -396,13 +415,19 @@ impl Outbox {
                 upgrade,
                 ..
             } => {
-                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
-                let adopted: Option<(String, String)> =
-                    prepare(&TAKEOVER_SCRIPT, keys, mailbox, None, legacy)
-                        .arg(crate::clock::millis(GENERATION_LEASE))
-                        .invoke_async(&mut connection)
-                        .await?;
+                let adopted: Option<(String, String)> = prepare(
+                    &TAKEOVER_SCRIPT,
+                    &connection,
+                    keys,
+                    Some(upgrade),
+                    mailbox,
+                    None,
+                )
+                .await?
+                .arg(crate::clock::millis(GENERATION_LEASE))
+                .invoke_async(&mut connection)
+                .await?;
                 Ok(adopted)
             }
         }
@@ -424,19 +449,25 @@ impl Outbox {
                 hint,
                 upgrade,
             } => {
-                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
-                let (kind, text): (u8, String) =
-                    prepare(&TAKE_SCRIPT, keys, mailbox, Some(message_id), legacy)
-                        .arg(match mode {
-                            TakeMode::Look => 0,
-                            TakeMode::GiveUp => 1,
-                            TakeMode::Last => 2,
-                        })
-                        .arg(*hint)
-                        .arg(message_id)
-                        .invoke_async(&mut connection)
-                        .await?;
+                let (kind, text): (u8, String) = prepare(
+                    &TAKE_SCRIPT,
+                    &connection,
+                    keys,
+                    Some(upgrade),
+                    mailbox,
+                    Some(message_id),
+                )
+                .await?
+                .arg(match mode {
+                    TakeMode::Look => 0,
+                    TakeMode::GiveUp => 1,
+                    TakeMode::Last => 2,
+                })
+                .arg(*hint)
+                .arg(message_id)
+                .invoke_async(&mut connection)
+                .await?;
                 Ok(match kind {
                     1 => Take::Text(text),
                     2 => Take::Placeholder,
@@ -466,13 +497,20 @@ impl Outbox {
                 upgrade,
                 ..
             } => {
-                let legacy = legacy(connection, keys, upgrade).await?;
                 let mut connection = connection.clone();
-                prepare(&PUSH_PARTS_SCRIPT, keys, mailbox, None, legacy)
-                    .arg(message_id)
-                    .arg(parts)
-                    .invoke_async::<u8>(&mut connection)
-                    .await?;
+                prepare(
+                    &PUSH_PARTS_SCRIPT,
+                    &connection,
+                    keys,
+                    Some(upgrade),
+                    mailbox,
+                    None,
+                )
+                .await?
+                .arg(message_id)
+                .arg(parts)
+                .invoke_async::<u8>(&mut connection)
+                .await?;
                 Ok(())
             }
         }

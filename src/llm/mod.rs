@@ -223,8 +223,11 @@ where
     async move {
         let mut parser = sse::SseParser::default();
         let mut events = Vec::new();
+        let mut heard = tokio::time::Instant::now();
+        let silence = tokio::time::sleep_until(heard + idle);
+        tokio::pin!(silence);
         loop {
-            let chunk = next_chunk(&mut response, idle).await?;
+            let chunk = next_chunk(&mut response, idle, &mut heard, silence.as_mut()).await?;
             match &chunk {
                 Some(chunk) => parser
                     .push(chunk, &mut events)
@@ -280,15 +283,33 @@ fn finish_body(mut response: reqwest::Response) {
     });
 }
 
-/// Reads a streaming body chunk by chunk, failing when the provider goes silent too long.
+/// The next chunk of a streaming body, or a timeout once nothing has come for `idle` since
+/// `heard`.
+///
+/// One timer serves the whole stream: it is moved on only when it fires early, because a
+/// timer per chunk (a `timeout` around each read) was registered in and removed from tokio's
+/// timer wheel for nearly every one of an answer's dozens of frames.
 async fn next_chunk(
     response: &mut reqwest::Response,
     idle: Duration,
+    heard: &mut tokio::time::Instant,
+    mut silence: std::pin::Pin<&mut tokio::time::Sleep>,
 ) -> Result<Option<bytes::Bytes>, LlmError> {
-    match tokio::time::timeout(idle, response.chunk()).await {
-        Ok(Ok(chunk)) => Ok(chunk),
-        Ok(Err(error)) => Err(LlmError::transport(&error)),
-        Err(_) => Err(LlmError::Timeout),
+    loop {
+        tokio::select! {
+            biased;
+            chunk = response.chunk() => {
+                *heard = tokio::time::Instant::now();
+                return chunk.map_err(|error| LlmError::transport(&error));
+            }
+            () = silence.as_mut() => {
+                let due = *heard + idle;
+                if tokio::time::Instant::now() >= due {
+                    return Err(LlmError::Timeout);
+                }
+                silence.as_mut().reset(due);
+            }
+        }
     }
 }
 

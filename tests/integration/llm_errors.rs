@@ -223,3 +223,22 @@ async fn a_stream_gone_silent_gets_the_fallback_after_the_idle_timeout() {
     // Part of the answer was already shown: a retry would show its beginning twice.
     assert_eq!(core.fake.calls(), 1);
 }
+
+#[tokio::test]
+async fn a_stream_that_keeps_talking_is_not_cut_at_the_idle_timeout() {
+    let core = bailian(true, "idle_timeout_secs = 1\ntimeout_secs = 20").await;
+    // Five frames 400 ms apart: 1.6 s in all, never 1 s silent.
+    let answer_text = "一二三四五六七八九十";
+    core.fake.set_answer(Answer::Fixed(answer_text.to_owned()));
+    core.fake.set_chunk_interval(Duration::from_millis(400));
+
+    let started = Instant::now();
+    let answer = core.say("alice", "你好").await;
+
+    assert_eq!(answer, reply(answer_text, ReplyKind::Answer));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the frames did not come 400 ms apart, so the idle timeout was not put to the test"
+    );
+    assert_eq!(core.fake.calls(), 1);
+}

@@ -92,8 +92,13 @@ impl SseParser {
             }
             return;
         }
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+        // A byte search: `split_once(':')` goes through the general `char` searcher, which
+        // was a tenth of this parser's cost at five lines per frame.
+        let (field, value) = match memchr::memchr(b':', line.as_bytes()) {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(' ').unwrap_or(value))
+            }
             None => (line, ""),
         };
         match field {

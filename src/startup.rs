@@ -43,8 +43,14 @@ pub fn build_bots(settings: &Settings) -> anyhow::Result<HashMap<String, Bot>> {
     for (name, llm) in &settings.llm {
         let client = LlmHttp::new(LlmProtocol::from_setting(llm.http2()))?;
         let provider = match llm {
-            LlmSettings::Bailian(bailian) => Llm::Bailian(Bailian::new(bailian, client)),
-            LlmSettings::Openai(openai) => Llm::OpenAi(OpenAi::new(openai, client)),
+            LlmSettings::Bailian(bailian) => Llm::Bailian(
+                Bailian::new(bailian, client)
+                    .with_context(|| format!("llm.{name}: base_url and app_id make no URL"))?,
+            ),
+            LlmSettings::Openai(openai) => Llm::OpenAi(
+                OpenAi::new(openai, client)
+                    .with_context(|| format!("llm.{name}: base_url makes no URL"))?,
+            ),
             LlmSettings::Rules(rules) => {
                 Llm::Rules(Rules::new(rules).with_context(|| format!("llm.{name}: compile rules"))?)
             }

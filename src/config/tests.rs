@@ -372,3 +372,22 @@ fn a_card_robot_defaults_to_the_public_ai_markdown_card() {
     );
     assert_eq!(dingtalk.card_content_key, "msgContent");
 }
+
+#[test]
+fn an_llm_base_url_that_does_not_parse_is_refused_at_load() {
+    for (kind, extra) in [
+        ("bailian", "app_id = \"app\"\napi_key = \"sk\""),
+        ("openai", "model = \"qwen-plus\"\napi_key = \"sk\""),
+    ] {
+        let text = format!(
+            "{BASE}\n[llm.main]\nkind = \"{kind}\"\nbase_url = \"https://exa mple.com\"\n{extra}\n"
+        );
+        match parse(&text, &[]) {
+            Err(ConfigError::Invalid { field, .. }) => assert_eq!(field, "llm.main.base_url"),
+            other => panic!(
+                "{kind}: expected base_url to be refused, got {:?}",
+                other.err()
+            ),
+        }
+    }
+}

@@ -14,7 +14,8 @@ fn valid_name(name: &str) -> bool {
 }
 
 pub(super) fn http_url(value: &str) -> bool {
-    value.starts_with("http://") || value.starts_with("https://")
+    (value.starts_with("http://") || value.starts_with("https://"))
+        && reqwest::Url::parse(value).is_ok()
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {

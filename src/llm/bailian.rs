@@ -17,7 +17,7 @@ mod request;
 
 pub struct Bailian {
     http: super::LlmHttp,
-    url: String,
+    url: reqwest::Url,
     api_key: SecretString,
     workspace: Option<String>,
     stream: bool,
@@ -79,11 +79,13 @@ impl Body<'_> {
 }
 
 impl Bailian {
-    pub fn new(settings: &BailianSettings, http: super::LlmHttp) -> Self {
+    /// Fails when `base_url` and `app_id` do not make a URL.
+    pub fn new(settings: &BailianSettings, http: super::LlmHttp) -> anyhow::Result<Self> {
         let base = settings.base_url.trim_end_matches('/');
-        Bailian {
+        let url = format!("{base}/api/v1/apps/{}/completion", settings.app_id);
+        Ok(Bailian {
             http,
-            url: format!("{base}/api/v1/apps/{}/completion", settings.app_id),
+            url: reqwest::Url::parse(&url)?,
             api_key: settings.api_key.clone(),
             workspace: settings.workspace.clone(),
             stream: settings.stream,
@@ -92,7 +94,7 @@ impl Bailian {
                 .as_ref()
                 .and_then(|table| serde_json::to_value(table).ok()),
             limits: settings.limits.clone(),
-        }
+        })
     }
 
     pub fn limits(&self) -> &CallLimits {

@@ -11,7 +11,7 @@ use crate::config::{CallLimits, OpenAiSettings};
 
 pub struct OpenAi {
     http: super::LlmHttp,
-    url: String,
+    url: reqwest::Url,
     api_key: Option<SecretString>,
     model: String,
     system_prompt: Option<String>,
@@ -79,19 +79,21 @@ fn error_from(status: u16, bytes: &[u8]) -> LlmError {
 }
 
 impl OpenAi {
-    pub fn new(settings: &OpenAiSettings, http: super::LlmHttp) -> Self {
-        OpenAi {
+    /// Fails when `base_url` does not make a URL.
+    pub fn new(settings: &OpenAiSettings, http: super::LlmHttp) -> anyhow::Result<Self> {
+        let url = format!(
+            "{}/chat/completions",
+            settings.base_url.trim_end_matches('/')
+        );
+        Ok(OpenAi {
             http,
-            url: format!(
-                "{}/chat/completions",
-                settings.base_url.trim_end_matches('/')
-            ),
+            url: reqwest::Url::parse(&url)?,
             api_key: settings.api_key.clone(),
             model: settings.model.clone(),
             system_prompt: settings.system_prompt.clone(),
             stream: settings.stream,
             limits: settings.limits.clone(),
-        }
+        })
     }
 
     pub fn limits(&self) -> &CallLimits {

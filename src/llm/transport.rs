@@ -62,7 +62,9 @@ impl LlmHttp {
     }
 
     /// A request to `url`, for [`LlmHttp::send`].
-    pub fn post(&self, url: &str) -> reqwest::RequestBuilder {
+    pub fn post(&self, url: &reqwest::Url) -> reqwest::RequestBuilder {
+        // A parsed URL: reqwest parses a `&str` again on every call.
+        let url = url.clone();
         match self.protocol {
             LlmProtocol::Http1 => self.client().post(url),
             // Only built here: where it goes is decided in `send`.

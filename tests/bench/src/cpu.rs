@@ -12,6 +12,12 @@ const TICKS_PER_SECOND: f64 = 100.0;
 
 /// CPU time a process has used so far, all threads, user and system.
 pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let (user, system) = cpu_split(pid)?;
+    Ok(user + system)
+}
+
+/// CPU time a process has used so far, all threads: (user, system).
+pub fn cpu_split(pid: u32) -> anyhow::Result<(Duration, Duration)> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     // The command name may hold spaces and parentheses: fields are counted after the last ')'.
@@ -20,13 +26,13 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
     // utime and stime are fields 14 and 15 of the whole line; the first after ')' is field 3.
-    let ticks: u64 = fields
-        .get(11..13)
-        .context("short /proc stat line")?
-        .iter()
-        .map(|field| field.parse::<u64>().unwrap_or(0))
-        .sum();
-    Ok(Duration::from_secs_f64(ticks as f64 / TICKS_PER_SECOND))
+    let ticks = |field: &str| {
+        Duration::from_secs_f64(field.parse::<f64>().unwrap_or(0.0) / TICKS_PER_SECOND)
+    };
+    match fields.get(11..13) {
+        Some([user, system]) => Ok((ticks(user), ticks(system))),
+        _ => bail!("short /proc stat line"),
+    }
 }
 
 /// The pids of this process's children running `command` (the test kit's `redis-server`: one,

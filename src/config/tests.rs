@@ -391,3 +391,48 @@ fn an_llm_base_url_that_does_not_parse_is_refused_at_load() {
         }
     }
 }
+
+#[test]
+fn llm_time_limits_are_refused_outside_one_second_to_a_day() {
+    // TOML's largest integer would overflow the deadline arithmetic and panic the call.
+    for (leaf, value) in [
+        ("timeout_secs", "0"),
+        ("timeout_secs", "86401"),
+        ("timeout_secs", "9223372036854775807"),
+        ("idle_timeout_secs", "0"),
+        ("idle_timeout_secs", "9223372036854775807"),
+    ] {
+        for (kind, extra) in [
+            ("bailian", "app_id = \"app\"\napi_key = \"sk\""),
+            (
+                "openai",
+                "model = \"qwen-plus\"\napi_key = \"sk\"\nbase_url = \"http://127.0.0.1/v1\"",
+            ),
+        ] {
+            let text =
+                format!("{BASE}\n[llm.main]\nkind = \"{kind}\"\n{leaf} = {value}\n{extra}\n");
+            match parse(&text, &[]) {
+                Err(ConfigError::Invalid { field, message }) => {
+                    assert_eq!(
+                        field,
+                        format!("llm.main.{leaf}"),
+                        "{kind} {leaf} = {value}: {message}"
+                    );
+                    assert!(message.contains("86400"), "{message}");
+                }
+                other => panic!(
+                    "{kind} {leaf} = {value}: expected a refusal, got {:?}",
+                    other.err()
+                ),
+            }
+        }
+    }
+    let text = format!(
+        "{BASE}\n[llm.main]\nkind = \"bailian\"\napp_id = \"app\"\napi_key = \"sk\"\n\
+         timeout_secs = 86400\nidle_timeout_secs = 1\n"
+    );
+    assert!(
+        parse(&text, &[]).is_ok(),
+        "a day and one second are the bounds"
+    );
+}

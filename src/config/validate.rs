@@ -18,6 +18,28 @@ pub(super) fn http_url(value: &str) -> bool {
         && reqwest::Url::parse(value).is_ok()
 }
 
+/// The longest an LLM call's deadline or silence may be set to. Far beyond any real answer;
+/// the bound keeps `now + limit` from overflowing, which panics.
+const MAX_CALL_SECS: u64 = 86_400;
+
+fn call_limits(
+    limits: &super::CallLimits,
+    field: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    for (leaf, value) in [
+        ("timeout_secs", limits.timeout_secs),
+        ("idle_timeout_secs", limits.idle_timeout_secs),
+    ] {
+        if !(1..=MAX_CALL_SECS).contains(&value) {
+            return Err(invalid(
+                field(leaf),
+                format!("must be between 1 and {MAX_CALL_SECS} (a day)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::invalid(field, message)
 }
@@ -153,9 +175,7 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
                         "expected an http:// or https:// URL",
                     ));
                 }
-                if bailian.limits.timeout_secs == 0 {
-                    return Err(invalid(field("timeout_secs"), "must be at least 1"));
-                }
+                call_limits(&bailian.limits, &field)?;
             }
             LlmSettings::Openai(openai) => {
                 if !http_url(&openai.base_url) {
@@ -167,9 +187,7 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
                 if openai.model.trim().is_empty() {
                     return Err(invalid(field("model"), "must not be empty"));
                 }
-                if openai.limits.timeout_secs == 0 {
-                    return Err(invalid(field("timeout_secs"), "must be at least 1"));
-                }
+                call_limits(&openai.limits, &field)?;
             }
             LlmSettings::Rules(rules) => {
                 for (index, rule) in rules.rules.iter().enumerate() {

@@ -436,3 +436,39 @@ fn llm_time_limits_are_refused_outside_one_second_to_a_day() {
         "a day and one second are the bounds"
     );
 }
+
+#[test]
+fn durations_past_ten_years_are_refused_rather_than_overflowing_later() {
+    // `Instant + Duration` panics on overflow; TOML's largest integer reaches it.
+    for (name, field) in [
+        ("BOTGATE__STORE__SESSION_TTL_SECS", "store.session_ttl_secs"),
+        (
+            "BOTGATE__DELIVERY__VISIBILITY_TIMEOUT_SECS",
+            "delivery.visibility_timeout_secs",
+        ),
+        (
+            "BOTGATE__DELIVERY__DEDUP_TTL_SECS",
+            "delivery.dedup_ttl_secs",
+        ),
+        (
+            "BOTGATE__SERVER__SHUTDOWN_TIMEOUT_SECS",
+            "server.shutdown_timeout_secs",
+        ),
+    ] {
+        let (refused, message) = refused(&[(name, "9223372036854775807")]);
+        assert_eq!(refused, field);
+        assert!(message.contains("315360000"), "{field}: {message}");
+        assert!(
+            load(&[(name, "315360000")]).is_ok(),
+            "{field}: ten years is the bound"
+        );
+    }
+    let text =
+        format!("{BASE}\n[bots.shop.rate_limit]\nmessages = 5\nper_secs = 9223372036854775807\n");
+    match parse(&text, &[]) {
+        Err(ConfigError::Invalid { field, .. }) => {
+            assert_eq!(field, "bots.shop.rate_limit.per_secs")
+        }
+        other => panic!("expected per_secs to be refused, got {:?}", other.err()),
+    }
+}

@@ -22,6 +22,20 @@ pub(super) fn http_url(value: &str) -> bool {
 /// the bound keeps `now + limit` from overflowing, which panics.
 const MAX_CALL_SECS: u64 = 86_400;
 
+/// The longest any other duration setting may be: far past any use, and short enough that
+/// adding it to a clock reading cannot overflow (`Instant + Duration` panics when it does).
+const MAX_SECS: u64 = 10 * 365 * 86_400;
+
+fn at_most_ten_years(field: impl Into<String>, value: u64) -> Result<(), ConfigError> {
+    if value > MAX_SECS {
+        return Err(invalid(
+            field,
+            format!("must be at most {MAX_SECS} (ten years)"),
+        ));
+    }
+    Ok(())
+}
+
 fn call_limits(
     limits: &super::CallLimits,
     field: &dyn Fn(&str) -> String,
@@ -65,6 +79,10 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
             "expected an address like 0.0.0.0:8080",
         ));
     }
+    at_most_ten_years(
+        "server.shutdown_timeout_secs",
+        settings.server.shutdown_timeout_secs,
+    )?;
     if settings.server.max_body_bytes < 1024 {
         return Err(invalid("server.max_body_bytes", "must be at least 1024"));
     }
@@ -149,6 +167,7 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
     if store.session_ttl_secs == 0 {
         return Err(invalid("store.session_ttl_secs", "must be at least 1"));
     }
+    at_most_ten_years("store.session_ttl_secs", store.session_ttl_secs)?;
     if !(1..=500).contains(&store.max_turns) {
         return Err(invalid("store.max_turns", "must be between 1 and 500"));
     }
@@ -218,6 +237,11 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
             "must be at least 2: a job whose worker has been silent this long is handed to another worker, so a shorter timeout takes jobs away from workers that are still on them",
         ));
     }
+    at_most_ten_years(
+        "delivery.visibility_timeout_secs",
+        delivery.visibility_timeout_secs,
+    )?;
+    at_most_ten_years("delivery.dedup_ttl_secs", delivery.dedup_ttl_secs)?;
     if delivery.dedup_ttl_secs < MIN_DEDUP_TTL_SECS {
         return Err(invalid(
             "delivery.dedup_ttl_secs",
@@ -314,6 +338,7 @@ pub(super) fn validate(settings: &Settings) -> Result<(), ConfigError> {
                     "messages and per_secs must be at least 1",
                 ));
             }
+            at_most_ten_years(format!("bots.{name}.rate_limit.per_secs"), rate.per_secs)?;
         }
         if bot.max_concurrent_llm_calls == Some(0) {
             return Err(invalid(

@@ -169,9 +169,11 @@ fn cpu(pid: Option<u32>) -> Duration {
     pid.and_then(|pid| cpu_time(pid).ok()).unwrap_or_default()
 }
 
-/// A process's system (kernel) CPU time now, zero once it is gone.
-fn kernel(pid: u32) -> Duration {
-    cpu_split(pid).map(|(_, system)| system).unwrap_or_default()
+/// A process's CPU time now as (all, of it system), from one read; zero once it is gone.
+fn cpu_and_kernel(pid: u32) -> (Duration, Duration) {
+    cpu_split(pid)
+        .map(|(user, system)| (user + system, system))
+        .unwrap_or_default()
 }
 
 fn per_message(used: Duration, messages: u64) -> f64 {
@@ -490,9 +492,9 @@ async fn drive(
         if let Some(redis) = redis.as_mut() {
             reset = redis.probe.reset_stats().await;
         }
-        let before = (cpu(Some(pid)), cpu(redis_pid), cpu(Some(me)), kernel(pid));
+        let before = (cpu_and_kernel(pid), cpu(redis_pid), cpu(Some(me)));
         tokio::time::sleep_until(started + warmup + measure).await;
-        let after = (cpu(Some(pid)), cpu(redis_pid), cpu(Some(me)), kernel(pid));
+        let after = (cpu_and_kernel(pid), cpu(redis_pid), cpu(Some(me)));
         let commands = match redis.as_mut() {
             Some(redis) => Some(reset.and(redis.probe.command_stats().await)),
             None => None,
@@ -501,6 +503,8 @@ async fn drive(
     };
     let (mut outcome, (before, after, commands, origins, sample_error)) =
         tokio::join!(load, sample);
+    let ((server_before, kernel_before), redis_before, me_before) = before;
+    let ((server_after, kernel_after), redis_after, me_after) = after;
     fake.wait_for_calls(outcome.sent, CALLS_SETTLE).await;
     let calls = fake.accepted();
     let rejected = fake.rejected();
@@ -519,7 +523,7 @@ async fn drive(
                 .map(|(_, calls)| calls)
                 .sum();
             Some(RedisFigures {
-                cpu_us: per_message(after.1.saturating_sub(before.1), counted),
+                cpu_us: per_message(redis_after.saturating_sub(redis_before), counted),
                 total,
                 messages: counted,
                 per_message: (total - background) as f64 / counted.max(1) as f64,
@@ -558,9 +562,9 @@ async fn drive(
         errors: outcome.failures.total(),
         verified: outcome.verified,
         peak_mib: peak_kib as f64 / 1024.0,
-        cpu_us: per_message(after.0.saturating_sub(before.0), counted),
-        kernel_us: per_message(after.3.saturating_sub(before.3), counted),
-        bench_us: per_message(after.2.saturating_sub(before.2), counted),
+        cpu_us: per_message(server_after.saturating_sub(server_before), counted),
+        kernel_us: per_message(kernel_after.saturating_sub(kernel_before), counted),
+        bench_us: per_message(me_after.saturating_sub(me_before), counted),
         startup_ms: running.startup().as_secs_f64() * 1000.0,
         llm: fake.protocols(),
         redis: redis_figures,
